@@ -1,0 +1,9 @@
+"""gmp: gradual magnitude pruning (Zhu & Gupta 2017) in pure PyTorch, a drop-in for SparseML GMP recipes.
+
+Responsibility: prune a ``torch.nn.Module`` during training on ``torch.nn.utils.prune``, driven by
+keyword arguments or a SparseML-style YAML recipe. Depends on nothing else in this project.
+"""
+
+from gmp.spec import PruningModifierSpec
+
+__all__ = ["PruningModifierSpec"]

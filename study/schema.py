@@ -1,0 +1,104 @@
+"""The versioned record types every part of the study writes and reads.
+
+Results are tidy: one :class:`TrialRow` per timed trial (``bench.jsonl``), one :class:`ModelRecord`
+per ONNX file (``models/manifest.jsonl``). Rows are self-describing: each carries the schema
+version, the machine, and the settings actually in force, so files from several machines and runs
+can simply be concatenated.
+
+Schema changelog:
+    1 (2026-11-23): first version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    """One timed trial of one benchmark cell (a cell = model file x engine x settings)."""
+
+    # Identity of the measurement.
+    run_id: str  # uuid of the harness invocation that produced the row
+    machine: str  # stable machine id (see study.hardware); the key into environment.json
+    cell: str  # hash of the cell's configuration (all fields from `model` to `threads`)
+    trial: int  # 0-based repetition index within the cell; -1 on a failure row
+    # What was measured.
+    model: str  # architecture name (e.g. "resnet50") or the ONNX file stem for ad-hoc runs
+    pruner: str  # "none" (dense), "gmp", "sparseml" or "zoo"
+    exporter: str  # "torch", "sparseml", "zoo" or "unknown"
+    sparsity: float  # target sparsity of the variant, 0.0 for dense
+    onnx_path: str
+    onnx_sha256: str
+    # How it was measured.
+    engine: str  # "onnxruntime", "openvino", "deepsparse", "deepsparse-cli" or "torch"
+    precision: (
+        str  # "f32" (fair default) or "default" (the engine's own default, e.g. OpenVINO bf16)
+    )
+    scenario: str  # "sync" (latency, one request at a time) or "async" (engine's throughput mode)
+    batch_size: int
+    threads: int
+    # The result of the trial.
+    items: int  # images processed inside the timed window
+    seconds: float  # length of the timed window (perf_counter_ns based)
+    throughput: float  # items / seconds (NaN on a failure row)
+    calls: int  # inference calls (requests) completed inside the window
+    latency_ms_mean: float | None = None
+    latency_ms_median: float | None = None
+    latency_ms_p90: float | None = None
+    latency_ms_p99: float | None = None
+    # Context, read back from the engine where it can be.
+    engine_version: str = ""
+    engine_settings: dict[str, Any] = field(default_factory=dict)
+    output_max_abs_diff: float | None = None  # vs ONNX Runtime on the fixed input
+    output_ok: bool | None = None  # output_max_abs_diff within tolerance
+    timestamp: str = ""  # ISO 8601 UTC, end of the trial
+    git_commit: str = ""
+    status: str = "ok"  # "ok" or "failed"
+    error: str | None = None  # the reason, on a failure row
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LayerZeros:
+    """Zeros in one prunable tensor."""
+
+    name: str
+    shape: tuple[int, ...]
+    numel: int
+    zeros: int
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """One exported ONNX file with its sparsity, size and accuracy (Tables 1 and 2 of the study)."""
+
+    model: str  # architecture name
+    pruner: str  # "none", "gmp", "sparseml" or "zoo"
+    exporter: str  # "torch" or "sparseml"
+    sparsity: float  # target sparsity (0.0 for dense)
+    onnx_path: str  # relative to the results folder
+    onnx_sha256: str
+    input_shape: tuple[int, ...]  # (batch, channels, height, width) used at export, batch 1
+    opset: int
+    raw_bytes: int  # size of the ONNX file
+    gzip_bytes: int  # size after gzip -9
+    prunable_params: int  # numel of all prunable weights
+    zeros: int  # zeros among them, counted in the ONNX initializers
+    measured_sparsity: float  # zeros / prunable_params
+    accuracy: float | None  # top-1 on the validation data, in [0, 1]
+    accuracy_dataset: str  # e.g. "sklearn-digits" or an ImageFolder path
+    zero_check_ok: bool  # the ONNX initializers hold every zero the torch model had
+    zero_check_detail: str = ""  # mismatches, when any
+    layers: tuple[LayerZeros, ...] = ()  # per-layer zeros in the torch model after finalize
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. training time, recipe name
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
