@@ -4,4 +4,9 @@ Responsibility: read results only (never run a benchmark) and write figures, tab
 that answers the original study's questions.
 """
 
-__all__: list[str] = []
+from paper.assemble import BuildResult, build_paper
+
+# ``study.compare`` calls ``paper.build(results_dir, out_dir)``; the same function.
+build = build_paper
+
+__all__: list[str] = ["BuildResult", "build", "build_paper"]

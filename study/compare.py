@@ -88,16 +88,11 @@ def _record_failures(out: Path, failures: list[Failure]) -> None:
 
 def _capture_environment(out: Path) -> str:
     """Write this machine's hardware and package versions into environment.json; return its id."""
-    from study.hardware import capture
+    from study.hardware import capture_hardware
+    from study.results import write_environment
 
-    hw = capture()
-    info = hw.to_dict()
-    path = out / "environment.json"
-    envs = json.loads(path.read_text()) if path.exists() else {}
-    envs[hw.machine] = info
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(envs, indent=2, sort_keys=True, default=str))
-    tmp.replace(path)
+    hw = capture_hardware()
+    write_environment(out, hw.machine, hw.to_dict())
     return hw.machine
 
 
@@ -416,6 +411,8 @@ def merge(folders: list[Path], out: Path, *, build_paper: bool = True) -> None:
     """
     import pandas as pd
 
+    from study.results import write_environment
+
     for folder in folders:
         if not (folder / "bench.jsonl").exists():
             raise ValueError(f"{str(folder)!r} is not a study results folder (no bench.jsonl)")
@@ -450,7 +447,8 @@ def merge(folders: list[Path], out: Path, *, build_paper: bool = True) -> None:
                 table.to_csv(out / name, mode="a", header=not (out / name).exists(), index=False)
         if (folder / "config.yaml").exists() and not (out / "config.yaml").exists():
             shutil.copy(folder / "config.yaml", out / "config.yaml")
-    (out / "environment.json").write_text(json.dumps(envs, indent=2, sort_keys=True, default=str))
+    for machine, info in envs.items():
+        write_environment(out, machine, info)
     _export_csv(out)
     write_stats(out)
     if build_paper:
