@@ -32,7 +32,7 @@ import yaml
 
 from study.config import ENGINES, PRESETS, StudyConfig, load_config
 from study.logs import configure_logging
-from study.pipeline import MANIFEST, Failure, append_jsonl, prepare_model, read_jsonl, read_manifest
+from study.manifest import MANIFEST, Failure, append_jsonl, read_jsonl, read_manifest
 
 __all__ = ["run_study", "write_stats", "merge", "bench_cells", "main"]
 
@@ -50,8 +50,12 @@ BIAS_PAIRS = (
 # ----------------------------------------------------------------------------------------------
 
 
-def _prepare_folder(cfg: StudyConfig, out: Path, require_resume: bool) -> None:
-    """Create the results folder, or check that an existing one holds this same configuration."""
+def _prepare_folder(cfg: StudyConfig, out: Path, require_resume: bool) -> bool:
+    """Create the results folder, or check that an existing one holds this same configuration.
+
+    Returns:
+        True when ``out`` already held a run of this configuration (it will be resumed).
+    """
     config_path = out / "config.yaml"
     current = cfg.to_dict()
     if config_path.exists():
@@ -66,14 +70,14 @@ def _prepare_folder(cfg: StudyConfig, out: Path, require_resume: bool) -> None:
                 f"{str(out)!r} holds results of a different configuration (differs in: {', '.join(diff)}); "
                 "pass a new --out folder (nothing there is overwritten)"
             )
-        log.info("resuming the study in %s (finished work is kept and not redone)", out)
-        return
+        return True
     if require_resume:
         raise ValueError(
             f"--resume given but {str(out)!r} holds no study to resume (no config.yaml)"
         )
     out.mkdir(parents=True, exist_ok=True)
     config_path.write_text(yaml.safe_dump(current, sort_keys=False))
+    return False
 
 
 def _norm(value: Any) -> Any:
@@ -239,23 +243,52 @@ def _summary_markdown(out: Path, cells, engine_table, speedup, bias, bias_table)
         "'equivalent' = TOST rejects a bias larger than the margin (5%).",
         "",
     ]
-    pooled = [b for b in bias if b.model == "pooled"]
-    for b in pooled:
+    estimable = [b for b in bias if b.estimate == b.estimate]  # NaN: a cell was missing
+    for b in (b for b in estimable if b.model == "pooled"):
         verdict = (
             f"no bias larger than {b.margin:.0%} (TOST p = {b.tost.pvalue:.3g})"
             if b.equivalent
-            else f"a bias larger than {b.margin:.0%} cannot be ruled out (TOST p = {b.tost.pvalue:.3g})"
+            else f"a bias larger than {b.margin:.0%} is not ruled out (TOST p = {b.tost.pvalue:.3g})"
         )
+        held = "pruner" if b.factor == "exporter" else "exporter"
         lines.append(
-            f"- **{b.factor}: {b.level_a} vs {b.level_b}, {b.numerator}/{b.denominator}** "
-            f"(machine {b.machine}): B = {b.estimate:.3f}, 95% CI [{b.ci_low:.3f}, {b.ci_high:.3f}], "
-            f"p(B = 1) = {b.pvalue:.3g}; {verdict}."
+            f"- **{b.factor} {b.level_a} vs {b.level_b}, {b.numerator}/{b.denominator}** "
+            f"({held} {b.held}, {b.k} architecture(s), machine {b.machine}): B = {b.estimate:.3f}, "
+            f"95% CI [{b.ci_low:.3f}, {b.ci_high:.3f}], p(B = 1) = {b.pvalue:.3g}; {verdict}."
         )
-    if not pooled:
+    if not estimable:
         lines.append(
             "_No bias estimate: the engines or pruners needed are missing (see failures)._"
         )
-    lines += ["", _fmt_table(bias_table, list(bias_table.columns) if len(bias_table) else []), ""]
+    lines += ["", "Per architecture:", ""]
+    table = bias_table[bias_table["estimate"].notna()] if len(bias_table) else bias_table
+    lines.append(
+        _fmt_table(
+            table,
+            [
+                "model",
+                "factor",
+                "held",
+                "numerator",
+                "denominator",
+                "estimate",
+                "ci_low",
+                "ci_high",
+                "pvalue",
+                "tost_pvalue",
+                "equivalent",
+                "n_trials",
+            ],
+        )
+    )
+    missing = [b for b in bias if b.estimate != b.estimate]
+    if missing:
+        lines += ["Not estimable (a cell is missing):", ""]
+        lines += [
+            f"- {b.model} {b.factor} (held {b.held}) {b.numerator}/{b.denominator}: {b.note}"
+            for b in missing
+        ]
+    lines.append("")
     lines += ["## Throughput per cell (items/s, mean of trials, bootstrap 95% CI)", ""]
     lines.append(
         _fmt_table(
@@ -331,20 +364,20 @@ def _summary_markdown(out: Path, cells, engine_table, speedup, bias, bias_table)
 
 
 def run_study(
-    cfg: StudyConfig,
-    out: Path,
-    *,
-    require_resume: bool = False,
-    progress: bool = True,
-    build_paper: bool = True,
+    cfg: StudyConfig, out: Path, *, progress: bool = True, build_paper: bool = True
 ) -> int:
-    """Run the whole study into ``out``; return 0, or 1 when some part failed (recorded, rest done)."""
+    """Run the whole study into ``out``; return 0, or 1 when some part failed (recorded, rest done).
+
+    ``out`` is created, or resumed when it holds a run of the same configuration (see
+    :func:`_prepare_folder`).
+    """
     from tqdm.auto import tqdm
 
     from study.bench import run_benchmark
+    from study.pipeline import prepare_model
 
     started = time.perf_counter()
-    _prepare_folder(cfg, out, require_resume)
+    _prepare_folder(cfg, out, require_resume=False)
     machine = _capture_environment(out)
     log.info("study %r on machine %s into %s", cfg.name, machine, out)
     failures: list[Failure] = []
@@ -528,16 +561,11 @@ def main(argv: list[str] | None = None) -> int:
         }
         cfg = load_config(args.preset, overrides)
         out = args.out or Path("runs") / cfg.name
-        return run_study(
-            cfg,
-            out,
-            require_resume=args.resume,
-            progress=not args.no_progress,
-            build_paper=not args.no_paper,
-        )
+        if _prepare_folder(cfg, out, args.resume):
+            log.info("resuming the study in %s (finished work is kept and not redone)", out)
     except (ValueError, argparse.ArgumentTypeError) as err:
         p.error(str(err))
-    return 2
+    return run_study(cfg, out, progress=not args.no_progress, build_paper=not args.no_paper)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ import json
 import pytest
 import torch
 
+from study.manifest import append_jsonl, onnx_name, read_jsonl
 from study.models import build_model
-from study.pipeline import append_jsonl, onnx_name, oneshot_prune, read_jsonl
+from study.pipeline import oneshot_prune
 
 
 @pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.9, 0.99])
