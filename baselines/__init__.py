@@ -10,4 +10,7 @@ import os
 # SparseML and SparseZoo send analytics unless this is set before they are imported.
 os.environ.setdefault("NM_DISABLE_ANALYTICS", "1")
 
-__all__: list[str] = []
+# Submodules (imported on use; each pulls in SparseML or SparseZoo, which are slow to import):
+# baselines.sparseml (attach), baselines.export (export_sparseml), baselines.zoo (resolve),
+# baselines.validate (python -m baselines.validate).
+__all__ = ["export", "sparseml", "validate", "zoo"]

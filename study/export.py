@@ -1,0 +1,242 @@
+"""Export a finalized model to ONNX with plain ``torch.onnx.export``, and check its zeros survived.
+
+What ``export_torch`` does to the graph: the TorchScript exporter (``dynamo=False``) in eval mode
+with ``do_constant_folding=True``, which folds each BatchNorm into the preceding Conv (the conv
+weight is scaled per output channel, so zeros stay zeros; the initializer gets a generated name
+such as ``onnx::Conv_123``), a static batch dimension (the batch of ``input_shape``), opset 13 by
+default. SparseML's exporter (``baselines.export.export_sparseml``) differs: BatchNorm kept as a
+separate node, dynamic batch, opset 14. The exporter is therefore a factor of the study.
+
+``check_zeros`` verifies that every zero of every prunable torch weight (Conv, Linear, Embedding
+``.weight``) is still a zero in some ONNX initializer, matching by name where the exporter kept
+it and by shape and zero pattern where it did not.
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = [
+    "ZeroCheck",
+    "check_no_pruning_state",
+    "check_zeros",
+    "export_torch",
+    "gzip_size",
+    "initializer_zeros",
+]
+
+_PRUNABLE = (torch.nn.Linear, torch.nn.Embedding, torch.nn.modules.conv._ConvNd)
+
+
+@dataclass(frozen=True)
+class ZeroCheck:
+    """Whether an ONNX file keeps every zero of the torch model's prunable weights."""
+
+    # True when every prunable torch weight was matched and all its zeros are zeros in ONNX.
+    ok: bool
+    # Zeros per prunable torch weight, by torch parameter name.
+    torch_zeros: dict[str, int]
+    # Zeros of the matched ONNX initializer, by torch parameter name (absent when unmatched).
+    onnx_zeros: dict[str, int]
+    # Torch parameter name -> name of the ONNX initializer it was matched to.
+    matches: dict[str, str]
+    # One human-readable line per problem; empty when ok.
+    mismatches: tuple[str, ...]
+
+
+def check_no_pruning_state(model: torch.nn.Module) -> None:
+    """Raise if ``torch.nn.utils.prune`` reparametrisation is still attached to ``model``.
+
+    Args:
+        model: The model about to be exported.
+
+    Raises:
+        ValueError: If a ``weight_orig`` parameter or ``weight_mask`` buffer remains.
+
+    Example:
+        >>> check_no_pruning_state(torch.nn.Linear(2, 2))
+    """
+    names = [n for n, _ in model.named_parameters() if n.endswith("_orig")]
+    names += [n for n, _ in model.named_buffers() if n.endswith("_mask")]
+    if names:
+        raise ValueError(
+            f"`model` still has pruning reparametrisation ({names[:4]}); finalize the pruner "
+            "(pruner.finalize(), i.e. torch.nn.utils.prune.remove) before exporting"
+        )
+
+
+def export_torch(
+    model: torch.nn.Module, path: str | Path, input_shape: tuple[int, ...], opset: int = 13
+) -> Path:
+    """Export with ``torch.onnx.export`` (TorchScript exporter), BatchNorm folded into Conv.
+
+    The model is exported in eval mode (its mode is restored afterwards) with
+    ``do_constant_folding=True``, a static batch (``input_shape[0]``), input ``"input"`` and
+    output ``"output"``.
+
+    Args:
+        model: A finalized model (no ``weight_orig``/``weight_mask``).
+        path: Destination ``.onnx`` file; parent folders are created.
+        input_shape: Shape of the sample input, e.g. ``(1, 3, 224, 224)``.
+        opset: ONNX opset version (13 works for the CNNs; mobilevit_xs needs >= 14).
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: If pruning is still attached or ``input_shape`` has a non-positive entry.
+
+    Example:
+        >>> export_torch(model, "runs/model.onnx", (1, 3, 224, 224))  # doctest: +SKIP
+    """
+    if not input_shape or any(int(d) < 1 for d in input_shape):
+        raise ValueError(f"`input_shape` must be a tuple of positive integers; got {input_shape!r}")
+    check_no_pruning_state(model)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    was_training = model.training
+    model.eval()
+    try:
+        sample = torch.zeros(tuple(int(d) for d in input_shape))
+        with torch.no_grad():
+            torch.onnx.export(
+                model,
+                (sample,),
+                str(path),
+                opset_version=opset,
+                do_constant_folding=True,
+                input_names=["input"],
+                output_names=["output"],
+                dynamo=False,
+            )
+    finally:
+        model.train(was_training)
+    return path
+
+
+def _initializers(onnx_path: str | Path) -> dict[str, np.ndarray]:
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(onnx_path)).graph
+    return {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+
+
+def initializer_zeros(onnx_path: str | Path) -> dict[str, tuple[int, int]]:
+    """``(numel, zeros)`` of every floating-point initializer of an ONNX file.
+
+    Args:
+        onnx_path: The ONNX file.
+
+    Returns:
+        Initializer name -> ``(numel, zeros)``.
+
+    Example:
+        >>> initializer_zeros("model.onnx")["fc.weight"]  # doctest: +SKIP
+        (5120, 4608)
+    """
+    return {
+        name: (int(arr.size), int(np.count_nonzero(arr == 0)))
+        for name, arr in _initializers(onnx_path).items()
+        if np.issubdtype(arr.dtype, np.floating)
+    }
+
+
+def _prunable_weights(model: torch.nn.Module) -> dict[str, np.ndarray]:
+    return {
+        f"{name}.weight" if name else "weight": module.weight.detach().cpu().numpy()
+        for name, module in model.named_modules()
+        if isinstance(module, _PRUNABLE)
+        and isinstance(getattr(module, "weight", None), torch.Tensor)
+    }
+
+
+def _keeps_zeros(torch_w: np.ndarray, onnx_w: np.ndarray) -> bool:
+    return onnx_w.shape == torch_w.shape and bool(np.all(onnx_w[torch_w == 0] == 0))
+
+
+def _candidates(torch_w: np.ndarray, onnx_w: np.ndarray) -> list[np.ndarray]:
+    """The initializer as stored, and transposed for 2-D weights (MatMul stores Linear as [in, out])."""
+    views = [onnx_w]
+    if onnx_w.ndim == 2 and torch_w.ndim == 2 and onnx_w.shape != torch_w.shape:
+        views.append(onnx_w.T)
+    return views
+
+
+def check_zeros(model: torch.nn.Module, onnx_path: str | Path) -> ZeroCheck:
+    """Check that the ONNX initializers keep every zero of each prunable torch weight.
+
+    Each prunable weight is matched to the initializer of the same name when one exists with
+    the same shape; otherwise to an unused initializer of the same shape (or transposed, for
+    Linear layers exported as MatMul) whose zeros include all the torch zeros, preferring one
+    with exactly as many zeros. Folding BatchNorm scales conv weights per output channel, so a
+    faithful export keeps every zero.
+
+    Args:
+        model: The finalized torch model that was exported.
+        onnx_path: The exported file.
+
+    Returns:
+        A :class:`ZeroCheck`; ``ok`` is False with a line in ``mismatches`` per problem.
+
+    Example:
+        >>> check_zeros(model, export_torch(model, "m.onnx", (1, 3, 16, 16))).ok  # doctest: +SKIP
+        True
+    """
+    inits = _initializers(onnx_path)
+    torch_weights = _prunable_weights(model)
+    torch_zeros = {n: int(np.count_nonzero(w == 0)) for n, w in torch_weights.items()}
+    onnx_zeros: dict[str, int] = {}
+    matches: dict[str, str] = {}
+    mismatches: list[str] = []
+    used: set[str] = set()
+    for name, weight in torch_weights.items():
+        if name in inits and inits[name].shape == weight.shape:
+            matches[name] = name
+            used.add(name)
+            onnx_zeros[name] = int(np.count_nonzero(inits[name] == 0))
+            if not _keeps_zeros(weight, inits[name]):
+                lost = int(np.count_nonzero((weight == 0) & (inits[name] != 0)))
+                mismatches.append(
+                    f"{name}: {lost} of its {torch_zeros[name]} zeros are non-zero in ONNX"
+                )
+            continue
+        found = []
+        for init_name, arr in inits.items():
+            if init_name in used or arr.size != weight.size:
+                continue
+            for view in _candidates(weight, arr):
+                if _keeps_zeros(weight, view):
+                    found.append((int(np.count_nonzero(view == 0)) != torch_zeros[name], init_name))
+                    break
+        if not found:
+            mismatches.append(
+                f"{name}: no ONNX initializer of shape {tuple(weight.shape)} keeps its {torch_zeros[name]} zeros"
+            )
+            continue
+        _, init_name = min(found)
+        matches[name] = init_name
+        used.add(init_name)
+        onnx_zeros[name] = int(np.count_nonzero(inits[init_name] == 0))
+    return ZeroCheck(not mismatches, torch_zeros, onnx_zeros, matches, tuple(mismatches))
+
+
+def gzip_size(path: str | Path) -> int:
+    """Bytes of a file after ``gzip -9``, compressed in memory.
+
+    Args:
+        path: Any file.
+
+    Returns:
+        The compressed size in bytes.
+
+    Example:
+        >>> gzip_size("model.onnx")  # doctest: +SKIP
+        1234567
+    """
+    return len(gzip.compress(Path(path).read_bytes(), compresslevel=9))
