@@ -4,6 +4,19 @@ Responsibility: prune a ``torch.nn.Module`` during training on ``torch.nn.utils.
 keyword arguments or a SparseML-style YAML recipe. Depends on nothing else in this project.
 """
 
+from gmp.pruner import GMP
+from gmp.recipe import Recipe, load_recipe
+from gmp.report import LayerSparsity, SparsityReport, sparsity_report
+from gmp.sensitivity import sensitivity
 from gmp.spec import PruningModifierSpec
 
-__all__ = ["PruningModifierSpec"]
+__all__ = [
+    "GMP",
+    "LayerSparsity",
+    "PruningModifierSpec",
+    "Recipe",
+    "SparsityReport",
+    "load_recipe",
+    "sensitivity",
+    "sparsity_report",
+]
