@@ -1,0 +1,182 @@
+"""Fidelity and efficiency of ``study.bench`` against the engines' own benchmark tools.
+
+Fidelity: on one ResNet-50 ONNX file (torchvision, random init, opset 13, 1x3x224x224), our sync
+throughput is compared with ``deepsparse.benchmark -s sync`` and with OpenVINO's ``benchmark_app``
+(latency hint, f32), same cores, measured in the same run. Each round runs every (ours, tool) pair
+back to back, alternating which goes first (A-B / B-A), so slow drift of a shared machine cancels in
+the ratio. Efficiency: how many trials and seconds the harness needs for a 95% CI of +-1%.
+
+Usage::
+
+    uv run python benchmarks/fidelity.py --threads 2 --seconds 10 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from study.bench import BenchSettings, CellSpec, run_benchmark, summarize
+from study.engines.deepsparse_cli import deepsparse_benchmark_command
+
+
+def export_resnet50(path: Path) -> Path:
+    """torchvision ResNet-50, random init (seed 0), exported with the TorchScript exporter, opset 13."""
+    if path.is_file():
+        return path
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet50(weights=None).eval()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(model, torch.randn(1, 3, 224, 224), str(path), dynamo=False, opset_version=13)
+    return path
+
+
+def ours(onnx: Path, engine: str, threads: int, seconds: int, out: Path) -> float:
+    """Our sync throughput over ``seconds`` one-second trials (after our warm-up)."""
+    settings = BenchSettings(
+        trial_seconds=1.0, min_trials=seconds, max_trials=seconds, max_seconds_per_cell=1e9
+    )
+    rows = run_benchmark(
+        [CellSpec(str(onnx), engine, threads=threads)], settings, out, progress=False, resume=False
+    )
+    ok = [r for r in rows if r.status == "ok"]
+    if not ok:
+        raise RuntimeError(f"our {engine} run failed: {rows[-1].error}")
+    return sum(r.items for r in ok) / sum(r.seconds for r in ok)
+
+
+def deepsparse_tool(onnx: Path, threads: int, seconds: int) -> tuple[float, str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        export = str(Path(tmp) / "out.json")
+        cmd = deepsparse_benchmark_command(str(onnx), 1, threads, "sync", seconds, export)
+        subprocess.run(cmd, capture_output=True, text=True, check=True)
+        return float(
+            json.loads(Path(export).read_text())["benchmark_result"]["items_per_sec"]
+        ), " ".join(cmd)
+
+
+def benchmark_app(onnx: Path, threads: int, seconds: int) -> tuple[float, str]:
+    exe = str(Path(sys.executable).with_name("benchmark_app"))
+    cmd = [exe, "-m", str(onnx), "-d", "CPU", "-infer_precision", "f32", "-t", str(seconds)]
+    # benchmark_app refuses -nthreads together with a hint ("fine tune options"): with all physical
+    # cores the latency hint alone is the same setting; otherwise spell the latency config out.
+    if threads == psutil.cpu_count(logical=False):
+        cmd += ["-hint", "latency"]
+    else:
+        cmd += [
+            "-hint",
+            "none",
+            "-nstreams",
+            "1",
+            "-nireq",
+            "1",
+            "-api",
+            "sync",
+            "-nthreads",
+            str(threads),
+        ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    match = re.search(r"Throughput:\s*([\d.]+)\s*FPS", proc.stdout)
+    if not match:
+        raise RuntimeError(f"no 'Throughput:' line in benchmark_app output:\n{proc.stdout[-2000:]}")
+    return float(match.group(1)), " ".join(cmd)
+
+
+def fidelity(
+    onnx: Path, threads: int, seconds: int, rounds: int, out: Path, engines: list[str]
+) -> None:
+    tools = {e: {"deepsparse": deepsparse_tool, "openvino": benchmark_app}[e] for e in engines}
+    ratios: dict[str, list[float]] = {e: [] for e in tools}
+    rng = random.Random(0)
+    for r in range(rounds):
+        for engine in rng.sample(list(tools), len(tools)):
+            order = ("ours", "tool") if r % 2 == 0 else ("tool", "ours")
+            got: dict[str, float] = {}
+            for who in order:
+                if who == "ours":
+                    got[who] = ours(onnx, engine, threads, seconds, out)
+                else:
+                    got[who], cmd = tools[engine](onnx, threads, seconds)
+            ratios[engine].append(got["ours"] / got["tool"])
+            print(
+                f"round {r} {engine:10s} ours {got['ours']:8.2f} items/s  tool {got['tool']:8.2f} items/s  "
+                f"ratio {ratios[engine][-1]:.3f}  ({' then '.join(order)}; tool: {cmd})",
+                flush=True,
+            )
+    print("\nFidelity (ours / tool, sync, batch 1, f32):")
+    for engine, rs in ratios.items():
+        x = np.asarray(rs)
+        verdict = "within +-5%" if abs(x.mean() - 1) <= 0.05 else "OUTSIDE +-5%"
+        print(
+            f"  {engine:10s} mean ratio {x.mean():.3f} (min {x.min():.3f}, max {x.max():.3f}, n={x.size}) {verdict}"
+        )
+
+
+def efficiency(onnx: Path, threads: int, out: Path) -> None:
+    cells = [
+        CellSpec(str(onnx), e, threads=threads) for e in ("onnxruntime", "openvino", "deepsparse")
+    ]
+    rows = run_benchmark(cells, BenchSettings(), out, progress=False, resume=False)
+    table = summarize(rows)
+    print(
+        "\nEfficiency (default BenchSettings: target 95% CI +-1%, cap 30 s of warm-up + trials per cell):"
+    )
+    for _, s in table.iterrows():
+        bench = next(r for r in rows if r.cell == s["cell"] and r.status == "ok").engine_settings[
+            "bench"
+        ]
+        spent = max(
+            r.engine_settings["bench"]["cell_seconds"]
+            for r in rows
+            if r.cell == s["cell"] and r.status == "ok"
+        )
+        print(
+            f"  {s['engine']:12s} {s['throughput']:7.2f} items/s  CI +-{s['ci_rel']:.2%}  trials {s['trials']:2d}  "
+            f"warm-up+trials {spent:5.1f} s  load {bench['load_seconds']:.1f} s  target met: {s['ci_rel'] <= 0.01}"
+        )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--threads", type=int, default=psutil.cpu_count(logical=False))
+    p.add_argument(
+        "--seconds", type=int, default=10, help="measurement seconds per run (ours and tools)"
+    )
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--dir", type=Path, default=Path("runs/fidelity"))
+    p.add_argument(
+        "--engines",
+        nargs="+",
+        choices=["deepsparse", "openvino"],
+        default=["deepsparse", "openvino"],
+    )
+    p.add_argument("--skip-efficiency", action="store_true")
+    p.add_argument("--skip-fidelity", action="store_true")
+    args = p.parse_args()
+    onnx = export_resnet50(args.dir / "resnet50.onnx")
+    print(
+        f"model {onnx}, threads {args.threads}, {args.seconds} s per run, {args.rounds} rounds",
+        flush=True,
+    )
+    if not args.skip_fidelity:
+        fidelity(
+            onnx, args.threads, args.seconds, args.rounds, args.dir / "fidelity.jsonl", args.engines
+        )
+    if not args.skip_efficiency:
+        efficiency(onnx, args.threads, args.dir / "efficiency.jsonl")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""DeepSparse through its Python API (``deepsparse.compile_model``).
+
+Threads are pinned to cores (``NM_BIND_THREADS_TO_CORES=1``, the default of ``deepsparse.benchmark``).
+Sync: the default single-stream scheduler, one request at a time. Async: ``scheduler="multi_stream"``
+driven by ``num_streams`` concurrent requests from a thread pool (as ``deepsparse.benchmark -s async``).
+DeepSparse computes in fp32; ``precision="default"`` is the same engine and is recorded as f32.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from study.engines.base import EngineAdapter, Window, sync_window, threaded_window
+
+os.environ.setdefault("NM_DISABLE_ANALYTICS", "1")
+
+__all__ = ["DeepSparseEngine", "deepsparse_settings"]
+
+
+def deepsparse_settings(engine: Any) -> dict[str, Any]:
+    """Settings of a compiled ``deepsparse.Engine``, read back from its attributes."""
+    return {
+        "precision": "f32",
+        "num_cores": engine.num_cores,
+        "num_streams": engine.num_streams,
+        "scheduler": str(engine.scheduler),
+        "fraction_of_supported_ops": float(engine.fraction_of_supported_ops),
+        "cpu_avx_type": engine.cpu_avx_type,
+        "cpu_vnni": bool(engine.cpu_vnni),
+        "NM_BIND_THREADS_TO_CORES": os.environ.get("NM_BIND_THREADS_TO_CORES", ""),
+    }
+
+
+class DeepSparseEngine(EngineAdapter):
+    """DeepSparse, Python API."""
+
+    name = "deepsparse"
+    module = "deepsparse"
+    linux_x86_only = True
+
+    def load(self) -> None:
+        # Pin engine threads to cores, as `deepsparse.benchmark` does by default (`-pin core`); the
+        # Python API leaves them unpinned, which ran ResNet-50 about 3x slower and far noisier on a
+        # shared 2-core VM. Set before the import: the engine reads it when it starts.
+        os.environ.setdefault("NM_BIND_THREADS_TO_CORES", "1")
+        import deepsparse
+
+        c = self.config
+        self.engine = deepsparse.compile_model(
+            c.onnx_path,
+            batch_size=c.batch_size,
+            num_cores=c.threads,
+            scheduler="multi_stream" if c.scenario == "async" else "single_stream",
+            input_shapes=[list(s.shape) for s in self.specs],
+        )
+        self._order = list(self.engine.input_names)
+
+    def _list(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return [inputs[n] for n in self._order]
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return list(self.engine.run(self._list(inputs), val_inp=False))
+
+    def window(self, inputs: dict[str, np.ndarray], seconds: float) -> Window:
+        xs = self._list(inputs)
+
+        def call() -> None:
+            self.engine.run(xs, val_inp=False)
+
+        if self.config.scenario == "async":
+            return threaded_window(
+                call, seconds, self.config.batch_size, max(1, int(self.engine.num_streams))
+            )
+        return sync_window(call, seconds, self.config.batch_size)
+
+    def version(self) -> str:
+        import deepsparse
+
+        return deepsparse.__version__
+
+    def settings(self) -> dict[str, Any]:
+        return deepsparse_settings(self.engine)
+
+    def close(self) -> None:
+        self.engine = None

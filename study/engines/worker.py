@@ -1,0 +1,275 @@
+"""Worker processes: each benchmark cell's engine lives in its own spawned process.
+
+The child loads the model once, cross-checks its output against a fresh ONNX Runtime session on the
+same fixed input, then serves requests ("warmup", "window", "stop") from the parent over a pipe. If
+the child dies (segfault, OOM kill, ``os._exit``) the parent sees it and raises :class:`WorkerError`
+with the reason; nothing else is affected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import signal
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from study.engines.base import EngineAdapter, EngineConfig, make_inputs
+
+__all__ = ["OutputCheck", "Worker", "WorkerError", "WorkerOptions", "compare_outputs", "is_steady"]
+
+BF16_RTOL = 5e-2  # tolerance of the cross-check for precision="default" (bf16 on OpenVINO)
+
+
+class WorkerError(RuntimeError):
+    """The worker failed: an error inside the engine, or the process died."""
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """What the child needs besides the engine config."""
+
+    seed: int = 0  # seed of the fixed input tensor
+    output_rtol: float = 1e-3  # relative tolerance of the cross-check for f32
+    quiet: bool = True  # send the child's stdout (engine banners) to /dev/null
+
+
+@dataclass(frozen=True)
+class OutputCheck:
+    """An engine's output on the fixed input against ONNX Runtime's."""
+
+    max_abs_diff: float | None  # max |engine - reference| over all outputs; None if not comparable
+    rel_diff: float | None  # max_abs_diff / max |reference|
+    rtol: float  # the tolerance applied
+    ok: bool | None  # rel_diff <= rtol; None when there was no reference
+    detail: str = ""  # why it failed or could not be compared
+
+
+def compare_outputs(
+    outputs: list[np.ndarray], reference: list[np.ndarray], rtol: float
+) -> OutputCheck:
+    """Compare outputs with the reference: max abs difference, relative to the reference's max abs.
+
+    Example:
+        >>> compare_outputs([np.array([1.0, 2.0])], [np.array([1.0, 2.002])], 1e-3).ok
+        True
+    """
+    if len(outputs) != len(reference):
+        return OutputCheck(
+            None, None, rtol, False, f"{len(outputs)} outputs, reference has {len(reference)}"
+        )
+    diff, scale = 0.0, 0.0
+    for i, (out, ref) in enumerate(zip(outputs, reference)):
+        out, ref = np.asarray(out, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+        if out.size != ref.size:
+            return OutputCheck(
+                None, None, rtol, False, f"output {i} has shape {out.shape}, reference {ref.shape}"
+            )
+        delta = np.abs(out.reshape(ref.shape) - ref)
+        diff = max(diff, float(np.max(delta)) if delta.size else 0.0)
+        scale = max(scale, float(np.max(np.abs(ref))) if ref.size else 0.0)
+    rel = diff / scale if scale > 0 else (0.0 if diff == 0 else float("inf"))
+    ok = bool(np.isfinite(rel) and rel <= rtol)
+    return OutputCheck(
+        diff, rel, rtol, ok, "" if ok else f"relative diff {rel:.3g} > tolerance {rtol:g}"
+    )
+
+
+def is_steady(throughputs: list[float], k: int, tolerance: float) -> bool:
+    """Whether the last ``k`` window throughputs agree within ``tolerance`` ((max-min)/mean).
+
+    Example:
+        >>> is_steady([50.0, 100.0, 101.0, 100.5], k=3, tolerance=0.02)
+        True
+    """
+    if len(throughputs) < k:
+        return False
+    last = np.asarray(throughputs[-k:], dtype=float)
+    return bool(
+        np.all(np.isfinite(last))
+        and last.mean() > 0
+        and (last.max() - last.min()) / last.mean() <= tolerance
+    )
+
+
+def _reference(config: EngineConfig, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+    from study.engines.onnxruntime import ort_session
+
+    session = ort_session(config.onnx_path, config.threads)
+    out = list(session.run(None, inputs))
+    del session  # release its thread pool before anything is timed
+    return out
+
+
+def _load(
+    cls: type[EngineAdapter], config: EngineConfig, opts: WorkerOptions
+) -> tuple[EngineAdapter, Any]:
+    t0 = time.perf_counter()
+    cls.check_available()
+    if config.scenario not in cls.scenarios:
+        raise ValueError(
+            f"engine {cls.name!r} supports scenario {list(cls.scenarios)}; got {config.scenario!r}"
+        )
+    adapter = cls(config)
+    inputs = make_inputs(adapter.specs, opts.seed)
+    rtol = opts.output_rtol if config.precision == "f32" else max(opts.output_rtol, BF16_RTOL)
+    try:
+        reference = _reference(config, inputs)
+    except Exception as exc:  # the check is then unknown, not failed; the engine may still run
+        reference, ref_error = None, f"no ONNX Runtime reference: {type(exc).__name__}: {exc}"
+    adapter.load()
+    outputs = adapter.infer(inputs)
+    if reference is None:
+        check = OutputCheck(None, None, rtol, None, ref_error)
+    else:
+        check = compare_outputs(outputs, reference, rtol)
+    info = {
+        "version": adapter.version(),
+        "settings": adapter.settings(),
+        "check": check,
+        "load_seconds": time.perf_counter() - t0,
+    }
+    return adapter, (inputs, info)
+
+
+def _warmup(
+    adapter: EngineAdapter, inputs: dict[str, np.ndarray], arg: dict[str, float]
+) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    if adapter.self_warming:
+        return {"seconds": 0.0, "windows": 0, "steady": True, "throughputs": []}
+    tps: list[float] = []
+    steady = False
+    length = arg["window_seconds"]
+    while time.perf_counter() - t0 < arg["max_seconds"]:
+        window = adapter.window(inputs, length)
+        tps.append(window.throughput)
+        # A window must hold several calls, or its throughput is quantised and never steady.
+        length = max(length, 5 * window.seconds / max(window.calls, 1))
+        if is_steady(tps, int(arg["k"]), arg["tolerance"]):
+            steady = True
+            break
+    return {
+        "seconds": time.perf_counter() - t0,
+        "windows": len(tps),
+        "steady": steady,
+        "throughputs": tps,
+        "window_seconds": length,
+    }
+
+
+def _child(conn: Any, cls: type[EngineAdapter], config: EngineConfig, opts: WorkerOptions) -> None:
+    if opts.quiet:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+    try:
+        adapter, (inputs, info) = _load(cls, config, opts)
+    except BaseException as exc:
+        conn.send(("error", _describe(exc)))
+        return
+    conn.send(("ok", info))
+    while True:
+        cmd, arg = conn.recv()
+        if cmd == "stop":
+            adapter.close()
+            return
+        try:
+            if cmd == "warmup":
+                result: Any = _warmup(adapter, inputs, arg)
+            elif cmd == "window":
+                result = adapter.window(inputs, arg)
+            else:
+                raise ValueError(f"unknown worker command {cmd!r}")
+            result = ("ok", result)
+        except Exception as exc:
+            result = ("error", _describe(exc))
+        conn.send(result)
+
+
+def _describe(exc: BaseException) -> str:
+    if (
+        isinstance(exc, (ValueError, FileNotFoundError, TypeError))
+        or type(exc).__name__ == "EngineUnavailable"
+    ):
+        return f"{type(exc).__name__}: {exc}"
+    tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    return f"{type(exc).__name__}: {exc}\n{''.join(tb[-3:])}".strip()
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "worker process stopped answering"
+    if exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        hint = " (out of memory?)" if name == "SIGKILL" else ""
+        return f"worker process died: killed by {name}{hint}"
+    return f"worker process died with exit code {exitcode}"
+
+
+class Worker:
+    """Parent-side handle of one worker process (spawned, so engines never share a process).
+
+    Example:
+        >>> w = Worker(OnnxRuntimeEngine, EngineConfig("m.onnx", 1, 2))  # doctest: +SKIP
+        >>> info = w.start(); win = w.request("window", 1.0); w.stop()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, cls: type[EngineAdapter], config: EngineConfig, opts: WorkerOptions = WorkerOptions()
+    ) -> None:
+        ctx = mp.get_context("spawn")
+        self._conn, child_conn = ctx.Pipe()
+        self.process = ctx.Process(target=_child, args=(child_conn, cls, config, opts), daemon=True)
+        self.process.start()
+        child_conn.close()
+
+    def start(self, timeout: float = 900.0) -> dict[str, Any]:
+        """Wait for the model to load; return version, settings, output check and load time."""
+        return self._recv(timeout)
+
+    def request(self, cmd: str, arg: Any, timeout: float) -> Any:
+        """Send one command and wait for its answer (raises :class:`WorkerError` on failure)."""
+        try:
+            self._conn.send((cmd, arg))
+        except (BrokenPipeError, OSError) as exc:
+            self.kill()
+            raise WorkerError(_death(self.process.exitcode)) from exc
+        return self._recv(timeout)
+
+    def _recv(self, timeout: float) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._conn.poll(1.0):  # returns at once on data or EOF (a dead child)
+                try:
+                    status, payload = self._conn.recv()
+                except (EOFError, OSError) as exc:
+                    self.process.join(5)
+                    raise WorkerError(_death(self.process.exitcode)) from exc
+                if status == "error":
+                    self.kill()
+                    raise WorkerError(payload)
+                return payload
+            if not self.process.is_alive():
+                raise WorkerError(_death(self.process.exitcode))
+        self.kill()
+        raise WorkerError(f"worker did not answer within {timeout:.0f} s; killed")
+
+    def stop(self) -> None:
+        """Ask the worker to exit; kill it if it does not."""
+        if self.process.is_alive():
+            with contextlib.suppress(BrokenPipeError, OSError):
+                self._conn.send(("stop", None))
+            self.process.join(10)
+        self.kill()
+
+    def kill(self) -> None:
+        """Kill the worker process (no-op when it has exited)."""
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(5)
+        self._conn.close()

@@ -1,0 +1,286 @@
+"""The harness: isolation of crashing engines, failure rows, resume, stopping, summary and CLI.
+
+Runs spawn real worker processes on a tiny ONNX model; the fake engines (in test_engines, whose
+imports are light, because each spawned worker imports the module that defines its class) are
+registered only for these tests, through ``run_benchmark(engines=...)``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from study.bench import BenchSettings, CellSpec, cell_key, main, run_benchmark, summarize
+from study.engines import ENGINES
+from study.hardware import capture_hardware
+from study.results import append_rows, read_rows
+from study.schema import TrialRow
+from tests.study.test_engines import (
+    CrashEngine,
+    FixedEngine,
+    GhostEngine,
+    RaiseEngine,
+    WrongEngine,
+    tiny_onnx,
+)
+
+FAST = BenchSettings(
+    trial_seconds=0.05,
+    max_seconds_per_cell=0.5,
+    min_trials=3,
+    max_trials=4,
+    warmup_max_seconds=0.2,
+    warmup_window_seconds=0.02,
+)
+
+
+REGISTRY = {
+    **ENGINES,
+    "ghost": GhostEngine,
+    "crash": CrashEngine,
+    "raise": RaiseEngine,
+    "wrong": WrongEngine,
+    "fixed": FixedEngine,
+}
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> str:
+    return tiny_onnx(tmp_path_factory.mktemp("bench") / "tiny.onnx")
+
+
+@pytest.fixture(scope="module")
+def mixed_run(model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "bench.jsonl"
+    engines = ("onnxruntime", "crash", "raise", "wrong", "torch", "ghost")
+    cells = [CellSpec(model, e, threads=1) for e in engines]
+    cells.append(CellSpec(model, "torch", scenario="async", threads=1))
+    rows = run_benchmark(cells, FAST, out, progress=False, engines=REGISTRY)
+    return out, cells, rows
+
+
+def _by_engine(rows):
+    return {e: [r for r in rows if r.engine == e] for e in {r.engine for r in rows}}
+
+
+def test_crashing_worker_gets_a_failure_row(mixed_run):
+    rows = _by_engine(mixed_run[2])
+    (crash,) = rows["crash"]
+    assert crash.status == "failed" and crash.trial == -1 and np.isnan(crash.throughput)
+    assert crash.error == "worker process died with exit code 1"
+
+
+def test_engine_error_is_recorded_with_its_reason(mixed_run):
+    (row,) = _by_engine(mixed_run[2])["raise"]
+    assert row.status == "failed" and "RuntimeError: engine exploded while compiling" in row.error
+
+
+def test_missing_torch_module_is_a_clear_failure(mixed_run):
+    (row,) = [r for r in _by_engine(mixed_run[2])["torch"] if r.scenario == "sync"]
+    assert row.status == "failed" and "torch.save(model)" in row.error and "tiny.pt" in row.error
+
+
+def test_unsupported_scenario_and_missing_engine_are_failures(mixed_run):
+    rows = [r for r in mixed_run[2] if r.scenario == "async" or r.engine == "ghost"]
+    errors = sorted(r.error for r in rows)
+    assert (
+        errors[0]
+        == "engine 'ghost' needs the Python package 'no_such_engine_package_xyz', which is not installed"
+    )
+    assert errors[1] == "engine 'torch' supports scenario ['sync']; got 'async'"
+
+
+def test_other_cells_complete_around_failures(mixed_run):
+    ort = _by_engine(mixed_run[2])["onnxruntime"]
+    assert [r.trial for r in ort] == list(range(len(ort))) and 3 <= len(ort) <= 4
+    assert all(r.status == "ok" and r.throughput > 0 and r.items == r.calls for r in ort)
+    assert all(r.output_max_abs_diff == 0.0 and r.output_ok for r in ort)  # the reference itself
+    assert ort[0].engine_settings["bench"]["warmup"]["windows"] >= 1
+
+
+def test_wrong_output_is_flagged(mixed_run):
+    table = summarize(mixed_run[2]).set_index("engine")
+    assert table.loc["wrong", "output_max_abs_diff"] == pytest.approx(1.0, rel=1e-6)
+    assert table.loc["wrong", "flag"] == "WRONG OUTPUT" and table.loc["onnxruntime", "flag"] == ""
+
+
+def test_rows_are_on_disk_with_environment(mixed_run):
+    out, _, rows = mixed_run
+    assert len(read_rows(out)) == len(rows)
+    env = json.loads((out.parent / "environment.json").read_text())
+    assert (
+        rows[0].machine in env and env[rows[0].machine]["cpu_model"] == capture_hardware().cpu_model
+    )
+
+
+def test_resume_redoes_nothing_finished(mixed_run):
+    out, cells, rows = mixed_run
+    before = len(read_rows(out))
+    again = run_benchmark(cells, FAST, out, progress=False, engines=REGISTRY)
+    assert len(read_rows(out)) == before and len(again) == len(rows)
+
+
+def test_partial_cell_continues_with_its_trials_counted(model, tmp_path):
+    spec = CellSpec(model, "fixed", threads=1)
+    from study.bench import _sha256
+
+    key = cell_key(spec, _sha256(model))
+    machine = capture_hardware().machine
+    old = [
+        TrialRow(
+            "old",
+            machine,
+            key,
+            t,
+            "tiny",
+            "none",
+            "unknown",
+            0.0,
+            model,
+            "",
+            "fixed",
+            "f32",
+            "sync",
+            1,
+            1,
+            100,
+            0.1,
+            1000.0,
+            100,
+            engine_settings={"bench": {"cell_seconds": 0.1}},
+        )
+        for t in range(2)
+    ]
+    append_rows(tmp_path / "b.jsonl", old)
+    settings = BenchSettings(
+        trial_seconds=0.05,
+        min_trials=3,
+        max_trials=10,
+        warmup_max_seconds=0.1,
+        warmup_window_seconds=0.02,
+    )
+    rows = run_benchmark([spec], settings, tmp_path / "b.jsonl", progress=False, engines=REGISTRY)
+    # Identical throughputs: the CI is zero, so the rule stops at min_trials = 3, i.e. one new trial.
+    assert [r.trial for r in rows] == [0, 1, 2] and [r.run_id == "old" for r in rows] == [
+        True,
+        True,
+        False,
+    ]
+
+
+def test_summary_ci_matches_scipy():
+    tps = [100.0, 102.0, 98.0, 101.0]
+    rows = [
+        TrialRow(
+            "r",
+            "m",
+            "c",
+            i,
+            "x",
+            "none",
+            "torch",
+            0.0,
+            "x.onnx",
+            "",
+            "onnxruntime",
+            "f32",
+            "sync",
+            1,
+            2,
+            int(t),
+            1.0,
+            t,
+            int(t),
+            1.0,
+            1.0,
+            1.0,
+            1.0,
+            output_ok=True,
+        )
+        for i, t in enumerate(tps)
+    ]
+    s = summarize(rows).iloc[0]
+    lo, hi = stats.t.interval(0.95, len(tps) - 1, loc=np.mean(tps), scale=stats.sem(tps))
+    assert s["throughput"] == pytest.approx(100.25) and s["ci"] == pytest.approx((hi - lo) / 2)
+    assert s["trials"] == 4 and s["calls"] == 401
+
+
+def test_unknown_engine_is_rejected_before_running(model, tmp_path):
+    with pytest.raises(
+        ValueError, match=r"`engine` must be one of \[.*'onnxruntime'.*got 'tensorrt'"
+    ):
+        run_benchmark([CellSpec(model, "tensorrt")], FAST, tmp_path / "b.jsonl", progress=False)
+
+
+def test_bad_settings_are_rejected(model, tmp_path):
+    with pytest.raises(ValueError, match=r"`min_trials` must be in \[1, max_trials=2\]; got 3"):
+        run_benchmark(
+            [CellSpec(model, "onnxruntime")],
+            BenchSettings(min_trials=3, max_trials=2),
+            tmp_path / "b.jsonl",
+        )
+
+
+def test_cellspec_defaults(model):
+    spec = CellSpec(model, "onnxruntime")
+    import psutil
+
+    assert spec.model == "tiny" and spec.threads == psutil.cpu_count(logical=False)
+    assert cell_key(spec, "a") != cell_key(CellSpec(model, "openvino"), "a")
+
+
+def test_cli_missing_file(capsys, tmp_path):
+    assert (
+        main(
+            [
+                str(tmp_path / "nope.onnx"),
+                "--engine",
+                "onnxruntime",
+                "--out",
+                str(tmp_path / "b.jsonl"),
+            ]
+        )
+        == 2
+    )
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_cli_batch_size_on_fixed_batch_model(model, capsys, tmp_path):
+    assert main([model, "--batch-size", "4", "--out", str(tmp_path / "b.jsonl")]) == 2
+    assert "`batch_size` must be 1 for tiny.onnx" in capsys.readouterr().err
+
+
+def test_cli_unknown_engine_lists_choices(model, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([model, "--engine", "tensorrt"])
+    assert exc.value.code == 2 and "invalid choice: 'tensorrt'" in capsys.readouterr().err
+
+
+def test_cli_runs_and_prints_table(model, capsys, tmp_path):
+    args = [
+        model,
+        "--engine",
+        "onnxruntime",
+        "--threads",
+        "1",
+        "--trial-seconds",
+        "0.05",
+        "--max-seconds",
+        "0.3",
+    ]
+    args += [
+        "--warmup-max-seconds",
+        "0.1",
+        "--out",
+        str(tmp_path / "b.jsonl"),
+        "--csv",
+        str(tmp_path / "s.csv"),
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "items/s ± 95% CI" in out and "onnxruntime" in out and "ok (0.0e+00)" in out
+    assert pd.read_csv(tmp_path / "s.csv")["engine"].tolist() == ["onnxruntime"]

@@ -1,0 +1,281 @@
+"""Engine adapters, run in-process on tiny ONNX models built here with onnx.helper.
+
+Each adapter's output is checked against NumPy computing the same Gemm + Relu from the same weights
+(an outside reference), and the settings it reports are checked against what was asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from study.engines import ENGINES, EngineConfig, EngineUnavailable, get_engine
+from study.engines.base import Window, make_inputs, read_input_specs, sync_window
+from study.engines.deepsparse_cli import deepsparse_benchmark_command, parse_deepsparse_json
+from study.engines.onnxruntime import OnnxRuntimeEngine
+from study.engines.worker import compare_outputs, is_steady
+from study.hardware import capture_hardware
+
+RNG = np.random.default_rng(0)
+W = RNG.standard_normal((4, 8)).astype(np.float32)  # Gemm weight, (out, in) as nn.Linear stores it
+B = RNG.standard_normal(4).astype(np.float32)
+
+
+def tiny_onnx(path, batch: int | str = 1, width: int | str = 8) -> str:
+    """y = relu(x @ W.T + b), x: (batch, width); a str dim is dynamic."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, width])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 4])
+    nodes = [
+        helper.make_node("Gemm", ["x", "W", "B"], ["g"], transB=1),
+        helper.make_node("Relu", ["g"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(W, "W"), numpy_helper.from_array(B, "B")]
+    graph = helper.make_graph(nodes, "tiny", [x], [y], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return str(path)
+
+
+def numpy_reference(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x @ W.T + B, 0.0)
+
+
+# Fake engines for tests/study/test_bench.py (defined here so spawned workers import a light module).
+class GhostEngine(OnnxRuntimeEngine):
+    """An engine whose package is not installed."""
+
+    name, module = "ghost", "no_such_engine_package_xyz"
+
+
+class CrashEngine(OnnxRuntimeEngine):
+    """Dies like a segfaulting engine: the process exits without a word, on its first timed window."""
+
+    name = "crash"
+
+    def window(self, inputs, seconds):
+        os._exit(1)
+
+
+class RaiseEngine(OnnxRuntimeEngine):
+    """Raises inside the engine while loading."""
+
+    name = "raise"
+
+    def load(self):
+        raise RuntimeError("engine exploded while compiling")
+
+
+class WrongEngine(OnnxRuntimeEngine):
+    """Fast and wrong: its output is off by 1."""
+
+    name = "wrong"
+
+    def infer(self, inputs):
+        return [o + 1.0 for o in super().infer(inputs)]
+
+
+class FixedEngine(OnnxRuntimeEngine):
+    """Reports exactly 1000 items/s in every window (deterministic stopping)."""
+
+    name = "fixed"
+
+    def window(self, inputs, seconds):
+        return Window(100, 0.1, 100, (1.0,) * 100)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> str:
+    return tiny_onnx(tmp_path_factory.mktemp("eng") / "tiny.onnx")
+
+
+def test_fixed_batch_mismatch_is_named(model):
+    with pytest.raises(ValueError, match=r"`batch_size` must be 1 for tiny.onnx.*got 4"):
+        read_input_specs(model, 4)
+
+
+def test_dynamic_dims_need_input_shape(tmp_path):
+    path = tiny_onnx(tmp_path / "dyn.onnx", batch="N", width="W")
+    with pytest.raises(ValueError, match=r"dynamic dims \(\?\).*input_shape"):
+        read_input_specs(path, 2)
+    (spec,) = read_input_specs(path, 2, (8,))
+    assert spec.shape == (2, 8) and spec.dtype == "float32"
+
+
+def test_missing_and_corrupt_files_are_named(tmp_path):
+    with pytest.raises(ValueError, match="no such file"):
+        read_input_specs(str(tmp_path / "absent.onnx"), 1)
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07not a protobuf at all\xff\xff")
+    with pytest.raises(ValueError, match="not a readable ONNX model|no graph inputs"):
+        read_input_specs(str(bad), 1)
+
+
+def test_inputs_are_seeded(model):
+    specs = read_input_specs(model, 1)
+    a, b, c = make_inputs(specs, 0), make_inputs(specs, 0), make_inputs(specs, 1)
+    np.testing.assert_array_equal(a["x"], b["x"])
+    assert not np.array_equal(a["x"], c["x"])
+
+
+def test_unknown_engine_lists_valid_ones():
+    with pytest.raises(
+        ValueError,
+        match=r"`engine` must be one of \['deepsparse', 'deepsparse-cli'.*got 'tensorrt'",
+    ):
+        get_engine("tensorrt")
+
+
+def test_missing_package_is_unavailable():
+    with pytest.raises(
+        EngineUnavailable, match="needs the Python package 'no_such_engine_package_xyz'"
+    ):
+        GhostEngine.check_available()
+
+
+def test_deepsparse_is_linux_x86_only(monkeypatch):
+    monkeypatch.setattr(platform, "system", lambda: "Darwin")
+    with pytest.raises(EngineUnavailable, match="only on Linux x86-64; this is Darwin"):
+        ENGINES["deepsparse"].check_available()
+
+
+def test_compare_outputs_values():
+    ref = [np.array([[1.0, -2.0, 4.0]])]
+    check = compare_outputs([np.array([[1.0, -2.0, 4.002]])], ref, rtol=1e-3)
+    assert (
+        check.max_abs_diff == pytest.approx(0.002)
+        and check.rel_diff == pytest.approx(0.0005)
+        and check.ok
+    )
+    wrong = compare_outputs([np.array([[1.0, -2.0, 5.0]])], ref, rtol=1e-3)
+    assert wrong.ok is False and wrong.rel_diff == pytest.approx(0.25)
+    assert compare_outputs([np.zeros((1, 2))], ref, 1e-3).ok is False  # shape mismatch
+
+
+def test_is_steady():
+    assert not is_steady([100.0, 100.0], k=3, tolerance=0.02)
+    assert not is_steady([90.0, 100.0, 100.0], k=3, tolerance=0.02)
+    assert is_steady([10.0, 99.5, 100.0, 100.5], k=3, tolerance=0.02)
+
+
+def _run(engine: str, path: str, **kw) -> tuple[np.ndarray, dict, object]:
+    adapter = ENGINES[engine](EngineConfig(path, 1, 1, **kw))
+    adapter.load()
+    try:
+        x = make_inputs(adapter.specs, 0)
+        (out,) = adapter.infer(x)
+        window = adapter.window(x, 0.05)
+        return out, adapter.settings() | {"_version": adapter.version()}, window, x
+    finally:
+        adapter.close()
+
+
+def test_onnxruntime_output_and_settings(model):
+    out, settings, window, x = _run("onnxruntime", model)
+    np.testing.assert_allclose(out, numpy_reference(x["x"]), rtol=1e-5, atol=1e-6)
+    assert settings["intra_op_num_threads"] == 1 and settings["inter_op_num_threads"] == 1
+    assert settings["graph_optimization_level"].endswith("ORT_ENABLE_ALL")
+    assert (
+        window.calls > 0
+        and window.items == window.calls
+        and len(window.latencies_ms) == window.calls
+    )
+
+
+def test_openvino_f32_is_forced_and_read_back(model):
+    out, settings, _, x = _run("openvino", model)
+    np.testing.assert_allclose(out, numpy_reference(x["x"]), rtol=1e-5, atol=1e-6)
+    assert settings["precision"] == "f32" and settings["INFERENCE_NUM_THREADS"] == 1
+    assert settings["PERFORMANCE_HINT"] == "LATENCY"
+
+
+def test_openvino_default_precision_is_recorded(model):
+    _, settings, _, _ = _run("openvino", model, precision="default")
+    # OpenVINO's CPU plugin defaults to bf16 where the CPU has AVX512-BF16 or AMX (ENVIRONMENT.md).
+    isa = capture_hardware().isa
+    assert settings["precision"] == ("bf16" if isa["avx512_bf16"] or isa["amx_bf16"] else "f32")
+
+
+def test_openvino_async_queue(model):
+    _, settings, window, _ = _run("openvino", model, scenario="async")
+    assert settings["PERFORMANCE_HINT"] == "THROUGHPUT"
+    assert window.calls > 0 and window.calls == len(window.latencies_ms)
+
+
+def test_deepsparse_output_and_settings(model):
+    out, settings, window, x = _run("deepsparse", model)
+    np.testing.assert_allclose(out, numpy_reference(x["x"]), rtol=1e-4, atol=1e-5)
+    assert settings["num_cores"] == 1 and 0.0 <= settings["fraction_of_supported_ops"] <= 1.0
+    assert settings["cpu_avx_type"] in ("avx2", "avx512") and window.calls > 0
+
+
+def test_torch_eager_from_convention_path(tmp_path):
+    import torch  # here, not at the top: spawned test workers import this module
+
+    path = tiny_onnx(tmp_path / "lin.onnx")
+    net = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU())
+    with torch.no_grad():
+        net[0].weight.copy_(torch.from_numpy(W))
+        net[0].bias.copy_(torch.from_numpy(B))
+    torch.save(net, tmp_path / "lin.pt")
+    out, settings, _, x = _run("torch", path)
+    np.testing.assert_allclose(out, numpy_reference(x["x"]), rtol=1e-5, atol=1e-6)
+    assert settings["num_threads"] == 1 and settings["module_path"].endswith("lin.pt")
+
+
+def test_torch_without_module_says_where_it_looked(model):
+    adapter = ENGINES["torch"](EngineConfig(model, 1, 1))
+    with pytest.raises(FileNotFoundError, match=r"torch.save\(model\) at '.*tiny.pt'"):
+        adapter.load()
+
+
+def test_sync_window_counts_calls():
+    window = sync_window(lambda: None, 0.02, batch_size=4)
+    assert window.items == 4 * window.calls and window.seconds >= 0.02
+
+
+# deepsparse.benchmark 1.8.0 output (-x) of `deepsparse.benchmark tiny.onnx -b 1 -ncores 1 -s sync -t 2`.
+_DS_JSON = {
+    "version": "1.8.0",
+    "batch_size": 1,
+    "num_cores": 1,
+    "scenario": "singlestream",
+    "num_streams": 1,
+    "fraction_of_supported_ops": 1.0,
+    "benchmark_result": {
+        "scenario": "singlestream",
+        "items_per_sec": 49330.525725869105,
+        "seconds_ran": 1.9999989570000025,
+        "iterations": 98661,
+        "median": 0.014893000070514972,
+        "mean": 0.016815707929183864,
+        "90.0%": 0.018416999978398962,
+        "99.0%": 0.05010859995309139,
+    },
+}
+
+
+def test_parse_deepsparse_json_matches_tool_throughput():
+    window = parse_deepsparse_json(json.loads(json.dumps(_DS_JSON)), batch_size=1)
+    assert window.items == 98661 and window.throughput == pytest.approx(
+        49330.525725869105, rel=1e-9
+    )
+    assert window.reported_ms == pytest.approx(
+        (0.016815707929183864, 0.014893000070514972, 0.018416999978398962, 0.05010859995309139)
+    )
+
+
+def test_deepsparse_command_has_fair_settings():
+    cmd = deepsparse_benchmark_command("m.onnx", 2, 3, "sync", 5, "o.json", "[2,8]")
+    joined = " ".join(cmd)
+    assert (
+        "-b 2 -ncores 3 -s sync -t 5" in joined
+        and "-x o.json" in joined
+        and "-shapes [2,8]" in joined
+    )
