@@ -3,7 +3,10 @@
 Every cell (model file x engine x precision x scenario x batch x threads) runs in its own worker
 process (:mod:`study.engines.worker`); the parent schedules one trial at a time, shuffling the order
 of the unfinished cells each round (seeded) so slow drift of a shared machine spreads over all
-cells. Each (re)started worker warms up until its window throughputs are steady; a cell stops when
+cells. At most ``max_live_workers`` cells are interleaved at once: a sliding window over the cells in
+the order given, where a finished cell's place goes to the next one. A worker is therefore loaded
+once and stopped only when its cell is done (never evicted and reloaded mid-cell), and callers put
+the cells they compare next to each other. Each worker warms up until its window throughputs are steady; a cell stops when
 the 95% Student-t CI of its mean trial throughput is within ``target_ci`` (or a cap is reached).
 Rows are appended as they are measured, so an interrupted run resumes where it stopped.
 
@@ -96,9 +99,9 @@ class BenchSettings:
     warmup_window_seconds: float = 0.25  # length of one warm-up window
     warmup_windows: int = 3  # the last this many windows must agree ...
     warmup_tolerance: float = 0.03  # ... within this relative spread ((max-min)/mean)
-    max_live_workers: int = (
-        8  # loaded workers kept between rounds (least recently used stopped first)
-    )
+    # Cells interleaved at once (each holds a loaded worker): a sliding window over the cells in
+    # the order given. Put cells that are compared with each other next to each other.
+    max_live_workers: int = 8
 
 
 def _validate(
@@ -336,7 +339,8 @@ def run_benchmark(
 
     try:
         while active:
-            for cell in rng.sample(active, len(active)):
+            interleaved = active[: settings.max_live_workers]  # finished cells leave `active`
+            for cell in rng.sample(interleaved, len(interleaved)):
                 bar.set_postfix_str(f"{cell.spec.model}/{cell.spec.engine} trial {cell.next_trial}")
                 try:
                     worker = _ensure_worker(cell, live, settings, registry)

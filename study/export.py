@@ -163,7 +163,7 @@ def _keeps_zeros(torch_w: np.ndarray, onnx_w: np.ndarray) -> bool:
 def _candidates(torch_w: np.ndarray, onnx_w: np.ndarray) -> list[np.ndarray]:
     """The initializer as stored, and transposed for 2-D weights (MatMul stores Linear as [in, out])."""
     views = [onnx_w]
-    if onnx_w.ndim == 2 and torch_w.ndim == 2 and onnx_w.shape != torch_w.shape:
+    if onnx_w.ndim == 2 and torch_w.ndim == 2:  # square Linear weights are transposed too
         views.append(onnx_w.T)
     return views
 

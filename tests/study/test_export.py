@@ -143,3 +143,31 @@ def test_gzip_size_is_deflate_level_9_plus_gzip_framing(torch_onnx):
     deflated = compressor.compress(raw) + compressor.flush()
     assert gzip_size(torch_onnx) == len(deflated) + 18
     assert gzip_size(torch_onnx) < len(raw)
+
+
+class _SquareAttentionProj(torch.nn.Module):
+    """x @ W.T as a MatMul with a square, transposed initializer (as timm's attention proj exports)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = torch.nn.Linear(16, 16, bias=False)
+
+    def forward(self, x):
+        return torch.matmul(x, self.proj.weight.t())
+
+
+def test_check_zeros_matches_square_weights_stored_transposed(tmp_path):
+    torch.manual_seed(0)
+    model = _SquareAttentionProj().eval()
+    with torch.no_grad():
+        w = model.proj.weight
+        w[w.abs() < w.abs().median()] = 0.0  # an asymmetric zero pattern: W.T differs from W
+    path = export_torch(model, tmp_path / "square.onnx", (1, 4, 16))
+    inits = [numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer]
+    (stored,) = [a for a in inits if a.shape == (16, 16)]
+    assert not np.array_equal(
+        stored == 0, model.proj.weight.detach().numpy() == 0
+    )  # really transposed
+    check = check_zeros(model, path)
+    assert check.ok, check.mismatches
+    assert check.onnx_zeros["proj.weight"] == int((model.proj.weight == 0).sum())
