@@ -49,7 +49,7 @@ from study.results import (
     stop_reason,
     write_environment,
 )
-from study.schema import TrialRow
+from study.schema import CELL_FIELDS, TrialRow
 
 __all__ = ["BenchSettings", "CellSpec", "cell_key", "main", "run_benchmark", "summarize"]
 
@@ -431,17 +431,6 @@ def _none_if_nan(key: str, value: Any) -> Any:
     return value
 
 
-_IDENTITY = (
-    "model",
-    "pruner",
-    "exporter",
-    "sparsity",
-    "engine",
-    "precision",
-    "scenario",
-    "batch_size",
-    "threads",
-)
 _LAT = ("mean", "median", "p90", "p99")
 
 
@@ -475,7 +464,7 @@ def summarize(rows: Iterable[TrialRow] | pd.DataFrame) -> pd.DataFrame:
             {
                 "machine": machine,
                 "cell": cell,
-                **{k: last[k] for k in _IDENTITY},
+                **{k: last[k] for k in CELL_FIELDS},
                 "ran_precision": es.get("precision"),
                 "throughput": mean,
                 "ci": ci,

@@ -31,8 +31,9 @@ from typing import Any
 import yaml
 
 from study.config import ENGINES, PRESETS, StudyConfig, load_config
+from study.jsonl import append_jsonl, read_jsonl
 from study.logs import configure_logging
-from study.manifest import MANIFEST, Failure, append_jsonl, read_jsonl, read_manifest
+from study.manifest import MANIFEST, Failure, read_manifest
 
 __all__ = ["run_study", "write_stats", "merge", "bench_cells", "main"]
 
@@ -87,7 +88,7 @@ def _norm(value: Any) -> Any:
 
 def _record_failures(out: Path, failures: list[Failure]) -> None:
     for f in failures:
-        append_jsonl(out / "failures.jsonl", asdict(f))
+        append_jsonl(out / "failures.jsonl", [asdict(f)])
 
 
 def _capture_environment(out: Path) -> str:
@@ -247,7 +248,7 @@ def _fmt_table(df, columns: list[str], floats: str = "{:.3g}") -> str:
 
 def _summary_markdown(out: Path, cells, engine_table, speedup, bias, bias_table) -> str:
     records = read_manifest(out)
-    failures = read_jsonl(out / "failures.jsonl")
+    failures = read_jsonl(out / "failures.jsonl", missing_ok=True)
     lines = [f"# Study summary: {out.name}", ""]
     lines += ["## Toolchain bias (the central figure)", ""]
     lines += [
@@ -479,14 +480,14 @@ def merge(folders: list[Path], out: Path, *, build_paper: bool = True) -> None:
         for line in (folder / "bench.jsonl").read_text().splitlines():
             if line.strip():
                 (out / "bench.jsonl").open("a").write(line + "\n")
-        for row in read_jsonl(folder / MANIFEST):
+        for row in read_jsonl(folder / MANIFEST, missing_ok=True):
             row["extra"] = {**row.get("extra", {}), "machine": machine, "source": str(folder)}
             row["onnx_path"] = str(
                 (folder / row["onnx_path"]).resolve()
             )  # absolute: files stay put
-            append_jsonl(out / MANIFEST, row)
-        for row in read_jsonl(folder / "failures.jsonl"):
-            append_jsonl(out / "failures.jsonl", {**row, "machine": machine})
+            append_jsonl(out / MANIFEST, [row])
+        for row in read_jsonl(folder / "failures.jsonl", missing_ok=True):
+            append_jsonl(out / "failures.jsonl", [{**row, "machine": machine}])
         for name in ("training.csv", "sensitivity.csv"):
             if (folder / name).exists():
                 table = pd.read_csv(folder / name).assign(machine=machine)

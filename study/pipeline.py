@@ -23,7 +23,8 @@ from torch import nn
 from torch.utils.data import Subset
 
 from study.config import StudyConfig
-from study.manifest import MANIFEST, Failure, append_jsonl, onnx_name, read_manifest
+from study.jsonl import append_jsonl
+from study.manifest import MANIFEST, Failure, onnx_name, read_manifest
 from study.models import MODELS, build_model
 from study.schema import LayerZeros, ModelRecord
 
@@ -250,7 +251,7 @@ def prepare_model(
                 Failure("export", name, f"{type(err).__name__}: {err}", pruner, exporter)
             )
             return
-        append_jsonl(out / MANIFEST, rec.to_dict())
+        append_jsonl(out / MANIFEST, [rec.to_dict()])
         if not rec.zero_check_ok:
             failures.append(
                 Failure(

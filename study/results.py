@@ -12,7 +12,6 @@ import json
 import math
 import os
 import tempfile
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from study.jsonl import append_jsonl, read_jsonl
 from study.schema import TrialRow
 
 __all__ = [
@@ -42,60 +42,21 @@ ENVIRONMENT_FILE = "environment.json"
 
 
 def append_rows(path: str | Path, rows: Iterable[TrialRow]) -> None:
-    """Append rows to a JSONL file, one atomic ``os.write`` + ``fsync`` per line.
-
-    A file left without a final newline by a crash gets one first, so the broken fragment stays on
-    its own line (and is skipped on read) instead of corrupting the next row.
+    """Append rows to a JSONL file, one atomic ``os.write`` + ``fsync`` per line (see :mod:`study.jsonl`).
 
     Example:
         >>> append_rows("runs/bench.jsonl", rows)  # doctest: +SKIP
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        if _needs_newline(path):
-            os.write(fd, b"\n")
-        for row in rows:
-            line = (json.dumps(row.to_dict(), allow_nan=True, default=str) + "\n").encode()
-            written = os.write(fd, line)
-            if written != len(line):
-                raise OSError(f"short write to {path}: {written} of {len(line)} bytes")
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _needs_newline(path: Path) -> bool:
-    size = path.stat().st_size
-    if size == 0:
-        return False
-    with open(path, "rb") as f:
-        f.seek(size - 1)
-        return f.read(1) != b"\n"
+    append_jsonl(path, (row.to_dict() for row in rows))
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
-    """Read a JSONL results file; lines that do not parse (a crash's truncated write) are skipped with a warning.
+    """Read a JSONL results file; a truncated line from a crash is skipped with a warning.
 
     Raises:
         ValueError: ``path`` does not exist.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"`path` must be an existing results file; got {str(path)!r}")
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                warnings.warn(
-                    f"{path}:{number}: skipping an incomplete row (truncated write?)", stacklevel=2
-                )
-    return rows
+    return read_jsonl(path)
 
 
 def _result_files(paths: Iterable[str | Path]) -> list[Path]:

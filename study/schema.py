@@ -16,6 +16,20 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 
+# The TrialRow fields that, with `machine`, identify a benchmark cell (the file path and its hash
+# are covered by the `cell` id). One definition for the harness, the statistics and the summary.
+CELL_FIELDS: tuple[str, ...] = (
+    "model",
+    "pruner",
+    "exporter",
+    "sparsity",
+    "engine",
+    "precision",
+    "scenario",
+    "batch_size",
+    "threads",
+)
+
 
 @dataclass(frozen=True)
 class TrialRow:

@@ -12,20 +12,11 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from study.schema import CELL_FIELDS
+
 # The columns that identify a cell (the TrialRow fields from `model` to `threads` plus `machine`,
 # without the file path and hash, which the `cell` id already covers).
-CELL_COLUMNS: tuple[str, ...] = (
-    "machine",
-    "model",
-    "pruner",
-    "exporter",
-    "sparsity",
-    "engine",
-    "precision",
-    "scenario",
-    "batch_size",
-    "threads",
-)
+CELL_COLUMNS: tuple[str, ...] = ("machine", *CELL_FIELDS)
 LATENCY_COLUMNS: tuple[str, ...] = (
     "latency_ms_mean",
     "latency_ms_median",
