@@ -4,11 +4,19 @@ Threads are pinned to cores (``NM_BIND_THREADS_TO_CORES=1``, the default of ``de
 Sync: the default single-stream scheduler, one request at a time. Async: ``scheduler="multi_stream"``
 driven by ``num_streams`` concurrent requests from a thread pool (as ``deepsparse.benchmark -s async``).
 DeepSparse computes in fp32; ``precision="default"`` is the same engine and is recorded as f32.
+
+DeepSparse compiles a private copy of the ONNX file: with ``input_shapes`` (or a batch size) on a
+model with dynamic dimensions, ``deepsparse.utils.override_onnx_input_shapes`` rewrites the model file
+*in place* (its ``inplace=True`` default), which would silently change the file every other engine
+then reads (and its hash, the cell's identity).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,8 +57,13 @@ class DeepSparseEngine(EngineAdapter):
         import deepsparse
 
         c = self.config
+        self._tmp = tempfile.mkdtemp(prefix="deepsparse-model-")
+        self.private_path = str(Path(self._tmp) / Path(c.onnx_path).name)
+        shutil.copyfile(
+            c.onnx_path, self.private_path
+        )  # DeepSparse may rewrite it (see module doc)
         self.engine = deepsparse.compile_model(
-            c.onnx_path,
+            self.private_path,
             batch_size=c.batch_size,
             num_cores=c.threads,
             scheduler="multi_stream" if c.scenario == "async" else "single_stream",
@@ -86,3 +99,4 @@ class DeepSparseEngine(EngineAdapter):
 
     def close(self) -> None:
         self.engine = None
+        shutil.rmtree(getattr(self, "_tmp", ""), ignore_errors=True)

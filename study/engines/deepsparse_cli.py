@@ -81,7 +81,7 @@ class DeepSparseCliEngine(EngineAdapter):
         export = str(Path(self._tmp) / "out.json")
         shapes = ",".join("[" + ",".join(map(str, s.shape)) + "]" for s in self.specs)
         cmd = deepsparse_benchmark_command(
-            c.onnx_path,
+            self._api.private_path,  # the private copy: the tool may rewrite the file too
             c.batch_size,
             c.threads,
             c.scenario,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -213,6 +214,16 @@ def test_deepsparse_output_and_settings(model):
     np.testing.assert_allclose(out, numpy_reference(x["x"]), rtol=1e-4, atol=1e-5)
     assert settings["num_cores"] == 1 and 0.0 <= settings["fraction_of_supported_ops"] <= 1.0
     assert settings["cpu_avx_type"] in ("avx2", "avx512") and window.calls > 0
+
+
+def test_deepsparse_leaves_a_dynamic_batch_model_file_untouched(tmp_path):
+    # deepsparse.compile_model with input shapes rewrites a dynamic-batch file in place
+    # (override_onnx_input_shapes, inplace=True); the adapter must compile a private copy.
+    path = tiny_onnx(tmp_path / "dyn.onnx", batch="N")
+    before = Path(path).read_bytes()
+    out, _, _, x = _run("deepsparse", path, input_shape=(8,))
+    np.testing.assert_allclose(out, numpy_reference(x["x"]), rtol=1e-4, atol=1e-5)
+    assert Path(path).read_bytes() == before
 
 
 def test_torch_eager_from_convention_path(tmp_path):
