@@ -433,10 +433,10 @@ def run_study(
 
 
 def _export_csv(out: Path) -> None:
-    from study.results import load_results
+    from study.results import load_results, write_csv
 
     if (out / "bench.jsonl").exists():
-        load_results(out / "bench.jsonl").to_csv(out / "bench.csv", index=False)
+        write_csv(load_results(out / "bench.jsonl"), out / "bench.csv")
 
 
 def _build_paper(out: Path) -> None:
@@ -477,9 +477,7 @@ def merge(folders: list[Path], out: Path, *, build_paper: bool = True) -> None:
         )
         envs.update(env)
         machine = next(iter(env), folder.name)
-        for line in (folder / "bench.jsonl").read_text().splitlines():
-            if line.strip():
-                (out / "bench.jsonl").open("a").write(line + "\n")
+        append_jsonl(out / "bench.jsonl", read_jsonl(folder / "bench.jsonl"))
         for row in read_jsonl(folder / MANIFEST, missing_ok=True):
             row["extra"] = {**row.get("extra", {}), "machine": machine, "source": str(folder)}
             row["onnx_path"] = str(

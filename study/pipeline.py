@@ -166,11 +166,8 @@ def _export_record(
     report = gmp.sparsity_report(model)
     if save_module:  # for the torch-eager engine: a whole module beside the ONNX file
         torch.save(model, path.with_suffix(".pt"))
-    onnx_zeros = (
-        int(sum(check.onnx_zeros.values()))
-        if isinstance(check.onnx_zeros, dict)
-        else int(check.onnx_zeros)
-    )
+    onnx_zeros = sum(check.onnx_zeros.values())  # per matched torch weight
+
     return ModelRecord(
         model=name,
         pruner=pruner,

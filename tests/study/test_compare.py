@@ -108,3 +108,18 @@ def test_resume_of_an_empty_folder_is_an_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--preset", "smoke", "--out", str(tmp_path / "none"), "--resume"])
     assert "holds no study to resume" in capsys.readouterr().err
+
+
+def test_merge_combines_folders_into_a_new_one(smoke_run, tmp_path):
+    out, _ = smoke_run
+    merged = tmp_path / "merged"
+    assert main(["merge", str(out), "--out", str(merged), "--no-paper"]) == 0
+    rows_in = [line for line in (out / "bench.jsonl").read_text().splitlines() if line.strip()]
+    rows_out = [line for line in (merged / "bench.jsonl").read_text().splitlines() if line.strip()]
+    assert len(rows_out) == len(rows_in)
+    records = read_manifest(merged)
+    assert len(records) == len(read_manifest(out))
+    assert all(r.extra["machine"] and r.onnx_path.startswith("/") for r in records)
+    assert (merged / "bench.csv").exists() and (merged / "summary.md").exists()
+    with pytest.raises(SystemExit):  # never merges into a folder that holds something
+        main(["merge", str(out), "--out", str(merged)])
