@@ -48,6 +48,11 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
             agree.append(all(torch.equal(gathered[0], g) for g in gathered))
         if rank == 0:
             torch.save({"agree": agree, "zeros": layer_zeros(model)}, out)
+        # Tear down in order: no rank may close its gloo pairs while a peer still uses them
+        # (an unsynchronised exit aborted one rank with "terminate called without an active
+        # exception" on a loaded CI machine).
+        del ddp
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
