@@ -6,7 +6,9 @@ of the unfinished cells each round (seeded) so slow drift of a shared machine sp
 cells. At most ``max_live_workers`` cells are interleaved at once: a sliding window over the cells in
 the order given, where a finished cell's place goes to the next one. A worker is therefore loaded
 once and stopped only when its cell is done (never evicted and reloaded mid-cell), and callers put
-the cells they compare next to each other. Each worker warms up until its window throughputs are steady; a cell stops when
+the cells they compare next to each other. Workers load ``parallel_loads`` at a time while nothing is
+timed (loading is mostly single-threaded), then warm up one at a time until their window
+throughputs are steady; a cell stops when
 the 95% Student-t CI of its mean trial throughput is within ``target_ci`` (or a cap is reached).
 Rows are appended as they are measured, so an interrupted run resumes where it stopped.
 
@@ -102,6 +104,8 @@ class BenchSettings:
     # Cells interleaved at once (each holds a loaded worker): a sliding window over the cells in
     # the order given. Put cells that are compared with each other next to each other.
     max_live_workers: int = 8
+    # Workers loaded at once (loading is mostly single-threaded; nothing is timed meanwhile).
+    parallel_loads: int = field(default_factory=_physical_cores)
 
 
 def _validate(
@@ -127,8 +131,10 @@ def _validate(
         raise ValueError(
             f"`min_trials` must be in [1, max_trials={settings.max_trials}]; got {settings.min_trials!r}"
         )
-    if settings.max_live_workers < 1:
-        raise ValueError(f"`max_live_workers` must be >= 1; got {settings.max_live_workers!r}")
+    for name in ("max_live_workers", "parallel_loads"):
+        value = getattr(settings, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"`{name}` must be an integer >= 1; got {value!r}")
 
 
 def _sha256(path: str) -> str:
@@ -340,16 +346,20 @@ def run_benchmark(
     try:
         while active:
             interleaved = active[: settings.max_live_workers]  # finished cells leave `active`
+            errors = _load_workers(active, live, settings, registry, bar)
+            for cell in [c for c in active if c.key in errors]:
+                finish(cell, error=errors[cell.key])
             for cell in rng.sample(interleaved, len(interleaved)):
+                if cell not in active:  # failed to load above
+                    continue
                 bar.set_postfix_str(f"{cell.spec.model}/{cell.spec.engine} trial {cell.next_trial}")
                 try:
-                    worker = _ensure_worker(cell, live, settings, registry)
                     t0 = time.perf_counter()
-                    window = worker.request(
+                    window = live[cell.key].request(
                         "window", settings.trial_seconds, settings.trial_seconds * 5 + 180
                     )
                     cell.spent += time.perf_counter() - t0
-                except (WorkerError, ValueError, EngineUnavailable) as exc:
+                except WorkerError as exc:
                     finish(cell, error=str(exc))
                     continue
                 row = _row(cell, run_id, hw.machine, hw.git_commit, settings, window)
@@ -366,17 +376,9 @@ def run_benchmark(
     return _collect(previous, states, hw.machine)
 
 
-def _ensure_worker(
-    cell: _Cell,
-    live: OrderedDict[str, Worker],
-    settings: BenchSettings,
-    registry: Mapping[str, type[EngineAdapter]],
-) -> Worker:
-    if cell.key in live:
-        live.move_to_end(cell.key)
-        return live[cell.key]
+def _config(cell: _Cell, registry: Mapping[str, type[EngineAdapter]]) -> EngineConfig:
+    """Check what can be checked in the parent (clear messages, nothing spawned) and build the config."""
     s = cell.spec
-    # Fail fast in the parent, with a clear message, before spawning anything.
     cls = registry[s.engine]
     cls.check_available()
     if s.scenario not in cls.scenarios:
@@ -384,9 +386,7 @@ def _ensure_worker(
             f"engine {s.engine!r} supports scenario {list(cls.scenarios)}; got {s.scenario!r}"
         )
     read_input_specs(s.onnx_path, s.batch_size, s.input_shape)
-    while len(live) >= settings.max_live_workers:
-        live.popitem(last=False)[1].stop()
-    config = EngineConfig(
+    return EngineConfig(
         s.onnx_path,
         s.batch_size,
         s.threads,
@@ -395,22 +395,66 @@ def _ensure_worker(
         s.input_shape,
         s.torch_module_path,
     )
-    worker = Worker(cls, config, WorkerOptions(settings.seed, settings.output_rtol))
-    live[cell.key] = worker
-    try:
-        cell.info = worker.start()
-        arg = {
-            "max_seconds": settings.warmup_max_seconds,
-            "window_seconds": settings.warmup_window_seconds,
-        }
-        arg.update(k=settings.warmup_windows, tolerance=settings.warmup_tolerance)
-        cell.warmup = worker.request("warmup", arg, settings.warmup_max_seconds * 3 + 180)
-    except WorkerError:
-        live.pop(cell.key, None)
-        worker.kill()
-        raise
-    cell.spent += cell.warmup["seconds"]
-    return worker
+
+
+def _load_workers(
+    active: list[_Cell],
+    live: OrderedDict[str, Worker],
+    settings: BenchSettings,
+    registry: Mapping[str, type[EngineAdapter]],
+    bar: Any,
+) -> dict[str, str]:
+    """Give every cell of the window a loaded, warmed-up worker; return errors by cell key.
+
+    Loading (spawn, imports, the ONNX Runtime reference run, the engine's compile) is mostly
+    single-threaded (a DeepSparse compile uses one core), so ``parallel_loads`` workers load at
+    once. Nothing is timed while they load. When the window lacks fewer workers than that, the
+    next cells after the window are loaded ahead in the same batch, so a window that refills one
+    cell at a time still loads in parallel (they wait, loaded and idle, until their turn). Warm-up
+    runs one worker at a time with nothing else running, as trials do.
+    """
+    window = active[: settings.max_live_workers]
+    missing = [c for c in window if c.key not in live]
+    if not missing:
+        return {}
+    ahead = [c for c in active[settings.max_live_workers :] if c.key not in live]
+    missing += ahead[: max(0, settings.parallel_loads - len(missing))]
+    bar.set_postfix_str(f"loading {len(missing)} worker(s)")
+    errors: dict[str, str] = {}
+    loaded: list[_Cell] = []
+    for i in range(0, len(missing), settings.parallel_loads):
+        batch: list[tuple[_Cell, Worker]] = []
+        for cell in missing[i : i + settings.parallel_loads]:
+            try:
+                config = _config(cell, registry)
+            except (ValueError, FileNotFoundError, EngineUnavailable) as exc:
+                errors[cell.key] = str(exc)
+                continue
+            opts = WorkerOptions(settings.seed, settings.output_rtol)
+            batch.append((cell, Worker(registry[cell.spec.engine], config, opts)))
+        for cell, worker in batch:  # they load concurrently; collect them in order
+            try:
+                cell.info = worker.start()
+            except WorkerError as exc:
+                worker.kill()
+                errors[cell.key] = str(exc)
+                continue
+            live[cell.key] = worker
+            loaded.append(cell)
+    arg = {"max_seconds": settings.warmup_max_seconds}
+    arg.update(window_seconds=settings.warmup_window_seconds, k=settings.warmup_windows)
+    arg.update(tolerance=settings.warmup_tolerance)
+    for cell in loaded:
+        try:
+            cell.warmup = live[cell.key].request(
+                "warmup", arg, settings.warmup_max_seconds * 3 + 180
+            )
+        except WorkerError as exc:
+            live.pop(cell.key).kill()
+            errors[cell.key] = str(exc)
+            continue
+        cell.spent += cell.warmup["seconds"]
+    return errors
 
 
 def _collect(previous: pd.DataFrame, states: dict[str, _Cell], machine: str) -> list[TrialRow]:
@@ -580,6 +624,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--warmup-max-seconds", type=float, default=BenchSettings.warmup_max_seconds)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
+        "--parallel-loads",
+        type=int,
+        default=None,
+        help="workers loaded at once, while nothing is timed (default: physical cores)",
+    )
+    p.add_argument(
         "--input-shape", type=_parse_shape, help="per-item shape for dynamic dims, e.g. 3,224,224"
     )
     p.add_argument(
@@ -609,6 +659,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_trials=args.max_trials,
             warmup_max_seconds=args.warmup_max_seconds,
             seed=args.seed,
+            **({} if args.parallel_loads is None else {"parallel_loads": args.parallel_loads}),
         )
         cells = [
             CellSpec(

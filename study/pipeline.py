@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import hashlib
 import logging
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psutil
 import torch
 from torch import nn
 from torch.utils.data import Subset
@@ -144,9 +147,9 @@ def _export_record(
     save_module: bool,
     extra: dict,
 ) -> ModelRecord:
-    """Export one variant, check its zeros survived, measure gzip size, and describe it."""
+    """Export one variant, check its zeros survived, and describe it (gzip size still -1)."""
     import gmp
-    from study.export import check_zeros, export_torch, gzip_size
+    from study.export import check_zeros, export_torch
 
     entry = MODELS[name]
     rel = Path("models") / onnx_name(name, pruner, exporter, sparsity)
@@ -178,7 +181,7 @@ def _export_record(
         input_shape=shape,
         opset=opset,
         raw_bytes=path.stat().st_size,
-        gzip_bytes=gzip_size(path),
+        gzip_bytes=-1,  # filled by _with_gzip_sizes, several files at once
         prunable_params=int(report.total_numel),
         zeros=onnx_zeros,
         measured_sparsity=onnx_zeros / max(int(report.total_numel), 1),
@@ -192,6 +195,17 @@ def _export_record(
         ),
         extra=extra,
     )
+
+
+def _with_gzip_sizes(out: Path, records: list[ModelRecord]) -> list[ModelRecord]:
+    """Fill ``gzip_bytes`` of several records at once: ``gzip -9`` is single-threaded and zlib
+    releases the GIL, so the files compress in parallel on the physical cores."""
+    from study.export import gzip_size
+
+    workers = max(1, min(len(records), psutil.cpu_count(logical=False) or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        sizes = list(pool.map(lambda r: gzip_size(out / r.onnx_path), records))
+    return [dataclasses.replace(r, gzip_bytes=n) for r, n in zip(records, sizes)]
 
 
 def prepare_model(
@@ -235,30 +249,50 @@ def prepare_model(
     save_module = "torch" in cfg.engines
     failures: list[Failure] = []
 
+    pending: list[ModelRecord] = []  # exported, gzip size not measured yet
+
     def record(model, pruner, exporter, sparsity, accuracy, extra):
         if (pruner, exporter, round(sparsity, 4)) in done:
             return
         try:
-            rec = _export_record(
-                out, model, name, pruner, exporter, sparsity, accuracy, dataset, save_module, extra
+            pending.append(
+                _export_record(
+                    out,
+                    model,
+                    name,
+                    pruner,
+                    exporter,
+                    sparsity,
+                    accuracy,
+                    dataset,
+                    save_module,
+                    extra,
+                )
             )
         except Exception as err:  # recorded, and the rest of the study goes on
             log.exception("%s: export (%s, %s) failed", name, pruner, exporter)
             failures.append(
                 Failure("export", name, f"{type(err).__name__}: {err}", pruner, exporter)
             )
+
+    def flush() -> None:
+        """gzip the pending files in parallel, then write their records to the manifest."""
+        if not pending:
             return
-        append_jsonl(out / MANIFEST, [rec.to_dict()])
-        if not rec.zero_check_ok:
-            failures.append(
-                Failure(
-                    "zero-check",
-                    name,
-                    f"ONNX lost zeros: {rec.zero_check_detail}",
-                    pruner,
-                    exporter,
+        records = _with_gzip_sizes(out, pending)
+        pending.clear()
+        append_jsonl(out / MANIFEST, [r.to_dict() for r in records])
+        for rec in records:
+            if not rec.zero_check_ok:
+                failures.append(
+                    Failure(
+                        "zero-check",
+                        name,
+                        f"ONNX lost zeros: {rec.zero_check_detail}",
+                        rec.pruner,
+                        rec.exporter,
+                    )
                 )
-            )
 
     trained: dict[str, nn.Module] = {}
     for toolchain in ("dense", *cfg.pruners):
@@ -291,6 +325,7 @@ def prepare_model(
         sparsity = 0.0 if pruner == "none" else target
         for exporter in cfg.exporters:
             record(result.model, pruner, exporter, sparsity, accuracy, extra)
+        flush()
 
     dense = trained.get("none")
     if dense is not None:
@@ -300,6 +335,7 @@ def prepare_model(
             pruned = oneshot_prune(copy.deepcopy(dense), s)
             acc = evaluate(pruned, val_loader)
             record(pruned, "oneshot", "torch", s, acc, {"train_image_size": image_size})
+        flush()
         if want_sens:
             failures += _sensitivity(cfg, name, dense, val_loader, sens_path, progress)
     return failures

@@ -7,6 +7,7 @@ registered only for these tests, through ``run_benchmark(engines=...)``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -24,6 +25,7 @@ from tests.study.test_engines import (
     FixedEngine,
     GhostEngine,
     RaiseEngine,
+    RendezvousEngine,
     WrongEngine,
     tiny_onnx,
 )
@@ -45,6 +47,7 @@ REGISTRY = {
     "raise": RaiseEngine,
     "wrong": WrongEngine,
     "fixed": FixedEngine,
+    "rendezvous": RendezvousEngine,
 }
 
 
@@ -172,6 +175,34 @@ def test_partial_cell_continues_with_its_trials_counted(model, tmp_path):
     ]
 
 
+def test_workers_load_in_parallel_while_nothing_is_timed(tmp_path, monkeypatch):
+    # 4 cells, 2 interleaved, 2 loads at once: the first window loads 2 together; when a cell
+    # finishes, its successor loads together with the next cell (load-ahead). Each load waits for
+    # a peer, so sequential loading would fail the cells.
+    log = tmp_path / "events.log"
+    log.touch()
+    monkeypatch.setenv("RENDEZVOUS_LOG", str(log))
+    monkeypatch.setenv("RENDEZVOUS_PEERS", "2")
+    cells = [
+        CellSpec(tiny_onnx(tmp_path / f"m{i}.onnx"), "rendezvous", threads=1) for i in range(4)
+    ]
+    settings = dataclasses.replace(FAST, max_live_workers=2, parallel_loads=2)
+    rows = run_benchmark(cells, settings, tmp_path / "b.jsonl", progress=False, engines=REGISTRY)
+    assert [r.error for r in rows if r.status != "ok"] == []
+    assert {r.onnx_path for r in rows} == {c.onnx_path for c in cells}
+    events: dict[str, dict[str, list[float]]] = {}
+    for line in log.read_text().splitlines():
+        pid, event, t = line.split()
+        events.setdefault(pid, {}).setdefault(event, []).append(float(t))
+    loads = [(e["load_start"][0], e["load_end"][0]) for e in events.values()]
+    windows = [
+        w for e in events.values() for w in zip(e.get("window_start", []), e.get("window_end", []))
+    ]
+    assert len(loads) == 4 and len(windows) >= 4 * FAST.min_trials
+    for ws, we in windows:  # no timed window overlaps any load
+        assert all(we <= ls or le <= ws for ls, le in loads), (ws, we)
+
+
 def test_summary_ci_matches_scipy():
     tps = [100.0, 102.0, 98.0, 101.0]
     rows = [
@@ -223,6 +254,8 @@ def test_bad_settings_are_rejected(model, tmp_path):
             BenchSettings(min_trials=3, max_trials=2),
             tmp_path / "b.jsonl",
         )
+    with pytest.raises(ValueError, match=r"`parallel_loads` must be an integer >= 1; got 0"):
+        run_benchmark([CellSpec(model, "onnxruntime")], BenchSettings(parallel_loads=0), tmp_path)
 
 
 def test_cellspec_defaults(model):

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from study.compare import main
+from study.export import gzip_size
 from study.pipeline import read_manifest
 
 
@@ -43,6 +44,9 @@ def test_every_variant_is_exported_with_its_zeros(smoke_run):
             # Every prunable layer at round(0.8 * numel) zeros (the smoke recipe's target).
             assert all(lz.zeros == round(0.8 * lz.numel) for lz in r.layers), r
             assert 0 < r.gzip_bytes < r.raw_bytes
+    out = smoke_run[0]
+    # Sizes are measured several files at once: each must be its own file's gzip -9 size.
+    assert [r.gzip_bytes for r in records] == [gzip_size(out / r.onnx_path) for r in records]
 
 
 def test_gmp_and_sparseml_models_have_identical_zero_counts(smoke_run):

@@ -91,6 +91,42 @@ class FixedEngine(OnnxRuntimeEngine):
         return Window(100, 0.1, 100, (1.0,) * 100)
 
 
+class RendezvousEngine(OnnxRuntimeEngine):
+    """Logs load and window intervals to ``$RENDEZVOUS_LOG``; ``load()`` waits until
+    ``$RENDEZVOUS_PEERS`` workers have begun loading, so it fails unless they load concurrently."""
+
+    name = "rendezvous"
+
+    def _log(self, event: str) -> None:
+        import time
+
+        with open(os.environ["RENDEZVOUS_LOG"], "a") as f:
+            f.write(f"{os.getpid()} {event} {time.time():.6f}\n")
+
+    def load(self):
+        import time
+
+        self._log("load_start")
+        peers, deadline = int(os.environ["RENDEZVOUS_PEERS"]), time.time() + 30
+        while True:
+            with open(os.environ["RENDEZVOUS_LOG"]) as f:
+                started = sum(" load_start " in line for line in f)
+            if started >= peers or time.time() > deadline:
+                break
+            time.sleep(0.02)
+        if started < peers:
+            raise RuntimeError(f"only {started} of {peers} workers loaded concurrently")
+        super().load()
+        self._log("load_end")
+
+    def window(self, inputs, seconds):
+        self._log("window_start")
+        try:
+            return super().window(inputs, seconds)
+        finally:
+            self._log("window_end")
+
+
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> str:
     return tiny_onnx(tmp_path_factory.mktemp("eng") / "tiny.onnx")
