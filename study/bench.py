@@ -43,6 +43,7 @@ from study.engines import ENGINES, EngineAdapter, EngineConfig, EngineUnavailabl
 from study.engines.base import PRECISIONS, SCENARIOS, read_input_specs
 from study.engines.worker import Worker, WorkerError, WorkerOptions
 from study.hardware import capture_hardware
+from study.manifest import sha256_file
 from study.results import (
     append_rows,
     cell_progress,
@@ -135,17 +136,6 @@ def _validate(
         value = getattr(settings, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"`{name}` must be an integer >= 1; got {value!r}")
-
-
-def _sha256(path: str) -> str:
-    p = Path(path)
-    if not p.is_file():
-        return ""
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def cell_key(spec: CellSpec, onnx_sha256: str) -> str:
@@ -300,7 +290,7 @@ def run_benchmark(
 
     states: dict[str, _Cell] = {}
     for spec in cells:
-        sha = shas.setdefault(spec.onnx_path, _sha256(spec.onnx_path))
+        sha = shas.setdefault(spec.onnx_path, sha256_file(spec.onnx_path))
         key = cell_key(spec, sha)
         p = done_before.get(key)
         states.setdefault(

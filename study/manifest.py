@@ -6,13 +6,14 @@ process it spawns (multiprocessing re-imports the main module).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from study.jsonl import read_jsonl
 from study.schema import LayerZeros, ModelRecord
 
-__all__ = ["MANIFEST", "Failure", "read_manifest", "onnx_name"]
+__all__ = ["MANIFEST", "Failure", "read_manifest", "onnx_name", "sha256_file"]
 
 MANIFEST = Path("models") / "manifest.jsonl"
 
@@ -46,3 +47,20 @@ def read_manifest(out: Path) -> list[ModelRecord]:
 def onnx_name(model: str, pruner: str, exporter: str, sparsity: float) -> str:
     """Deterministic file name of one variant, e.g. ``resnet50-gmp-torch-s0.90.onnx``."""
     return f"{model}-{pruner}-{exporter}-s{sparsity:.2f}.onnx"
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes (read in 1 MiB chunks); "" when there is no such file.
+
+    Example:
+        >>> sha256_file("no/such/file.onnx")
+        ''
+    """
+    p = Path(path)
+    if not p.is_file():
+        return ""
+    h = hashlib.sha256()
+    with p.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

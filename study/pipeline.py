@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import csv
 import dataclasses
-import hashlib
 import logging
 import time
 from collections.abc import Iterable
@@ -27,7 +26,7 @@ from torch.utils.data import Subset
 
 from study.config import StudyConfig
 from study.jsonl import append_jsonl
-from study.manifest import MANIFEST, Failure, onnx_name, read_manifest
+from study.manifest import MANIFEST, Failure, onnx_name, read_manifest, sha256_file
 from study.models import MODELS, build_model
 from study.schema import LayerZeros, ModelRecord
 
@@ -127,14 +126,6 @@ def _write_training_log(
             )
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _export_record(
     out: Path,
     model: nn.Module,
@@ -177,7 +168,7 @@ def _export_record(
         exporter=exporter,
         sparsity=float(sparsity),
         onnx_path=str(rel),
-        onnx_sha256=_sha256(path),
+        onnx_sha256=sha256_file(path),
         input_shape=shape,
         opset=opset,
         raw_bytes=path.stat().st_size,

@@ -129,9 +129,9 @@ def test_resume_redoes_nothing_finished(mixed_run):
 
 def test_partial_cell_continues_with_its_trials_counted(model, tmp_path):
     spec = CellSpec(model, "fixed", threads=1)
-    from study.bench import _sha256
+    from study.manifest import sha256_file
 
-    key = cell_key(spec, _sha256(model))
+    key = cell_key(spec, sha256_file(model))
     machine = capture_hardware().machine
     old = [
         TrialRow(
