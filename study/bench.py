@@ -28,10 +28,11 @@ import random
 import sys
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from multiprocessing.connection import wait as wait_connections
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,9 @@ from study.results import (
 from study.schema import CELL_FIELDS, TrialRow
 
 __all__ = ["BenchSettings", "CellSpec", "cell_key", "main", "run_benchmark", "summarize"]
+
+
+LOAD_TIMEOUT = 900.0  # seconds a worker may take to load before it is killed
 
 
 def _physical_cores() -> int:
@@ -412,19 +416,28 @@ def _load_workers(
     bar.set_postfix_str(f"loading {len(missing)} worker(s)")
     errors: dict[str, str] = {}
     loaded: list[_Cell] = []
-    for i in range(0, len(missing), settings.parallel_loads):
-        batch: list[tuple[_Cell, Worker]] = []
-        for cell in missing[i : i + settings.parallel_loads]:
+    queue = deque(missing)
+    loading: dict[Any, tuple[_Cell, Worker]] = {}  # parent end of the pipe -> its cell and worker
+    while queue or loading:
+        while queue and len(loading) < settings.parallel_loads:  # keep that many loads going
+            cell = queue.popleft()
             try:
                 config = _config(cell, registry)
             except (ValueError, FileNotFoundError, EngineUnavailable) as exc:
                 errors[cell.key] = str(exc)
                 continue
             opts = WorkerOptions(settings.seed, settings.output_rtol)
-            batch.append((cell, Worker(registry[cell.spec.engine], config, opts)))
-        for cell, worker in batch:  # they load concurrently; collect them in order
+            worker = Worker(registry[cell.spec.engine], config, opts)
+            loading[worker.connection] = (cell, worker)
+        if not loading:
+            break
+        ready = wait_connections(list(loading), timeout=LOAD_TIMEOUT)
+        if not ready:  # nothing answered for LOAD_TIMEOUT seconds: give up on all of them
+            ready = list(loading)
+        for conn in ready:
+            cell, worker = loading.pop(conn)
             try:
-                cell.info = worker.start()
+                cell.info = worker.start(timeout=1.0)  # ready: it answers at once
             except WorkerError as exc:
                 worker.kill()
                 errors[cell.key] = str(exc)

@@ -228,6 +228,11 @@ class Worker:
         self.process.start()
         child_conn.close()
 
+    @property
+    def connection(self) -> Any:
+        """The parent's end of the pipe (readable once the worker has loaded, or died)."""
+        return self._conn
+
     def start(self, timeout: float = 900.0) -> dict[str, Any]:
         """Wait for the model to load; return version, settings, output check and load time."""
         return self._recv(timeout)
