@@ -60,18 +60,22 @@ modifiers:
     return manager, wrapped
 
 
-def _gmp_attach(model: nn.Module, optimizer, global_: bool, steps_per_epoch: int) -> GMP:
-    # linear 0 -> 0.9 over 90 epochs: sparsity = epoch / 100, so _update(g, 100 * s) prunes to s.
+def _gmp_attach(
+    model: nn.Module, optimizer, global_: bool, steps_per_epoch: int, linear: bool = False
+) -> GMP:
+    # The SparseML recipe's schedule. linear=True: 0 -> 0.9 linearly over 90 epochs instead, so
+    # sparsity = epoch / 100 and _update(g, 100 * s) prunes to s, the target SparseML is given.
     return GMP(
         model,
         optimizer,
-        init_sparsity=0.5,
+        init_sparsity=0.0 if linear else 0.5,
         final_sparsity=0.9,
         start_epoch=0.0,
         end_epoch=90.0,
         update_frequency=50.0,
         steps_per_epoch=steps_per_epoch,
         scope="global" if global_ else "layerwise",
+        inter_func="linear" if linear else "cubic",
     )
 
 
@@ -114,7 +118,7 @@ def bench_mask_update(reps: int) -> list[tuple[str, float]]:
         manager.finalize(model)
         model = _resnet50()
         opt = torch.optim.SGD(model.parameters(), lr=0.01)
-        pruner = _gmp_attach(model, opt, global_, 1000)
+        pruner = _gmp_attach(model, opt, global_, 1000, linear=True)
         _step(model, opt, torch.randn(2, 3, 64, 64), torch.randint(0, 1000, (2,)))
         group = pruner._groups[0]
         ours = [_time(lambda s=s, p=pruner, g=group: p._update(g, 100.0 * s)) for s in targets]

@@ -1,17 +1,27 @@
 """Magnitude masks as pure functions on tensors, with SparseML 1.8's exact counts and tie rules.
 
 Reference: ``sparseml/pytorch/sparsification/pruning/mask_creator.py`` (1.8.0). A mask is a
-``torch.bool`` tensor, True = keep. SparseML sorts every score tensor to find the threshold; here
-``torch.kthvalue`` finds the same value in linear time and only entries tied at the threshold are
-looked at again, which gives SparseML's masks bit for bit at a fraction of the cost.
+``torch.bool`` tensor, True = keep. SparseML sorts every score tensor to find the threshold (the
+``n_zeros``-th smallest score). Here the threshold is selected without sorting and only entries
+tied at it are looked at again, which gives SparseML's masks bit for bit at a fraction of the cost.
+
+Selection: non-negative float32 values order like their bit patterns read as int32 (+0.0 is 0),
+so for float32 scores on CPU one ``torch.bincount`` of the high 16 bits finds the bucket holding
+the threshold, and the few entries of that bucket give its exact value (a radix select; a global
+threshold is selected chunk by chunk, without a concatenated copy of the scores). Other dtypes
+and devices, scores with a negative (-0.0 included) or NaN entry, tensors of fewer than
+``_RADIX_MIN_NUMEL`` entries, and a threshold of 0.0 or a denormal under
+``torch.set_flush_denormal(True)`` use ``torch.kthvalue``. Both give the same value, so the masks
+do not depend on which one ran.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -148,22 +158,182 @@ def magnitude_mask(scores: Tensor, n_zeros: int) -> Tensor:
         raise ValueError(f"`n_zeros` must be in [0, {n}]; got {n_zeros!r}")
     if n_zeros == 0:
         return torch.ones(scores.shape, dtype=torch.bool, device=flat.device)
-    threshold = torch.kthvalue(flat, n_zeros).values  # == torch.sort(flat)[0][n_zeros - 1]
-    keep = flat > threshold  # (n,)
-    at_or_below = n - int(torch.count_nonzero(keep))
-    excess = at_or_below - n_zeros  # entries tied at the threshold pruned beyond the target
-    if excess == 0:  # no ties to resolve; both of SparseML's branches give exactly this mask
-        return keep.reshape(scores.shape)
-    ties = torch.nonzero(flat == threshold).squeeze(1)  # row-major, like SparseML's nonzero
-    if ties.numel() < at_or_below:  # threshold above the minimum: keep the first ties
-        keep[ties[:excess]] = True
-        return keep.reshape(scores.shape)
+    return _prune_lowest([flat], n_zeros)[0].reshape(scores.shape)
+
+
+# Below this many entries torch.kthvalue is as fast (measured on 2 CPU cores: crossover 12-16k).
+_RADIX_MIN_NUMEL = 1 << 14
+_SORT_MAX = 4096  # a bucket this small is sorted; a larger one is counted on its low 16 bits
+_INF_BITS = 0x7F800000  # +inf read as int32; NaNs read larger, the sign bit reads negative
+_EIGHT = torch.arange(8)
+_DENORMAL = torch.tensor(1, dtype=torch.int32).view(torch.float32)  # the smallest, 2**-149
+
+
+def _radix_kth(chunks: list[Tensor], k: int) -> tuple[Tensor, int, list[Tensor]] | None:
+    """The ``k``-th smallest entry of the concatenated ``chunks``, by counting its bit patterns.
+
+    Non-negative float32 values order like their bit patterns read as int32, so a histogram
+    (``torch.bincount``) of the high 16 bits finds the bucket holding the k-th entry, and the
+    few entries of that bucket give its exact value: the one ``torch.kthvalue`` returns.
+
+    Args:
+        chunks: 1-D float32 tensors, read as one concatenated tensor.
+        k: Rank, in ``[1, total numel]``.
+
+    Returns:
+        ``(threshold, at_or_below, ties)``: the value as a 0-dim float32 tensor, the count of
+        entries <= it, and per chunk the (ascending) indices of the entries equal to it. None if
+        an entry is negative (-0.0 included) or NaN, where the bit order is not the value order
+        (the caller then uses ``torch.kthvalue``).
+    """
+    bits = [c.view(torch.int32) for c in chunks]
+    found = [_high_histogram(b) for b in bits]
+    if any(f is None for f in found):
+        return None
+    counts = found[0][1]
+    for _, c in found[1:]:
+        counts += c
+    cum = counts.cumsum(0)
+    bucket = int(torch.searchsorted(cum, k))  # first bucket whose cumulative count reaches k
+    if bucket < 0x80 and not bool(_DENORMAL > 0):  # threshold 0.0 or denormal, and
+        return None  # torch.set_flush_denormal(True): comparisons read denormals as 0, bits don't
+    before = int(cum[bucket - 1]) if bucket else 0  # entries in the buckets below
+    where = [_bucket_where(h, int(c[bucket]), bucket) for h, c in found]  # the bucket's entries
+    inside = [b[w] for b, w in zip(bits, where)]
+    values = torch.cat(inside)
+    if values.numel() <= _SORT_MAX:
+        value = int(values.sort().values[k - before - 1])
+    else:  # e.g. the bucket of 0.0, holding every pruned entry
+        cum_low = torch.bincount(values & 0xFFFF, minlength=1 << 16).cumsum(0)
+        value = (bucket << 16) | int(torch.searchsorted(cum_low, k - before))
+    at_or_below = before + int(torch.count_nonzero(values <= value))
+    ties = [w[v == value] for w, v in zip(where, inside)]
+    threshold = torch.tensor(value, dtype=torch.int32).view(torch.float32)
+    return threshold, at_or_below, ties
+
+
+def _high_histogram(bits: Tensor) -> tuple[Tensor, Tensor] | None:
+    """``(bits >> 16, its 2**15-bin histogram)``, or None if some bits are negative or NaN."""
+    if bits.numel():
+        lowest, highest = torch.aminmax(bits)
+        if lowest.item() < 0 or highest.item() > _INF_BITS:
+            return None
+    high = bits >> 16  # sign (0), exponent and top 7 mantissa bits: at most 0x7F80
+    return high, torch.bincount(high, minlength=1 << 15)
+
+
+def _bucket_where(high: Tensor, count: int, bucket: int) -> Tensor:
+    """Ascending indices of the ``count`` entries of ``high`` equal to ``bucket``."""
+    hit = high == bucket  # (n,) bool
+    n = hit.numel()
+    if 64 * count > n:
+        return torch.nonzero(hit).squeeze(1)
+    # Few hits: nonzero over the mask read as int64 words reads 8x fewer elements than over the
+    # bools, then the hits are picked out of the (at most 8 per hit) candidates.
+    n8 = n - n % 8
+    words = torch.nonzero(hit[:n8].view(torch.int64)).squeeze(1)
+    where = (words.unsqueeze(1) * 8 + _EIGHT).reshape(-1)
+    return torch.cat([where[hit[where]], torch.nonzero(hit[n8:]).squeeze(1) + n8])
+
+
+def _prune_lowest(
+    chunks: list[Tensor], n_zeros: int, out: list[Tensor] | None = None
+) -> list[Tensor] | None:
+    """Keep masks of 1-D ``chunks`` read as one concatenated tensor, its ``n_zeros`` lowest pruned.
+
+    The rules of :func:`magnitude_mask` on the concatenation; ``n_zeros`` in ``[1, total]``.
+    The radix selection works chunk by chunk, so a global threshold needs no concatenated copy.
+
+    Args:
+        chunks: 1-D score tensors.
+        n_zeros: Entries to prune in all.
+        out: Optional 1-D 0/1 masks, one per chunk, to AND the keep masks into (in place, and
+            None is returned). Each chunk must be 0 wherever its ``out`` is 0.
+
+    Returns:
+        One bool keep mask per chunk, or None with ``out``.
+    """
+    sizes = [c.numel() for c in chunks]
+    found = _radix_kth(chunks, n_zeros) if _radix_applies(chunks) else None
+    if found is None:  # kthvalue (== torch.sort(flat)[0][n_zeros - 1]) on one tensor
+        flat = chunks[0] if len(chunks) == 1 else torch.cat(chunks)
+        threshold = torch.kthvalue(flat, n_zeros).values
+        keeps = [flat > threshold]
+        at_or_below = flat.numel() - int(torch.count_nonzero(keeps[0]))
+        if at_or_below > n_zeros:
+            ties = [torch.nonzero(flat == threshold).squeeze(1)]  # row-major, as SparseML's
+            _resolve_ties(keeps, ties, n_zeros, at_or_below)
+        if len(chunks) > 1:
+            keeps = list(keeps[0].split(sizes))
+    else:
+        threshold, at_or_below, ties = found
+        if out is not None and threshold.item() > 0:
+            # Entries kept score above 0, so ``out`` keeps them already: the AND is the new mask,
+            # written straight into ``out`` (one pass, no bool mask to multiply in).
+            keeps = [torch.gt(c, threshold, out=o) for c, o in zip(chunks, out)]
+            if at_or_below > n_zeros:
+                _resolve_ties(keeps, ties, n_zeros, at_or_below)
+            return None
+        keeps = [c > threshold for c in chunks]
+        if at_or_below > n_zeros:
+            _resolve_ties(keeps, ties, n_zeros, at_or_below)
+    if out is None:
+        return keeps
+    for o, keep in zip(out, keeps):
+        o.mul_(keep.view(torch.uint8))  # 0/1 as uint8 multiplies twice as fast as bool
+    return None
+
+
+def _radix_applies(chunks: list[Tensor]) -> bool:
+    return (
+        all(c.dtype == torch.float32 and c.device.type == "cpu" for c in chunks)
+        and sum(c.numel() for c in chunks) >= _RADIX_MIN_NUMEL
+    )
+
+
+def _resolve_ties(keeps: list[Tensor], ties: list[Tensor], n_zeros: int, at_or_below: int) -> None:
+    """Keep entries tied at the threshold (in place) until exactly ``n_zeros`` are pruned.
+
+    Args:
+        keeps: Per chunk, ``scores > threshold`` (bool, or 0/1 of another dtype).
+        ties: Per chunk, the ascending indices of the entries equal to the threshold.
+        n_zeros: Entries to prune in all.
+        at_or_below: Entries <= the threshold in all (> ``n_zeros``).
+    """
+    n_ties = sum(t.numel() for t in ties)
+    if n_ties < at_or_below:  # threshold above the minimum: keep the first ties
+        excess = at_or_below - n_zeros
+        for keep, t in zip(keeps, ties):
+            keep[t[:excess]] = True
+            excess -= min(excess, t.numel())
+            if excess == 0:
+                break
+        return
     # threshold == minimum: prune n_zeros of the minima, drawn as SparseML does with Random(42)
-    order = list(range(ties.numel()))
+    order = list(range(n_ties))
     random.Random(42).shuffle(order)
-    keep[ties] = True
-    keep[ties[torch.tensor(order[:n_zeros], dtype=torch.int64, device=flat.device)]] = False
-    return keep.reshape(scores.shape)
+    pruned = torch.zeros(n_ties, dtype=torch.bool, device=keeps[0].device)
+    pruned[torch.tensor(order[:n_zeros], dtype=torch.int64, device=pruned.device)] = True
+    for keep, t, p in zip(keeps, ties, pruned.split([t.numel() for t in ties])):
+        keep[t] = (~p).to(keep.dtype)
+
+
+def _map_threads(fn: Callable[[Any], Any], jobs: list, sizes: list[int]) -> list:
+    """``[fn(job) for job in jobs]``, large jobs (``sizes``: entries) spread over threads.
+
+    ``torch.kthvalue`` and the counting loop of ``torch.bincount`` run on a single core per
+    tensor; torch releases the GIL, so layers can be thresholded concurrently. Results do not
+    depend on the thread count.
+    """
+    workers = min(torch.get_num_threads(), len(jobs))
+    if workers < 2 or sum(sizes) < 1_000_000:
+        return [fn(job) for job in jobs]
+    largest_first = sorted(range(len(jobs)), key=lambda i: -sizes[i])
+    out: list = [None] * len(jobs)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for i, result in zip(largest_first, pool.map(lambda i: fn(jobs[i]), largest_first)):
+            out[i] = result
+    return out
 
 
 def group_scores(scores: Tensor, mask_type: MaskType) -> Tensor:
@@ -290,25 +460,6 @@ def nm_mask(scores: Tensor, n: int, m: int) -> Tensor:
     return keep.contiguous()
 
 
-def _map_threads(jobs: list[tuple[Tensor, int]]) -> list[Tensor]:
-    """``magnitude_mask`` over many tensors, large ones spread over threads.
-
-    ``torch.kthvalue`` on one flat tensor runs on a single core; torch releases the GIL, so
-    layers can be thresholded concurrently. Results do not depend on the thread count.
-    """
-    workers = min(torch.get_num_threads(), len(jobs))
-    if workers < 2 or sum(g.numel() for g, _ in jobs) < 1_000_000:
-        return [magnitude_mask(g, k) for g, k in jobs]
-    largest_first = sorted(range(len(jobs)), key=lambda i: -jobs[i][0].numel())
-    out: list[Tensor] = [jobs[0][0]] * len(jobs)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for i, mask in zip(
-            largest_first, pool.map(lambda i: magnitude_mask(*jobs[i]), largest_first)
-        ):
-            out[i] = mask
-    return out
-
-
 def compute_masks(
     scores: Sequence[Tensor],
     sparsities: Sequence[float],
@@ -348,12 +499,58 @@ def compute_masks(
     if global_sparsity and len(grouped) > 0:
         if any(sp != sparsities[0] for sp in sparsities):
             raise ValueError(f"global `sparsities` must all be equal; got {list(sparsities)}")
-        flat = torch.cat([g.reshape(-1) for g in grouped])  # (total,)
-        keep = magnitude_mask(flat, n_zeros_for(sparsities[0], flat.numel()))
-        group_masks = [
-            p.reshape(g.shape) for p, g in zip(keep.split([g.numel() for g in grouped]), grouped)
-        ]
+        chunks = [g.reshape(-1) for g in grouped]  # read as one concatenated tensor
+        n_zeros = n_zeros_for(sparsities[0], sum(c.numel() for c in chunks))
+        keeps = (
+            _prune_lowest(chunks, n_zeros)
+            if n_zeros
+            else [torch.ones_like(c, dtype=torch.bool) for c in chunks]
+        )
+        group_masks = [k.reshape(g.shape) for k, g in zip(keeps, grouped)]
     else:
         jobs = [(g, n_zeros_for(sp, g.numel())) for g, sp in zip(grouped, sparsities)]
-        group_masks = _map_threads(jobs)
+        group_masks = _map_threads(lambda j: magnitude_mask(*j), jobs, [g.numel() for g in grouped])
     return [expand_group_mask(gm, s.shape, mask_type) for gm, s in zip(group_masks, scores)]
+
+
+def _and_masks_(
+    masks: Sequence[Tensor],
+    scores: Sequence[Tensor],
+    sparsities: Sequence[float],
+    mask_type: MaskType,
+    global_sparsity: bool = False,
+) -> None:
+    """``m.mul_(new)`` for every mask ``m`` and its ``new`` mask from :func:`compute_masks`.
+
+    For the pruner, whose masks only grow: ``scores`` (``|w_orig * w_mask|``) must be 0 wherever
+    ``masks`` (0/1 tensors shaped like them) are 0. Unstructured masks of contiguous tensors are
+    then AND-ed in place without bool masks in between (see :func:`_prune_lowest`); the result is
+    the same.
+
+    Args:
+        masks: The masks to update in place.
+        scores: Per-mask scores, 0 wherever the mask is 0.
+        sparsities: As in :func:`compute_masks`.
+        mask_type: As in :func:`compute_masks`.
+        global_sparsity: As in :func:`compute_masks`.
+    """
+    in_place = mask_type[0] == "unstructured" and all(t.is_contiguous() for t in (*masks, *scores))
+    if not in_place or len(scores) != len(sparsities):
+        for m, new in zip(masks, compute_masks(scores, sparsities, mask_type, global_sparsity)):
+            m.mul_(new.view(torch.uint8))  # 0/1 as uint8 multiplies twice as fast as bool
+        return
+    flats = [s.view(-1) for s in scores]
+    outs = [m.view(-1) for m in masks]
+    if global_sparsity and flats:
+        if any(sp != sparsities[0] for sp in sparsities):
+            raise ValueError(f"global `sparsities` must all be equal; got {list(sparsities)}")
+        n_zeros = n_zeros_for(sparsities[0], sum(f.numel() for f in flats))
+        if n_zeros:
+            _prune_lowest(flats, n_zeros, out=outs)
+        return
+    jobs = [(f, o, n_zeros_for(sp, f.numel())) for f, o, sp in zip(flats, outs, sparsities)]
+    _map_threads(
+        lambda j: _prune_lowest([j[0]], j[2], out=[j[1]]) if j[2] else None,
+        jobs,
+        [f.numel() for f in flats],
+    )

@@ -40,7 +40,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.utils import prune
 
-from gmp.masks import check_mask_type_fits, compute_masks, parse_mask_type
+from gmp.masks import _and_masks_, check_mask_type_fits, parse_mask_type
 from gmp.params import select_params
 from gmp.schedule import SCHEDULES, ScheduleState, interpolate, next_update, step_to_epoch
 from gmp.spec import FROM_PARAM, PruningModifierSpec
@@ -381,8 +381,10 @@ class GMP:
     @torch.no_grad()
     def _update(self, g: _Group, epoch: float) -> None:
         weights = [t.orig * t.mask for t in g.targets]  # == SparseML's param.data
+        masks = [t.mask for t in g.targets]
         if g.spec.kind == "constant":
-            new = [w != 0 for w in weights]
+            for m, w in zip(masks, weights):
+                m.mul_((w != 0).view(torch.uint8))  # uint8 multiplies twice as fast as bool
         else:
             sparsities = [
                 interpolate(
@@ -396,12 +398,11 @@ class GMP:
                 for s0 in g.init_sparsities
             ]
             g.applied_sparsity = sparsities[0]
-            new = compute_masks(
-                [w.abs_() for w in weights], sparsities, g.mask_type, g.spec.global_sparsity
+            # masks only grow: each mask is AND-ed with the new one; |w| is 0 where it is 0
+            _and_masks_(
+                masks, [w.abs_() for w in weights], sparsities, g.mask_type, g.spec.global_sparsity
             )
         del weights
-        for t, m in zip(g.targets, new):
-            t.mask.mul_(m)  # masks only grow: AND with the previous mask
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             for t in g.targets:  # identical anyway (deterministic ties); make it a guarantee
                 dist.broadcast(t.mask, src=0)
