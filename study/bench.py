@@ -28,7 +28,7 @@ import random
 import sys
 import time
 import uuid
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -38,12 +38,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import psutil
 
 from study.engines import ENGINES, EngineAdapter, EngineConfig, EngineUnavailable
 from study.engines.base import PRECISIONS, SCENARIOS, read_input_specs
 from study.engines.worker import Worker, WorkerError, WorkerOptions
-from study.hardware import capture_hardware
+from study.hardware import capture_hardware, physical_cores
 from study.manifest import sha256_file
 from study.results import (
     append_rows,
@@ -61,10 +60,6 @@ __all__ = ["BenchSettings", "CellSpec", "cell_key", "main", "run_benchmark", "su
 LOAD_TIMEOUT = 900.0  # seconds a worker may take to load before it is killed
 
 
-def _physical_cores() -> int:
-    return psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
-
-
 @dataclass(frozen=True)
 class CellSpec:
     """One benchmark configuration."""
@@ -78,7 +73,7 @@ class CellSpec:
     precision: str = "f32"  # "f32" (fair) or "default" (the engine's own default)
     scenario: str = "sync"  # "sync" (latency) or "async" (the engine's throughput mode)
     batch_size: int = 1  # items per call
-    threads: int = field(default_factory=_physical_cores)  # CPU threads for every engine
+    threads: int = field(default_factory=physical_cores)  # CPU threads for every engine
     torch_module_path: str | None = (
         None  # whole torch module for engine "torch" (default: <onnx stem>.pt)
     )
@@ -110,7 +105,7 @@ class BenchSettings:
     # the order given. Put cells that are compared with each other next to each other.
     max_live_workers: int = 8
     # Workers loaded at once (loading is mostly single-threaded; nothing is timed meanwhile).
-    parallel_loads: int = field(default_factory=_physical_cores)
+    parallel_loads: int = field(default_factory=physical_cores)
 
 
 def _validate(
@@ -317,7 +312,7 @@ def run_benchmark(
         )
     ]
     rng = random.Random(settings.seed)
-    live: OrderedDict[str, Worker] = OrderedDict()
+    live: dict[str, Worker] = {}  # cell key -> its loaded worker
     bar = tqdm(
         total=len(states),
         initial=len(states) - len(active),
@@ -393,7 +388,7 @@ def _config(cell: _Cell, registry: Mapping[str, type[EngineAdapter]]) -> EngineC
 
 def _load_workers(
     active: list[_Cell],
-    live: OrderedDict[str, Worker],
+    live: dict[str, Worker],
     settings: BenchSettings,
     registry: Mapping[str, type[EngineAdapter]],
     bar: Any,
@@ -402,9 +397,10 @@ def _load_workers(
 
     Loading (spawn, imports, the ONNX Runtime reference run, the engine's compile) is mostly
     single-threaded (a DeepSparse compile uses one core), so ``parallel_loads`` workers load at
-    once. Nothing is timed while they load. When the window lacks fewer workers than that, the
-    next cells after the window are loaded ahead in the same batch, so a window that refills one
-    cell at a time still loads in parallel (they wait, loaded and idle, until their turn). Warm-up
+    once, a new load starting as soon as one ends. Nothing is timed while they load. When the window
+    lacks fewer workers than that, the next cells after the window are loaded ahead with them, so a
+    window that refills one cell at a time still loads in parallel (they wait, loaded and idle,
+    until their turn). Warm-up
     runs one worker at a time with nothing else running, as trials do.
     """
     window = active[: settings.max_live_workers]
@@ -607,7 +603,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--threads",
         type=int,
-        default=_physical_cores(),
+        default=physical_cores(),
         help="threads for every engine (default: physical cores)",
     )
     p.add_argument("--scenario", choices=SCENARIOS, default="sync")

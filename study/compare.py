@@ -107,10 +107,10 @@ def _capture_environment(out: Path) -> str:
 
 
 def _threads(cfg: StudyConfig) -> int:
-    import psutil
+    from study.hardware import physical_cores
 
     threads = cfg.bench.get("threads")
-    return int(threads) if threads else int(psutil.cpu_count(logical=False) or 1)
+    return int(threads) if threads else physical_cores()
 
 
 def bench_cells(cfg: StudyConfig, records, out: Path) -> list:

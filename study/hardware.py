@@ -19,7 +19,14 @@ from typing import Any
 
 import psutil
 
-__all__ = ["Hardware", "capture_hardware", "git_commit", "machine_id", "microarchitecture"]
+__all__ = [
+    "Hardware",
+    "capture_hardware",
+    "git_commit",
+    "machine_id",
+    "microarchitecture",
+    "physical_cores",
+]
 
 PACKAGES = (
     "torch",
@@ -60,6 +67,12 @@ _AMD_F19 = [
     (0x60, 0x7F, "Zen 4"),
     (0xA0, 0xAF, "Zen 4"),
 ]
+
+
+def physical_cores() -> int:
+    """Physical CPU cores (logical ones where psutil cannot tell; at least 1): the default thread
+    count of every engine, and how many single-threaded jobs the study runs side by side."""
+    return psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
 
 
 @dataclass(frozen=True)

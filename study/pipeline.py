@@ -19,12 +19,12 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import psutil
 import torch
 from torch import nn
 from torch.utils.data import Subset
 
 from study.config import StudyConfig
+from study.hardware import physical_cores
 from study.jsonl import append_jsonl
 from study.manifest import MANIFEST, Failure, onnx_name, read_manifest, sha256_file
 from study.models import MODELS, build_model
@@ -193,7 +193,7 @@ def _with_gzip_sizes(out: Path, records: list[ModelRecord]) -> list[ModelRecord]
     releases the GIL, so the files compress in parallel on the physical cores."""
     from study.export import gzip_size
 
-    workers = max(1, min(len(records), psutil.cpu_count(logical=False) or 1))
+    workers = min(len(records), physical_cores())
     with ThreadPoolExecutor(max_workers=workers) as pool:
         sizes = list(pool.map(lambda r: gzip_size(out / r.onnx_path), records))
     return [dataclasses.replace(r, gzip_bytes=n) for r, n in zip(records, sizes)]
