@@ -107,6 +107,15 @@ def _methods(results: Results, analysis: Analysis, cpu: Table) -> list[str]:
         f"- Repetitions: {len(cells)} cells, {int(n.sum())} timed trials, "
         f"{int(n.min())}–{int(n.max())} trials per cell (median {float(n.median()):g})."
     )
+    steal = ok["cpu_steal"].astype(float).dropna() if "cpu_steal" in ok else pd.Series(dtype=float)
+    if steal.empty:
+        lines.append("- CPU steal: not recorded (results written before schema version 2).")
+    else:
+        lines.append(
+            f"- CPU steal during timed trials: mean {steal.mean():.1%}, median {steal.median():.1%}, "
+            f"max {steal.max():.1%}; {(steal > 0.05).mean():.0%} of trials above 5% (the share of "
+            "CPU time the hypervisor gave other guests, read per trial; 0 on bare metal)."
+        )
     bench = results.config.get("bench")
     if isinstance(bench, dict) and bench:
         rule = "; ".join(f"`{k}` = {bench[k]}" for k in sorted(bench))

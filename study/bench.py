@@ -44,6 +44,7 @@ from study.engines.base import PRECISIONS, SCENARIOS, read_input_specs
 from study.engines.worker import Worker, WorkerError, WorkerOptions
 from study.hardware import capture_hardware, physical_cores
 from study.manifest import sha256_file
+from study.noise import StealMeter, noise_floor
 from study.results import (
     append_rows,
     cell_progress,
@@ -187,6 +188,7 @@ def _row(
     settings: BenchSettings,
     window: Any = None,
     error: str | None = None,
+    steal: float | None = None,
 ) -> TrialRow:
     s = cell.spec
     info = cell.info or {}
@@ -226,6 +228,7 @@ def _row(
         latency_ms_median=lat[1],
         latency_ms_p90=lat[2],
         latency_ms_p99=lat[3],
+        cpu_steal=steal,
         engine_version=info.get("version", ""),
         engine_settings={**info.get("settings", {}), "bench": bench},
         output_max_abs_diff=getattr(check, "max_abs_diff", None),
@@ -344,14 +347,16 @@ def run_benchmark(
                 bar.set_postfix_str(f"{cell.spec.model}/{cell.spec.engine} trial {cell.next_trial}")
                 try:
                     t0 = time.perf_counter()
+                    meter = StealMeter().start()
                     window = live[cell.key].request(
                         "window", settings.trial_seconds, settings.trial_seconds * 5 + 180
                     )
+                    steal = meter.stop()
                     cell.spent += time.perf_counter() - t0
                 except WorkerError as exc:
                     finish(cell, error=str(exc))
                     continue
-                row = _row(cell, run_id, hw.machine, hw.git_commit, settings, window)
+                row = _row(cell, run_id, hw.machine, hw.git_commit, settings, window, steal=steal)
                 append_rows(path, [row])
                 cell.rows.append(row)
                 cell.throughputs.append(row.throughput)
@@ -502,6 +507,7 @@ def summarize(rows: Iterable[TrialRow] | pd.DataFrame) -> pd.DataFrame:
         mean = float(tp.mean()) if tp.size else float("nan")
         ci = ci_half_width(tp)
         lat = {f"latency_ms_{k}": ok[f"latency_ms_{k}"].astype(float).mean() for k in _LAT}
+        steal = ok["cpu_steal"].astype(float).mean() if "cpu_steal" in ok else float("nan")
         seconds = float(bench.get("cell_seconds") or 0.0) + float(bench.get("load_seconds") or 0.0)
         out.append(
             {
@@ -516,6 +522,7 @@ def summarize(rows: Iterable[TrialRow] | pd.DataFrame) -> pd.DataFrame:
                 "trials": int(tp.size),
                 "calls": int(ok["calls"].sum()),
                 "seconds": seconds,
+                "cpu_steal": steal,
                 "output_max_abs_diff": last["output_max_abs_diff"],
                 "output_ok": last["output_ok"],
                 "flag": "WRONG OUTPUT" if _is_false(last["output_ok"]) else "",
@@ -569,6 +576,7 @@ def _table(summary: pd.DataFrame) -> str:
                 "output": check + (" !" if r["flag"] else ""),
                 "trials": r["trials"],
                 "s": f"{r['seconds']:.0f}",
+                "steal": "-" if pd.isna(r["cpu_steal"]) else f"{r['cpu_steal']:.0%}",
                 "status": r["status"]
                 if r["status"] == "ok"
                 else f"FAILED: {str(r['error']).splitlines()[0][:100]}",
@@ -639,6 +647,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="runs/bench.jsonl",
         help="results JSONL (appended; environment.json beside it)",
     )
+    p.add_argument(
+        "--noise-floor",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="first time a fixed matmul workload for SECONDS in trials of --trial-seconds and "
+        "print how much this machine varies between trials, which bounds the CI any cell can "
+        "reach (study.noise; 0: skip)",
+    )
     p.add_argument("--no-resume", action="store_true", help="measure finished cells again")
     p.add_argument("--csv", help="also write the summary table as CSV")
     args = p.parse_args(argv)
@@ -673,6 +690,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             for e in engines
         ]
+        if args.noise_floor:
+            print(noise_floor(args.noise_floor, args.trial_seconds, args.threads), file=sys.stderr)
         rows = run_benchmark(cells, settings, args.out, progress=True, resume=not args.no_resume)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

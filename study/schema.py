@@ -7,6 +7,7 @@ can simply be concatenated.
 
 Schema changelog:
     1 (2026-11-23): first version.
+    2 (2026-11-24): TrialRow.cpu_steal (hypervisor steal during the trial; absent in version 1).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # The TrialRow fields that, with `machine`, identify a benchmark cell (the file path and its hash
 # are covered by the `cell` id). One definition for the harness, the statistics and the summary.
@@ -64,6 +65,9 @@ class TrialRow:
     latency_ms_median: float | None = None
     latency_ms_p90: float | None = None
     latency_ms_p99: float | None = None
+    # Fraction of all CPUs' time the hypervisor gave to other guests during the trial (Linux
+    # /proc/stat steal, read around the window by the parent; None where not reported).
+    cpu_steal: float | None = None
     # Context, read back from the engine where it can be.
     engine_version: str = ""
     engine_settings: dict[str, Any] = field(default_factory=dict)

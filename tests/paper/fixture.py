@@ -121,6 +121,7 @@ def _bench_rows(rng: np.random.Generator, deepsparse: bool) -> list[dict]:
                                 throughput=throughput,
                                 calls=round(throughput * seconds),
                                 latency_ms_mean=1000.0 / throughput,
+                                cpu_steal=round(float(rng.uniform(0.0, 0.1)), 4),
                                 engine_version={
                                     "onnxruntime": "1.26.0",
                                     "openvino": "2026.4.1",

@@ -171,6 +171,15 @@ def test_report_names_the_limits_of_the_data(paper):
     assert "`max_trials` = 5" in md and "`target_rel_ci` = 0.05" in md
 
 
+def test_report_states_the_cpu_steal_of_the_trials(results, paper):
+    steal = _bench(results).query("status == 'ok'")["cpu_steal"]
+    md = (paper / "report.md").read_text()
+    assert (
+        f"CPU steal during timed trials: mean {steal.mean():.1%}, median {steal.median():.1%}, "
+        f"max {steal.max():.1%}; {(steal > 0.05).mean():.0%} of trials above 5%" in md
+    )
+
+
 def test_report_lists_the_failures(results, paper):
     entry = json.loads((results / "failures.jsonl").read_text())
     md = (paper / "report.md").read_text()

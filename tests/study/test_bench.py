@@ -102,6 +102,8 @@ def test_other_cells_complete_around_failures(mixed_run):
     assert [r.trial for r in ort] == list(range(len(ort))) and 3 <= len(ort) <= 4
     assert all(r.status == "ok" and r.throughput > 0 and r.items == r.calls for r in ort)
     assert all(r.output_max_abs_diff == 0.0 and r.output_ok for r in ort)  # the reference itself
+    assert all(0.0 <= r.cpu_steal <= 1.0 for r in ort)  # Linux reports steal (0 off a hypervisor)
+    assert all(r.schema_version == 2 for r in ort)
     assert ort[0].engine_settings["bench"]["warmup"]["windows"] >= 1
 
 
@@ -238,6 +240,13 @@ def test_summary_ci_matches_scipy():
     lo, hi = stats.t.interval(0.95, len(tps) - 1, loc=np.mean(tps), scale=stats.sem(tps))
     assert s["throughput"] == pytest.approx(100.25) and s["ci"] == pytest.approx((hi - lo) / 2)
     assert s["trials"] == 4 and s["calls"] == 401
+    assert np.isnan(s["cpu_steal"])  # not recorded on these rows
+    # Schema-1 rows carry no cpu_steal at all: they still summarise, with NaN steal.
+    frame = pd.DataFrame([r.to_dict() for r in rows]).drop(columns="cpu_steal")
+    assert np.isnan(summarize(frame).iloc[0]["cpu_steal"])
+    steals = [0.0, 0.1, 0.2, 0.3]
+    rows = [dataclasses.replace(r, cpu_steal=st) for r, st in zip(rows, steals)]
+    assert summarize(rows).iloc[0]["cpu_steal"] == pytest.approx(0.15)
 
 
 def test_unknown_engine_is_rejected_before_running(model, tmp_path):
@@ -312,8 +321,12 @@ def test_cli_runs_and_prints_table(model, capsys, tmp_path):
         str(tmp_path / "b.jsonl"),
         "--csv",
         str(tmp_path / "s.csv"),
+        "--noise-floor",
+        "0.2",
     ]
     assert main(args) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "items/s ± 95% CI" in out and "onnxruntime" in out and "ok (0.0e+00)" in out
+    assert "machine noise floor" in captured.err and "over 4 trials of 0.05 s" in captured.err
     assert pd.read_csv(tmp_path / "s.csv")["engine"].tolist() == ["onnxruntime"]
