@@ -107,6 +107,11 @@ class BenchSettings:
     max_live_workers: int = 8
     # Workers loaded at once (loading is mostly single-threaded; nothing is timed meanwhile).
     parallel_loads: int = field(default_factory=physical_cores)
+    # On a virtual machine: a trial during which the hypervisor took more than this share of the
+    # CPU time (steal) is recorded as "rejected" and repeated. Rejected trials count toward
+    # neither max_trials nor the time cap, but a cell stops after max_trials of them. Declare it
+    # before the run; None = keep every trial. Steal is 0 on bare metal, so it never triggers there.
+    max_cpu_steal: float | None = None
 
 
 def _validate(
@@ -131,6 +136,10 @@ def _validate(
     if not 1 <= settings.min_trials <= settings.max_trials:
         raise ValueError(
             f"`min_trials` must be in [1, max_trials={settings.max_trials}]; got {settings.min_trials!r}"
+        )
+    if settings.max_cpu_steal is not None and not 0 < settings.max_cpu_steal < 1:
+        raise ValueError(
+            f"`max_cpu_steal` must be None or in (0, 1); got {settings.max_cpu_steal!r}"
         )
     for name in ("max_live_workers", "parallel_loads"):
         value = getattr(settings, name)
@@ -161,6 +170,8 @@ class _Cell:
     throughputs: list[float]
     spent: float  # warm-up + trial seconds so far (from earlier runs too)
     next_trial: int
+    rejected: int = 0  # trials rejected for CPU steal (from earlier runs too)
+    rejected_seconds: float = 0.0  # the seconds those took (not counted against the time cap)
     info: dict[str, Any] | None = None  # from the worker: version, settings, check, load_seconds
     warmup: dict[str, Any] | None = None  # the last warm-up's report
     rows: list[TrialRow] = field(default_factory=list)
@@ -189,12 +200,14 @@ def _row(
     window: Any = None,
     error: str | None = None,
     steal: float | None = None,
+    status: str | None = None,
 ) -> TrialRow:
     s = cell.spec
     info = cell.info or {}
     check = info.get("check")
     bench = {
         "cell_seconds": cell.spent,
+        "rejected_seconds": cell.rejected_seconds,
         "load_seconds": info.get("load_seconds"),
         "warmup": {k: v for k, v in (cell.warmup or {}).items() if k != "throughputs"},
         "output_rel_diff": getattr(check, "rel_diff", None),
@@ -235,7 +248,7 @@ def _row(
         output_ok=getattr(check, "ok", None),
         timestamp=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
         git_commit=commit,
-        status="ok" if error is None else "failed",
+        status=status or ("ok" if error is None else "failed"),
         error=error,
     )
 
@@ -304,15 +317,14 @@ def run_benchmark(
                 list(p.throughputs) if p else [],
                 p.seconds_spent if p else 0.0,
                 p.next_trial if p else 0,
+                p.rejected if p else 0,
+                p.rejected_seconds if p else 0.0,
             ),
         )
     active = [
         c
         for k, c in states.items()
-        if not (
-            k in done_before
-            and (done_before[k].failed or stop_reason(c.throughputs, c.spent, **rule))
-        )
+        if not (k in done_before and (done_before[k].failed or _done(c, settings, rule)))
     ]
     rng = random.Random(settings.seed)
     live: dict[str, Worker] = {}  # cell key -> its loaded worker
@@ -352,22 +364,48 @@ def run_benchmark(
                         "window", settings.trial_seconds, settings.trial_seconds * 5 + 180
                     )
                     steal = meter.stop()
-                    cell.spent += time.perf_counter() - t0
+                    took = time.perf_counter() - t0
+                    cell.spent += took
                 except WorkerError as exc:
                     finish(cell, error=str(exc))
                     continue
-                row = _row(cell, run_id, hw.machine, hw.git_commit, settings, window, steal=steal)
+                limit = settings.max_cpu_steal
+                reject = limit is not None and steal is not None and steal > limit
+                if reject:
+                    cell.rejected += 1
+                    cell.rejected_seconds += took
+                row = _row(
+                    cell,
+                    run_id,
+                    hw.machine,
+                    hw.git_commit,
+                    settings,
+                    window,
+                    steal=steal,
+                    status="rejected" if reject else None,
+                    error=f"CPU steal {steal:.1%} > max_cpu_steal {limit:.1%}: trial repeated"
+                    if reject
+                    else None,
+                )
                 append_rows(path, [row])
                 cell.rows.append(row)
-                cell.throughputs.append(row.throughput)
+                if not reject:
+                    cell.throughputs.append(row.throughput)
                 cell.next_trial += 1
-                if stop_reason(cell.throughputs, cell.spent, **rule):
+                if _done(cell, settings, rule):
                     finish(cell)
     finally:
         for worker in live.values():
             worker.stop()
         bar.close()
     return _collect(previous, states, hw.machine)
+
+
+def _done(cell: _Cell, settings: BenchSettings, rule: dict[str, Any]) -> bool:
+    """The stopping rule, with trials rejected for CPU steal left out of the time cap."""
+    if cell.rejected >= settings.max_trials:
+        return True  # the machine stayed too busy: stop with what the cell has
+    return stop_reason(cell.throughputs, cell.spent - cell.rejected_seconds, **rule) is not None
 
 
 def _config(cell: _Cell, registry: Mapping[str, type[EngineAdapter]]) -> EngineConfig:
@@ -487,8 +525,9 @@ def summarize(rows: Iterable[TrialRow] | pd.DataFrame) -> pd.DataFrame:
 
     Columns: model, engine, precision, ran_precision, scenario, batch_size, threads, throughput
     (mean of trial throughputs, items/s), ci (95% half-width), ci_rel, latency_ms_* (mean over
-    trials of the per-trial statistic), trials, calls, seconds (load + warm-up + trials),
-    output_max_abs_diff, output_ok, flag ("WRONG OUTPUT" when the cross-check failed), status, error.
+    trials of the per-trial statistic), trials, rejected (trials repeated for CPU steal), calls,
+    seconds (load + warm-up + trials), cpu_steal (mean over kept trials of the share of CPU time the
+    hypervisor took; NaN where not recorded), output_max_abs_diff, output_ok, flag ("WRONG OUTPUT" when the cross-check failed), status, error.
 
     Example:
         >>> summarize(rows)[["engine", "throughput", "ci"]]  # doctest: +SKIP
@@ -520,6 +559,7 @@ def summarize(rows: Iterable[TrialRow] | pd.DataFrame) -> pd.DataFrame:
                 "ci_rel": ci / mean if tp.size and mean > 0 else float("nan"),
                 **lat,
                 "trials": int(tp.size),
+                "rejected": int((g["status"] == "rejected").sum()),
                 "calls": int(ok["calls"].sum()),
                 "seconds": seconds,
                 "cpu_steal": steal,
@@ -574,7 +614,9 @@ def _table(summary: pd.DataFrame) -> str:
                     f"{r[f'latency_ms_{k}']:.2f}" for k in ("mean", "median", "p90", "p99")
                 ),
                 "output": check + (" !" if r["flag"] else ""),
-                "trials": r["trials"],
+                "trials": r["trials"]
+                if not r["rejected"]
+                else f"{r['trials']} (+{r['rejected']} rejected)",
                 "s": f"{r['seconds']:.0f}",
                 "steal": "-" if pd.isna(r["cpu_steal"]) else f"{r['cpu_steal']:.0%}",
                 "status": r["status"]
@@ -656,6 +698,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "print how much this machine varies between trials, which bounds the CI any cell can "
         "reach (study.noise; 0: skip)",
     )
+    p.add_argument(
+        "--max-steal",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="repeat a trial during which the hypervisor took more than this share of the CPU "
+        "(e.g. 0.05); the rejected trial is kept in the results, marked (default: keep all)",
+    )
     p.add_argument("--no-resume", action="store_true", help="measure finished cells again")
     p.add_argument("--csv", help="also write the summary table as CSV")
     args = p.parse_args(argv)
@@ -675,6 +725,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_trials=args.max_trials,
             warmup_max_seconds=args.warmup_max_seconds,
             seed=args.seed,
+            max_cpu_steal=args.max_steal,
             **({} if args.parallel_loads is None else {"parallel_loads": args.parallel_loads}),
         )
         cells = [

@@ -413,7 +413,7 @@ def run_study(
         if not cells:
             continue
         rows = run_benchmark(cells, settings, out / "bench.jsonl", progress=progress, resume=True)
-        failed = {(r.engine, r.onnx_path, r.error) for r in rows if r.status != "ok"}
+        failed = {(r.engine, r.onnx_path, r.error) for r in rows if r.status == "failed"}
         new = [
             Failure("bench", name, str(err), engine=engine)
             for engine, _, err in sorted(failed, key=str)

@@ -191,6 +191,8 @@ class CellProgress:
     seconds_spent: float  # harness time already spent on the cell (load, warm-up, trials)
     failed: bool  # a failure row exists
     next_trial: int  # index of the next trial
+    rejected: int = 0  # trials rejected for CPU steal (repeated; see BenchSettings.max_cpu_steal)
+    rejected_seconds: float = 0.0  # harness time those trials took
 
 
 def cell_progress(df: pd.DataFrame, machine: str) -> dict[str, CellProgress]:
@@ -200,16 +202,17 @@ def cell_progress(df: pd.DataFrame, machine: str) -> dict[str, CellProgress]:
         return out
     for cell, g in df[df["machine"] == machine].groupby("cell"):
         ok = g[g["status"] == "ok"].sort_values("trial")
-        spent = [
-            s.get("bench", {}).get("cell_seconds", 0.0)
-            for s in ok["engine_settings"]
-            if isinstance(s, dict)
-        ]
+        timed = g[g["status"].isin(["ok", "rejected"])]
+        bench = [s.get("bench", {}) for s in timed["engine_settings"] if isinstance(s, dict)]
         out[str(cell)] = CellProgress(
             throughputs=tuple(float(v) for v in ok["throughput"]),
-            seconds_spent=float(max(spent, default=0.0)),
+            seconds_spent=float(max((b.get("cell_seconds", 0.0) for b in bench), default=0.0)),
             failed=bool((g["status"] == "failed").any()),
-            next_trial=int(ok["trial"].max()) + 1 if len(ok) else 0,
+            next_trial=int(timed["trial"].max()) + 1 if len(timed) else 0,
+            rejected=int((g["status"] == "rejected").sum()),
+            rejected_seconds=float(
+                max((b.get("rejected_seconds", 0.0) for b in bench), default=0.0)
+            ),
         )
     return out
 
@@ -233,5 +236,8 @@ def finished_cells(
     return {
         cell
         for cell, p in cell_progress(df, machine).items()
-        if p.failed or stop_reason(list(p.throughputs), p.seconds_spent, **rule) is not None
+        if p.failed
+        or stop_reason(list(p.throughputs), p.seconds_spent - p.rejected_seconds, **rule)
+        is not None
+        or p.rejected >= max_trials
     }

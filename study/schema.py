@@ -7,7 +7,8 @@ can simply be concatenated.
 
 Schema changelog:
     1 (2026-11-23): first version.
-    2 (2026-11-24): TrialRow.cpu_steal (hypervisor steal during the trial; absent in version 1).
+    2 (2026-11-24): TrialRow.cpu_steal (hypervisor steal during the trial; absent in version 1);
+        status "rejected" (a trial repeated because its steal exceeded the declared limit).
 """
 
 from __future__ import annotations
@@ -75,8 +76,11 @@ class TrialRow:
     output_ok: bool | None = None  # output_max_abs_diff within tolerance
     timestamp: str = ""  # ISO 8601 UTC, end of the trial
     git_commit: str = ""
-    status: str = "ok"  # "ok" or "failed"
-    error: str | None = None  # the reason, on a failure row
+    # "ok"; "failed" (the cell failed; `error` says why); or "rejected": a trial that was repeated
+    # because its CPU steal exceeded BenchSettings.max_cpu_steal, kept for the record and left out
+    # of every statistic.
+    status: str = "ok"
+    error: str | None = None  # the reason, on a failed or rejected row
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

@@ -69,9 +69,9 @@ def ok_trials(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def failed_trials(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows whose ``status`` is not ``"ok"`` (failure rows), unchanged."""
+    """Failure rows (``status == "failed"``), unchanged; trials rejected for CPU steal are not failures."""
     check_frame(df)
-    return df.loc[df["status"] != "ok"]
+    return df.loc[df["status"] == "failed"]
 
 
 def positive_array(values: Iterable[float], name: str) -> np.ndarray:

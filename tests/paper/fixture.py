@@ -133,6 +133,9 @@ def _bench_rows(rng: np.random.Generator, deepsparse: bool) -> list[dict]:
     failed = dict(rows[0], trial=-1, throughput=float("nan"), status="failed", error="boom")
     failed.update(engine="torch", cell=_cell_id({"engine": "torch"}), engine_version="2.15.0")
     rows.append(failed)
+    # A trial rejected for CPU steal (and repeated): an outlier no statistic may include.
+    rejected = dict(rows[0], trial=TRIALS, throughput=rows[0]["throughput"] / 10, cpu_steal=0.4)
+    rows.append(dict(rejected, status="rejected", error="CPU steal 40.0% > max_cpu_steal 5.0%"))
     return rows
 
 
@@ -172,7 +175,13 @@ def write_results(
         "models": list(MODELS),
         "weights": "random",
         "data": "digits",
-        "bench": {"min_trials": 3, "max_trials": TRIALS, "target_rel_ci": 0.05, "warmup_s": 1.0},
+        "bench": {
+            "min_trials": 3,
+            "max_trials": TRIALS,
+            "target_rel_ci": 0.05,
+            "warmup_s": 1.0,
+            "max_cpu_steal": 0.05,
+        },
     }
     (root / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=True))
     hardware = Hardware(

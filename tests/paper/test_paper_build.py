@@ -178,6 +178,8 @@ def test_report_states_the_cpu_steal_of_the_trials(results, paper):
         f"CPU steal during timed trials: mean {steal.mean():.1%}, median {steal.median():.1%}, "
         f"max {steal.max():.1%}; {(steal > 0.05).mean():.0%} of trials above 5%" in md
     )
+    assert "rejected for CPU steal above `max_cpu_steal` = 0.05 and repeated: 1 (kept" in md
+    assert "bench.jsonl holds 1 failure row(s)." in md  # the rejected trial is not a failure
 
 
 def test_report_lists_the_failures(results, paper):

@@ -96,13 +96,15 @@ def test_a_broken_jsonl_line_is_reported_with_its_number(tmp_path):
     write_results(tmp_path, optional_files=False)
     with (tmp_path / "bench.jsonl").open("a") as fh:
         fh.write("{not json\n")
-    with pytest.raises(ValueError, match=r"bench.jsonl: line 322 is not valid JSON"):
+    with pytest.raises(ValueError, match=r"bench.jsonl: line 323 is not valid JSON"):
         load_results(tmp_path)
 
 
 def test_loading_only_bench_records_the_missing_files(tmp_path):
     results = load_results(write_results(tmp_path, optional_files=False))
-    assert len(results.bench) == 321  # 2 models x 8 files x 4 engine/precision x 5 trials + 1
+    assert (
+        len(results.bench) == 322
+    )  # 2 models x 8 files x 4 engine/precision x 5 trials + 1 failed + 1 rejected
     assert results.manifest.empty and results.sensitivity is None and results.failures == ()
     assert "models/manifest.jsonl" in results.missing and "config.yaml" in results.missing
 

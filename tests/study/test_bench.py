@@ -330,3 +330,75 @@ def test_cli_runs_and_prints_table(model, capsys, tmp_path):
     assert "items/s ± 95% CI" in out and "onnxruntime" in out and "ok (0.0e+00)" in out
     assert "machine noise floor" in captured.err and "over 4 trials of 0.05 s" in captured.err
     assert pd.read_csv(tmp_path / "s.csv")["engine"].tolist() == ["onnxruntime"]
+
+
+class _ScriptedSteal:
+    """Stands in for study.noise.StealMeter in the parent: each stop() returns the next value."""
+
+    values: list[float | None] = []
+
+    def start(self):
+        return self
+
+    def stop(self):
+        return _ScriptedSteal.values.pop(0) if _ScriptedSteal.values else 0.0
+
+
+def test_trial_with_steal_above_the_limit_is_kept_as_rejected_and_repeated(
+    model, tmp_path, monkeypatch
+):
+    monkeypatch.setattr("study.bench.StealMeter", _ScriptedSteal)
+    _ScriptedSteal.values = [0.0, 0.5, 0.05, None]  # 0.05 is not above the limit; None = unknown
+    settings = dataclasses.replace(FAST, max_cpu_steal=0.05, max_trials=10, max_seconds_per_cell=60)
+    out = tmp_path / "b.jsonl"
+    rows = run_benchmark(
+        [CellSpec(model, "fixed", threads=1)], settings, out, progress=False, engines=REGISTRY
+    )
+    # Identical throughputs stop the cell at min_trials = 3 kept trials; the rejected one is extra.
+    assert [(r.trial, r.status) for r in rows] == [
+        (0, "ok"),
+        (1, "rejected"),
+        (2, "ok"),
+        (3, "ok"),
+    ]
+    assert rows[1].error == "CPU steal 50.0% > max_cpu_steal 5.0%: trial repeated"
+    assert rows[1].cpu_steal == 0.5 and rows[2].cpu_steal == 0.05 and rows[3].cpu_steal is None
+    table = summarize(rows).iloc[0]
+    assert table["trials"] == 3 and table["rejected"] == 1 and table["status"] == "ok"
+    assert table["cpu_steal"] == pytest.approx(0.025)  # mean over the kept trials that report it
+    # The rejected trial is on disk, and a resumed run redoes nothing.
+    assert [r["status"] for r in read_rows(out)] == ["ok", "rejected", "ok", "ok"]
+    again = run_benchmark(
+        [CellSpec(model, "fixed", threads=1)], settings, out, progress=False, engines=REGISTRY
+    )
+    assert len(read_rows(out)) == 4 and len(again) == 4
+
+
+def test_a_cell_that_is_always_stolen_from_stops_after_max_trials_rejections(
+    model, tmp_path, monkeypatch
+):
+    monkeypatch.setattr("study.bench.StealMeter", _ScriptedSteal)
+    _ScriptedSteal.values = [0.9] * 100
+    settings = dataclasses.replace(FAST, max_cpu_steal=0.1, max_trials=4, max_seconds_per_cell=0.1)
+    rows = run_benchmark(
+        [CellSpec(model, "fixed", threads=1)],
+        settings,
+        tmp_path / "b.jsonl",
+        progress=False,
+        engines=REGISTRY,
+    )
+    # Rejected trials do not count against the 0.1-s cap: the rejection limit (max_trials) stops it.
+    assert [r.status for r in rows] == ["rejected"] * 4
+    table = summarize(rows).iloc[0]
+    assert table["trials"] == 0 and table["rejected"] == 4
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.0, -0.1, 2])
+def test_max_cpu_steal_outside_0_1_is_rejected(model, tmp_path, bad):
+    with pytest.raises(ValueError, match=r"`max_cpu_steal` must be None or in \(0, 1\); got"):
+        run_benchmark(
+            [CellSpec(model, "fixed")],
+            dataclasses.replace(FAST, max_cpu_steal=bad),
+            tmp_path / "b.jsonl",
+            engines=REGISTRY,
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -153,3 +154,28 @@ def test_finished_cells_for_resume(tmp_path):
         and partial.next_trial == 3
         and partial.seconds_spent == 3.0
     )
+
+
+def test_progress_counts_rejected_trials_but_not_their_throughput(tmp_path):
+    def stolen(trial, seconds, rejected_seconds):
+        bench = {"cell_seconds": seconds, "rejected_seconds": rejected_seconds}
+        return row(
+            cell="c", trial=trial, throughput=100.0 + trial, engine_settings={"bench": bench}
+        )
+
+    rows = [
+        stolen(0, 1.0, 0.0),
+        dataclasses.replace(stolen(1, 2.0, 1.0), status="rejected", error="steal"),
+        stolen(2, 3.0, 1.0),
+        dataclasses.replace(stolen(3, 4.0, 2.0), status="rejected", error="steal"),
+    ]
+    append_rows(tmp_path / "b.jsonl", rows)
+    df = load_results(tmp_path / "b.jsonl")
+    p = cell_progress(df, "m0")["c"]
+    assert p.throughputs == (100.0, 102.0)  # the rejected trials' throughputs are left out
+    assert p.next_trial == 4 and p.rejected == 2
+    assert p.seconds_spent == 4.0 and p.rejected_seconds == 2.0
+    rule = {**RULE, "min_trials": 2}
+    assert finished_cells(df, "m0", **{**rule, "max_seconds": 3.0}) == set()  # 4 - 2 s < 3 s
+    assert finished_cells(df, "m0", **{**rule, "max_seconds": 2.0}) == {"c"}
+    assert finished_cells(df, "m0", **{**RULE, "max_trials": 2}) == {"c"}  # 2 rejections
