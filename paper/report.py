@@ -91,6 +91,19 @@ def _methods(results: Results, analysis: Analysis, cpu: Table) -> list[str]:
             extra = f"; Python {info['python']}" if info.get("python") else ""
             extra += f"; git commit {info['git_commit']}" if info.get("git_commit") else ""
             lines.append(f"- Software on `{machine}` (environment.json): {listed}{extra}.")
+    for machine in sorted(results.environment):
+        info = results.environment[machine]
+        floors = info.get("noise_floors") if isinstance(info, dict) else None
+        if floors:
+            cvs = [float(f["cv"]) for f in floors]
+            f = floors[-1]
+            lines.append(
+                f"- Noise floor of `{machine}` (study.noise: a fixed {f['workload']}, no engine, "
+                f"timed in trials of {f['trial_seconds']:g} s on {f['threads']} thread(s) before "
+                f"benchmarking): per-trial CV {np.median(cvs):.1%} (median of {len(cvs)} probe(s), "
+                f"range {min(cvs):.1%}–{max(cvs):.1%}). No cell can be measured more precisely "
+                "than the machine itself varies."
+            )
     for engine in analysis.engines:
         versions = _values(ok.loc[ok["engine"] == engine, "engine_version"].replace("", np.nan))
         lines.append(f"- Engine `{engine}`: version {versions}.")

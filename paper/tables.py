@@ -255,7 +255,16 @@ _CPU_ORDER += (
     "os",
 )
 # Software and identity fields: reported in the methods, not in the CPU table.
-_CPU_SKIP = ("machine", "packages", "git_commit", "family", "model_number", "kernel", "python")
+_CPU_SKIP = (
+    "machine",
+    "packages",
+    "git_commit",
+    "family",
+    "model_number",
+    "kernel",
+    "python",
+    "noise_floors",  # in the report's methods
+)
 
 
 def _bytes(value: int) -> str:

@@ -44,8 +44,9 @@ from study.engines.base import PRECISIONS, SCENARIOS, read_input_specs
 from study.engines.worker import Worker, WorkerError, WorkerOptions
 from study.hardware import capture_hardware, physical_cores
 from study.manifest import sha256_file
-from study.noise import StealMeter, noise_floor
+from study.noise import NoiseFloor, StealMeter, noise_floor
 from study.results import (
+    ENVIRONMENT_FILE,
     append_rows,
     cell_progress,
     ci_half_width,
@@ -112,6 +113,10 @@ class BenchSettings:
     # neither max_trials nor the time cap, but a cell stops after max_trials of them. Declare it
     # before the run; None = keep every trial. Steal is 0 on bare metal, so it never triggers there.
     max_cpu_steal: float | None = None
+    # Seconds of study.noise's fixed workload timed before the cells (in trials of trial_seconds,
+    # on the cells' thread count) and appended to environment.json's "noise_floors": how much this
+    # machine varied, with no engine, when it was measured. 0 = skip.
+    noise_floor_seconds: float = 0.0
 
 
 def _validate(
@@ -136,6 +141,12 @@ def _validate(
     if not 1 <= settings.min_trials <= settings.max_trials:
         raise ValueError(
             f"`min_trials` must be in [1, max_trials={settings.max_trials}]; got {settings.min_trials!r}"
+        )
+    floor = settings.noise_floor_seconds
+    if floor != 0 and not floor >= 3 * settings.trial_seconds:
+        raise ValueError(
+            f"`noise_floor_seconds` must be 0 or at least 3 trials ({3 * settings.trial_seconds:g} s); "
+            f"got {floor!r}"
         )
     if settings.max_cpu_steal is not None and not 0 < settings.max_cpu_steal < 1:
         raise ValueError(
@@ -295,7 +306,6 @@ def run_benchmark(
     _validate(cells, settings, registry)
     path = _out_file(out)
     hw = capture_hardware()
-    write_environment(path.parent, hw.machine, hw.to_dict())
     run_id = uuid.uuid4().hex
     shas: dict[str, str] = {}
     previous = load_results(path) if resume and path.is_file() else pd.DataFrame()
@@ -326,6 +336,7 @@ def run_benchmark(
         for k, c in states.items()
         if not (k in done_before and (done_before[k].failed or _done(c, settings, rule)))
     ]
+    _write_environment(path.parent, hw, settings, [c.spec.threads for c in active])
     rng = random.Random(settings.seed)
     live: dict[str, Worker] = {}  # cell key -> its loaded worker
     bar = tqdm(
@@ -399,6 +410,21 @@ def run_benchmark(
             worker.stop()
         bar.close()
     return _collect(previous, states, hw.machine)
+
+
+def _write_environment(folder: Path, hw: Any, settings: BenchSettings, threads: list[int]) -> None:
+    """Record the hardware, keeping earlier noise-floor probes and adding one when asked."""
+    file = folder / ENVIRONMENT_FILE
+    env = json.loads(file.read_text()).get(hw.machine, {}) if file.is_file() else {}
+    floors = list(env.get("noise_floors", []))
+    if settings.noise_floor_seconds and threads:
+        t = max(set(threads), key=threads.count)  # the cells' (most common) thread count
+        floor = noise_floor(settings.noise_floor_seconds, settings.trial_seconds, t)
+        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        floors.append({**floor.to_dict(), "timestamp": stamp})
+    write_environment(
+        folder, hw.machine, {**hw.to_dict(), **({"noise_floors": floors} if floors else {})}
+    )
 
 
 def _done(cell: _Cell, settings: BenchSettings, rule: dict[str, Any]) -> bool:
@@ -694,9 +720,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=float,
         default=0.0,
         metavar="SECONDS",
-        help="first time a fixed matmul workload for SECONDS in trials of --trial-seconds and "
-        "print how much this machine varies between trials, which bounds the CI any cell can "
-        "reach (study.noise; 0: skip)",
+        help="first time a fixed matmul workload for SECONDS in trials of --trial-seconds, record "
+        "it in environment.json and print how much this machine varies between trials, which "
+        "bounds the CI any cell can reach (study.noise; 0: skip)",
     )
     p.add_argument(
         "--max-steal",
@@ -726,6 +752,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             warmup_max_seconds=args.warmup_max_seconds,
             seed=args.seed,
             max_cpu_steal=args.max_steal,
+            noise_floor_seconds=args.noise_floor,
             **({} if args.parallel_loads is None else {"parallel_loads": args.parallel_loads}),
         )
         cells = [
@@ -741,13 +768,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             for e in engines
         ]
-        if args.noise_floor:
-            print(noise_floor(args.noise_floor, args.trial_seconds, args.threads), file=sys.stderr)
         rows = run_benchmark(cells, settings, args.out, progress=True, resume=not args.no_resume)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     summary = summarize(rows)
+    if args.noise_floor:
+        env = json.loads((_out_file(args.out).parent / ENVIRONMENT_FILE).read_text())
+        floors = env.get(rows[0].machine, {}).get("noise_floors", []) if rows else []
+        if floors:  # none when every cell was already finished
+            fields = set(NoiseFloor.__dataclass_fields__)
+            print(
+                NoiseFloor(**{k: v for k, v in floors[-1].items() if k in fields}), file=sys.stderr
+            )
     print(_table(summary))
     if args.csv:
         from study.results import write_csv

@@ -179,6 +179,11 @@ def test_report_states_the_cpu_steal_of_the_trials(results, paper):
         f"max {steal.max():.1%}; {(steal > 0.05).mean():.0%} of trials above 5%" in md
     )
     assert "rejected for CPU steal above `max_cpu_steal` = 0.05 and repeated: 1 (kept" in md
+    assert (
+        f"Noise floor of `{MACHINE}` (study.noise: a fixed numpy float32 matmul 384x384, no engine, "
+        "timed in trials of 0.3 s on 2 thread(s) before benchmarking): per-trial CV 8.0% (median "
+        "of 2 probe(s), range 4.2%–11.8%)" in md
+    )
     assert "bench.jsonl holds 1 failure row(s)." in md  # the rejected trial is not a failure
 
 

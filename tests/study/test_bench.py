@@ -329,6 +329,14 @@ def test_cli_runs_and_prints_table(model, capsys, tmp_path):
     out = captured.out
     assert "items/s ± 95% CI" in out and "onnxruntime" in out and "ok (0.0e+00)" in out
     assert "machine noise floor" in captured.err and "over 4 trials of 0.05 s" in captured.err
+    env = json.loads((tmp_path / "environment.json").read_text())
+    (floor,) = next(iter(env.values()))["noise_floors"]
+    assert floor["trials"] == 4 and floor["threads"] == 1 and floor["cv"] >= 0
+    # Run again: every cell is finished, so nothing is measured and the probe is not repeated,
+    # but the recorded one is kept.
+    assert main(args) == 0
+    env = json.loads((tmp_path / "environment.json").read_text())
+    assert len(next(iter(env.values()))["noise_floors"]) == 1
     assert pd.read_csv(tmp_path / "s.csv")["engine"].tolist() == ["onnxruntime"]
 
 
@@ -391,6 +399,16 @@ def test_a_cell_that_is_always_stolen_from_stops_after_max_trials_rejections(
     assert [r.status for r in rows] == ["rejected"] * 4
     table = summarize(rows).iloc[0]
     assert table["trials"] == 0 and table["rejected"] == 4
+
+
+def test_noise_floor_shorter_than_three_trials_is_rejected(model, tmp_path):
+    with pytest.raises(ValueError, match=r"`noise_floor_seconds` must be 0 or at least 3 trials"):
+        run_benchmark(
+            [CellSpec(model, "fixed")],
+            dataclasses.replace(FAST, noise_floor_seconds=0.1),
+            tmp_path / "b.jsonl",
+            engines=REGISTRY,
+        )
 
 
 @pytest.mark.parametrize("bad", [0.0, 1.0, -0.1, 2])
