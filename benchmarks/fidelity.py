@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psutil
@@ -66,12 +67,11 @@ def ours(onnx: Path, engine: str, threads: int, seconds: int, out: Path) -> floa
     return sum(r.items for r in ok) / sum(r.seconds for r in ok)
 
 
-def measured(run, *args) -> tuple[float, str, float | None]:
-    """Run one measurement; return its throughput, a label, and the CPU steal during it."""
+def measured(run, *args) -> tuple[Any, float | None]:
+    """Run one measurement; return what it returned and the CPU steal during it."""
     meter = StealMeter().start()
     result = run(*args)
-    value, label = result if isinstance(result, tuple) else (result, "ours")
-    return value, label, meter.stop()
+    return result, meter.stop()
 
 
 def deepsparse_tool(onnx: Path, threads: int, seconds: int) -> tuple[float, str]:
@@ -134,9 +134,9 @@ def fidelity(
             steal: dict[str, float] = {}
             for who in order:
                 if who == "ours":
-                    got[who], _, st = measured(ours, onnx, engine, threads, seconds, out)
+                    got[who], st = measured(ours, onnx, engine, threads, seconds, out)
                 else:
-                    got[who], cmd, st = measured(tools[engine], onnx, threads, seconds)
+                    (got[who], cmd), st = measured(tools[engine], onnx, threads, seconds)
                 steal[who] = math.nan if st is None else st
             ratios[engine].append(got["ours"] / math.sqrt(got["tool"] * got["tool2"]))
             controls[engine].append(got["tool2"] / got["tool"])

@@ -334,7 +334,7 @@ def run_benchmark(
     active = [
         c
         for k, c in states.items()
-        if not (k in done_before and (done_before[k].failed or _done(c, settings, rule)))
+        if not (k in done_before and (done_before[k].failed or _done(c, rule)))
     ]
     _write_environment(path.parent, hw, settings, [c.spec.threads for c in active])
     rng = random.Random(settings.seed)
@@ -403,7 +403,7 @@ def run_benchmark(
                 if not reject:
                     cell.throughputs.append(row.throughput)
                 cell.next_trial += 1
-                if _done(cell, settings, rule):
+                if _done(cell, rule):
                     finish(cell)
     finally:
         for worker in live.values():
@@ -427,11 +427,10 @@ def _write_environment(folder: Path, hw: Any, settings: BenchSettings, threads: 
     )
 
 
-def _done(cell: _Cell, settings: BenchSettings, rule: dict[str, Any]) -> bool:
-    """The stopping rule, with trials rejected for CPU steal left out of the time cap."""
-    if cell.rejected >= settings.max_trials:
-        return True  # the machine stayed too busy: stop with what the cell has
-    return stop_reason(cell.throughputs, cell.spent - cell.rejected_seconds, **rule) is not None
+def _done(cell: _Cell, rule: dict[str, Any]) -> bool:
+    """The stopping rule (study.results.stop_reason) applied to a cell's state."""
+    steal = {"rejected": cell.rejected, "rejected_seconds": cell.rejected_seconds}
+    return stop_reason(cell.throughputs, cell.spent, **steal, **rule) is not None
 
 
 def _config(cell: _Cell, registry: Mapping[str, type[EngineAdapter]]) -> EngineConfig:
@@ -553,7 +552,8 @@ def summarize(rows: Iterable[TrialRow] | pd.DataFrame) -> pd.DataFrame:
     (mean of trial throughputs, items/s), ci (95% half-width), ci_rel, latency_ms_* (mean over
     trials of the per-trial statistic), trials, rejected (trials repeated for CPU steal), calls,
     seconds (load + warm-up + trials), cpu_steal (mean over kept trials of the share of CPU time the
-    hypervisor took; NaN where not recorded), output_max_abs_diff, output_ok, flag ("WRONG OUTPUT" when the cross-check failed), status, error.
+    hypervisor took; NaN where not recorded), output_max_abs_diff, output_ok, flag ("WRONG OUTPUT"
+    when the cross-check failed), status, error.
 
     Example:
         >>> summarize(rows)[["engine", "throughput", "ci"]]  # doctest: +SKIP

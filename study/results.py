@@ -160,16 +160,22 @@ def stop_reason(
     min_trials: int,
     max_trials: int,
     max_seconds: float,
+    rejected: int = 0,
+    rejected_seconds: float = 0.0,
 ) -> str | None:
     """The adaptive stopping rule of a cell: why it is finished, or None to keep measuring.
 
     A cell stops when (after ``min_trials``) the 95% CI half-width of its mean trial throughput is
-    within ``target_ci`` of the mean, or when it reaches ``max_trials`` or ``max_seconds``.
+    within ``target_ci`` of the mean, or when it reaches ``max_trials`` or ``max_seconds``. Trials
+    rejected for CPU steal (``rejected`` of them, taking ``rejected_seconds`` of ``seconds_spent``)
+    count toward neither cap, but ``max_trials`` rejections stop the cell too.
 
     Example:
         >>> stop_reason([100.0, 100.1, 99.9], 3.0, target_ci=0.01, min_trials=3, max_trials=50, max_seconds=30)
         'ci'
     """
+    if rejected >= max_trials:
+        return "rejected"  # the machine stayed too busy: stop with what the cell has
     n = len(throughputs)
     if n < min_trials:
         return None
@@ -178,7 +184,7 @@ def stop_reason(
         return "ci"
     if n >= max_trials:
         return "max_trials"
-    if seconds_spent >= max_seconds:
+    if seconds_spent - rejected_seconds >= max_seconds:
         return "max_seconds"
     return None
 
@@ -237,7 +243,12 @@ def finished_cells(
         cell
         for cell, p in cell_progress(df, machine).items()
         if p.failed
-        or stop_reason(list(p.throughputs), p.seconds_spent - p.rejected_seconds, **rule)
+        or stop_reason(
+            list(p.throughputs),
+            p.seconds_spent,
+            rejected=p.rejected,
+            rejected_seconds=p.rejected_seconds,
+            **rule,
+        )
         is not None
-        or p.rejected >= max_trials
     }

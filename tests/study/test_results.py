@@ -138,6 +138,11 @@ def test_stop_reason_rules():
     assert stop_reason([100.0, 120.0, 80.0], 3.0, **RULE) is None
     assert stop_reason([100.0, 120.0, 80.0, 90.0, 110.0], 5.0, **RULE) == "max_trials"
     assert stop_reason([100.0, 120.0, 80.0], 31.0, **RULE) == "max_seconds"
+    # Time spent on trials rejected for CPU steal does not count against the cap ...
+    stolen = {"rejected": 1, "rejected_seconds": 5.0}
+    assert stop_reason([100.0, 120.0, 80.0], 31.0, **stolen, **RULE) is None
+    # ... but max_trials rejections stop a cell, even one without a kept trial.
+    assert stop_reason([], 0.0, rejected=5, **RULE) == "rejected"
 
 
 def test_finished_cells_for_resume(tmp_path):
