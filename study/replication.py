@@ -1,0 +1,105 @@
+"""Check the harness's CIs against repeated runs: ``python -m study.replication RESULTS...``.
+
+Give it results (JSONL files or run folders) that measured the same cells in two or more runs,
+for example two ``python -m study.compare`` runs, or ``python -m study.bench`` run twice into
+different files. For each cell and for each engine ratio it tests every pair of runs with Welch's t
+and prints how often they disagree at ``--alpha`` (if the CIs held across runs, that share would be
+``alpha``) and by what factor the CIs would have to be widened to cover the runs' differences.
+See :mod:`study.stats.replication` for the method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import pandas as pd
+
+from study.results import load_results, write_csv
+from study.stats.replication import LEVELS, replication_summary, replication_tests
+
+__all__ = ["main", "replication_report"]
+
+
+def _groups(tests: pd.DataFrame, level: str) -> list[tuple[str, pd.DataFrame]]:
+    """All tests, then one group per engine (cells) or engine pair (ratios)."""
+    if tests.empty:
+        return [("all", tests)]
+    by = tests.engine if level == "cell" else tests.engine_a + "/" + tests.engine_b
+    return [("all", tests)] + [(name, sub) for name, sub in tests.groupby(by, sort=True)]
+
+
+def replication_report(df: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFrame:
+    """One row per level and engine (or engine pair): tests, share rejecting, its CI, inflation."""
+    rows = []
+    for level in LEVELS:
+        tests = replication_tests(df, level)
+        for name, sub in _groups(tests, level):
+            s = replication_summary(sub, level, alpha=alpha)
+            rows.append({"level": level, "engines": name, **s.as_dict()})
+    return pd.DataFrame(rows)
+
+
+def _format(report: pd.DataFrame) -> str:
+    out = report.copy()
+    pct = lambda v: "" if pd.isna(v) else f"{100 * v:.1f}%"  # noqa: E731
+    out["rejected"] = [
+        f"{pct(r)} [{pct(lo)}, {pct(hi)}]" if pd.notna(lo) else pct(r)
+        for r, lo, hi in zip(out.rejected, out.rejected_low, out.rejected_high)
+    ]
+    out["inflation"] = out.inflation.map(lambda v: "" if pd.isna(v) else f"{v:.2f}x")
+    out["median_dof"] = out.median_dof.map(lambda v: "" if pd.isna(v) else f"{v:.0f}")
+    cols = ["level", "engines", "units", "runs", "tests", "rejected", "inflation", "median_dof"]
+    return out[cols].to_string(index=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m study.replication``: print how well per-run CIs predict another run."""
+    p = argparse.ArgumentParser(
+        prog="python -m study.replication", description=__doc__.split("\n\n")[0]
+    )
+    p.add_argument("results", nargs="+", help="results JSONL files or folders holding them")
+    p.add_argument("--alpha", type=float, default=0.05, help="level of each test (default 0.05)")
+    p.add_argument("--csv", help="also write the summary as CSV")
+    p.add_argument("--tests-csv", help="also write every test (unit, runs, t, p) as CSV")
+    args = p.parse_args(argv)
+    try:
+        df = load_results(*args.results)
+        if df.empty:
+            raise ValueError(f"no result rows in {args.results}")
+        runs = sorted(df.run_id.dropna().unique())
+        if len(runs) < 2:
+            raise ValueError(
+                f"the results hold {len(runs)} run(s) ({runs}); a replication check needs the same "
+                "cells measured in at least 2 runs"
+            )
+        report = replication_report(df, alpha=args.alpha)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if (report.tests == 0).all():
+        print(
+            f"error: no cell was measured in two of the {len(runs)} runs (they share no cell: "
+            "same model file by SHA-256, engine and settings)",
+            file=sys.stderr,
+        )
+        return 2
+    print(
+        f"{len(runs)} runs. 'rejected': share of pairs of runs whose difference a Welch test finds "
+        f"significant at alpha={args.alpha:g} (expected {100 * args.alpha:g}% if the CIs held "
+        "across runs; bootstrap 95% CI over units). 'inflation': factor on the CI half-widths "
+        f"that brings it down to {100 * args.alpha:g}%."
+    )
+    print(_format(report))
+    if args.csv:
+        write_csv(report, args.csv)
+    if args.tests_csv:
+        write_csv(
+            pd.concat([replication_tests(df, lv).assign(level=lv) for lv in LEVELS]), args.tests_csv
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
