@@ -9,13 +9,21 @@ DeepSparse compiles a private copy of the ONNX file: with ``input_shapes`` (or a
 model with dynamic dimensions, ``deepsparse.utils.override_onnx_input_shapes`` rewrites the model file
 *in place* (its ``inplace=True`` default), which would silently change the file every other engine
 then reads (and its hash, the cell's identity).
+
+DeepSparse's native library prints its copyright banner to file descriptor 2 on the first compile of
+every process, i.e. once per benchmark worker, into the progress bar. :func:`without_banner` drops
+that one line and passes everything else written to stderr through as it comes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sys
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +33,39 @@ from study.engines.base import EngineAdapter, Window, sync_window, threaded_wind
 
 os.environ.setdefault("NM_DISABLE_ANALYTICS", "1")
 
-__all__ = ["DeepSparseEngine", "deepsparse_settings"]
+__all__ = ["BANNER", "DeepSparseEngine", "deepsparse_settings", "without_banner"]
+
+BANNER = b"DeepSparse, Copyright"  # how DeepSparse 1.8's banner line starts
+
+
+@contextlib.contextmanager
+def without_banner() -> Iterator[None]:
+    """Filter DeepSparse's banner out of what this process writes to fd 2 inside the block.
+
+    fd 2 is pointed at a pipe whose reader thread copies every line but the banner to the real
+    stderr as it arrives, so an engine that dies inside the block still leaves its last words.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def pump() -> None:
+        with os.fdopen(read_end, "rb") as pipe:
+            for line in pipe:
+                if not line.startswith(BANNER):
+                    os.write(saved, line)
+
+    thread = threading.Thread(target=pump, name="deepsparse-stderr", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # closes the pipe's last write end: the reader sees EOF
+        thread.join(10)
+        os.close(saved)
 
 
 def deepsparse_settings(engine: Any) -> dict[str, Any]:
@@ -62,13 +102,14 @@ class DeepSparseEngine(EngineAdapter):
         shutil.copyfile(
             c.onnx_path, self.private_path
         )  # DeepSparse may rewrite it (see module doc)
-        self.engine = deepsparse.compile_model(
-            self.private_path,
-            batch_size=c.batch_size,
-            num_cores=c.threads,
-            scheduler="multi_stream" if c.scenario == "async" else "single_stream",
-            input_shapes=[list(s.shape) for s in self.specs],
-        )
+        with without_banner():
+            self.engine = deepsparse.compile_model(
+                self.private_path,
+                batch_size=c.batch_size,
+                num_cores=c.threads,
+                scheduler="multi_stream" if c.scenario == "async" else "single_stream",
+                input_shapes=[list(s.shape) for s in self.specs],
+            )
         self._order = list(self.engine.input_names)
 
     def _list(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:

@@ -326,3 +326,40 @@ def test_deepsparse_command_has_fair_settings():
         and "-x o.json" in joined
         and "-shapes [2,8]" in joined
     )
+
+
+def test_without_banner_drops_only_the_banner(capfd):
+    from study.engines.deepsparse import without_banner
+
+    with without_banner():
+        os.write(2, b"DeepSparse, Copyright 2021-present / Neuralmagic, Inc. version: 1.8.0\n")
+        os.write(2, b"a real warning\n")
+    os.write(2, b"after the block\n")
+    err = capfd.readouterr().err
+    assert err == "a real warning\nafter the block\n"
+
+
+@pytest.mark.skipif(
+    not (platform.system() == "Linux" and platform.machine() in ("x86_64", "AMD64")),
+    reason="DeepSparse exists only on Linux x86-64",
+)
+def test_deepsparse_adapter_prints_no_banner(tmp_path):
+    # In fresh processes (the banner comes once per process): a plain compile prints it, the
+    # adapter's load does not.
+    import subprocess
+    import sys
+
+    path = tiny_onnx(tmp_path / "m.onnx")
+    plain = f"import deepsparse; deepsparse.compile_model({path!r}, batch_size=1, num_cores=1)"
+    ours = (
+        "from study.engines.deepsparse import DeepSparseEngine; from study.engines import "
+        f"EngineConfig; DeepSparseEngine(EngineConfig({path!r}, 1, 1)).load()"
+    )
+    errs = [
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stderr
+        for code in (plain, ours)
+    ]
+    assert "DeepSparse, Copyright" in errs[0]
+    assert "DeepSparse, Copyright" not in errs[1]
