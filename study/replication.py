@@ -61,6 +61,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("results", nargs="+", help="results JSONL files or folders holding them")
     p.add_argument("--alpha", type=float, default=0.05, help="level of each test (default 0.05)")
+    p.add_argument(
+        "--exclude-run",
+        action="append",
+        default=[],
+        metavar="RUN_ID",
+        help="leave this run out (repeatable), e.g. to see a result without one disturbed run",
+    )
     p.add_argument("--csv", help="also write the summary as CSV")
     p.add_argument("--tests-csv", help="also write every test (unit, runs, t, p) as CSV")
     args = p.parse_args(argv)
@@ -68,6 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         df = load_results(*args.results)
         if df.empty:
             raise ValueError(f"no result rows in {args.results}")
+        unknown = sorted(set(args.exclude_run) - set(df.run_id.dropna()))
+        if unknown:
+            raise ValueError(f"--exclude-run {unknown}: no such run_id in {args.results}")
+        df = df[~df.run_id.isin(args.exclude_run)]
         runs = sorted(df.run_id.dropna().unique())
         if len(runs) < 2:
             raise ValueError(

@@ -184,3 +184,12 @@ def test_cli_explains_what_is_missing(tmp_path, capsys):
     assert "share no cell" in capsys.readouterr().err
     assert main([str(tmp_path / "missing.jsonl")]) == 2
     assert "missing.jsonl" in capsys.readouterr().err
+
+
+def test_cli_leaves_out_excluded_runs(tmp_path, capsys):
+    path = _write(runs(n_runs=3, models=MODELS[:5]), tmp_path / "r.jsonl")
+    assert main([path, "--exclude-run", "run2", "--csv", str(tmp_path / "s.csv")]) == 0
+    assert "2 runs" in capsys.readouterr().out
+    assert pd.read_csv(tmp_path / "s.csv").tests.tolist() == [15, 5, 5, 5, 15, 5, 5, 5]
+    assert main([path, "--exclude-run", "run9"]) == 2
+    assert "run9" in capsys.readouterr().err
