@@ -23,8 +23,9 @@ disagreeing.
 The bootstrap treats units as independent. Units of one pair of runs share that pair's machine
 state, so with few runs the CI of the share is optimistic; the share itself is not biased by it.
 
-Units are matched across runs on ``machine`` and the cell fields with ``onnx_path`` replaced by
-``onnx_sha256``, so the same model file copied to another run folder is the same unit.
+Units are matched across runs on ``machine``, the cell fields, the model file's ``onnx_sha256``
+(not its path, so the same file copied to another run folder is the same unit) and the input shape
+of a dynamic-shape model.
 """
 
 from __future__ import annotations
@@ -53,8 +54,15 @@ TEST_COLUMNS = ("run_a", "run_b", "log_diff", "se", "dof", "t", "p")  # after th
 
 
 def unit_columns() -> list[str]:
-    """The columns that identify a cell across runs (``onnx_path`` swapped for its SHA-256)."""
-    return [c for c in CELL_COLUMNS if c != "onnx_path"] + ["onnx_sha256"]
+    """The columns that identify a cell across runs (the model file by its SHA-256, not its path)."""
+    return [c for c in CELL_COLUMNS if c != "onnx_path"] + ["onnx_sha256", "input_shape"]
+
+
+def _input_shape(settings: object) -> str:
+    """The per-item input shape a dynamic-shape cell was run with (``""`` when none was given)."""
+    bench = settings.get("bench", {}) if isinstance(settings, dict) else {}
+    shape = bench.get("input_shape") if isinstance(bench, dict) else None
+    return "" if shape is None else "x".join(map(str, shape))
 
 
 @dataclass(frozen=True)
@@ -116,6 +124,8 @@ def replication_tests(df: pd.DataFrame, level: str = "cell") -> pd.DataFrame:
     if "onnx_sha256" not in df.columns or "run_id" not in df.columns:
         raise ValueError("`df` needs the TrialRow columns `onnx_sha256` and `run_id`")
     ok = ok_trials(df)
+    settings = ok["engine_settings"] if "engine_settings" in ok else pd.Series("", index=ok.index)
+    ok = ok.assign(input_shape=settings.map(_input_shape))
     key = unit_columns()
     rows: list[dict] = []
     if level == "cell":

@@ -124,6 +124,16 @@ def test_units_are_matched_by_file_content_not_path():
     assert s.tests == 0 and math.isnan(s.rejected) and "two runs" in s.note
 
 
+def test_cells_with_other_input_shapes_are_other_units():
+    df = runs(n_runs=2, models=("m0",), engines=("openvino",))
+    other = df.copy()
+    other["engine_settings"] = [{"bench": {"input_shape": [3, 64, 64]}}] * len(other)
+    other["throughput"] *= 4  # the same file on other inputs: a different cell, another speed
+    tests = replication_tests(pd.concat([df, other]), "cell")
+    assert sorted(tests.input_shape) == ["", "3x64x64"]
+    assert (tests.p > 0.05).all()  # each compared with itself, not mixed with the other
+
+
 def test_runs_without_variance_and_rejected_trials_are_left_out():
     df = runs(n_runs=3, models=("m0",), engines=("openvino",), n_trials=4)
     df = df[(df.run_id != "run2") | (df.trial == 0)]  # run2 has one trial: no variance
