@@ -20,6 +20,7 @@ from paper.figures import FigureResult, bias_labels
 from paper.load import Results
 from paper.tables import Table, to_markdown
 from study.stats import BiasResult
+from study.stats.replication import LEVELS, replication_summary, replication_tests
 
 __all__ = ["caveats", "render_html", "render_report"]
 
@@ -136,6 +137,7 @@ def _methods(results: Results, analysis: Analysis, cpu: Table) -> list[str]:
             f"- Trials rejected for CPU steal above `max_cpu_steal` = {limit} and repeated: "
             f"{rejected} (kept in bench.jsonl, left out of every statistic above and below)."
         )
+    lines += _replication(results.bench)
     bench = results.config.get("bench")
     if isinstance(bench, dict) and bench:
         rule = "; ".join(f"`{k}` = {bench[k]}" for k in sorted(bench))
@@ -154,6 +156,25 @@ def _methods(results: Results, analysis: Analysis, cpu: Table) -> list[str]:
     )
     lines += ["", "### Machines", "", cpu.caption, "", to_markdown(cpu)]
     return lines
+
+
+def _replication(bench: pd.DataFrame) -> list[str]:
+    """A methods line when some cells were measured in more than one run (study.replication)."""
+    summaries = [replication_summary(replication_tests(bench, lv), lv) for lv in LEVELS]
+    if summaries[0].tests == 0:
+        return []
+    said = {"cell": "cell throughput", "ratio": "engine ratios"}
+    parts = [
+        f"{said[s.level]}: {s.rejected:.1%} of {s.tests} pairs of runs differed at p < 0.05 (the "
+        f"CIs would have to be {s.inflation:.2f}x as wide to cover them)"
+        for s in summaries
+        if s.tests
+    ]
+    return [
+        f"- Replication across runs (study.replication; Welch tests between runs, 5% expected if "
+        f"each run's CIs held for the others): {summaries[0].units} cells were measured in more "
+        f"than one run ({summaries[0].runs} runs); " + "; ".join(parts) + "."
+    ]
 
 
 def _q1(analysis: Analysis) -> list[str]:

@@ -187,6 +187,28 @@ def test_report_states_the_cpu_steal_of_the_trials(results, paper):
     assert "bench.jsonl holds 1 failure row(s)." in md  # the rejected trial is not a failure
 
 
+def test_report_states_replication_only_when_cells_were_measured_twice(results, paper, tmp_path):
+    from study.stats.replication import replication_summary, replication_tests
+
+    assert "Replication across runs" not in (paper / "report.md").read_text()
+    twice = write_results(tmp_path / "twice")
+    path = twice / "bench.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    again = [dict(r, run_id="run-1", throughput=r["throughput"] * 1.1) for r in rows]  # faster
+    with path.open("a") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in again)
+    md = build_paper(twice).report_md.read_text()
+    both = pd.DataFrame(rows + again)
+    cell, ratio = (replication_summary(replication_tests(both, lv), lv) for lv in ("cell", "ratio"))
+    assert cell.rejected > 0.5 and ratio.rejected < cell.rejected  # the shift is common to engines
+    assert (
+        f"{cell.units} cells were measured in more than one run (2 runs); cell throughput: "
+        f"{cell.rejected:.1%} of {cell.tests} pairs of runs differed at p < 0.05 (the CIs would "
+        f"have to be {cell.inflation:.2f}x as wide to cover them); engine ratios: "
+        f"{ratio.rejected:.1%} of {ratio.tests} pairs" in md
+    )
+
+
 def test_report_lists_the_failures(results, paper):
     entry = json.loads((results / "failures.jsonl").read_text())
     md = (paper / "report.md").read_text()
