@@ -267,16 +267,17 @@ def _prune_lowest(
             keeps = list(keeps[0].split(sizes))
     else:
         threshold, at_or_below, ties = found
-        if out is not None and threshold.item() > 0:
-            # Entries kept score above 0, so ``out`` keeps them already: the AND is the new mask,
-            # written straight into ``out`` (one pass, no bool mask to multiply in).
+        # Entries kept score above 0 when the threshold is, so ``out`` keeps them already: the AND
+        # is the new mask, written straight into ``out`` (one pass, no bool mask to multiply in).
+        direct = out is not None and threshold.item() > 0
+        if direct:
             keeps = [torch.gt(c, threshold, out=o) for c, o in zip(chunks, out)]
-            if at_or_below > n_zeros:
-                _resolve_ties(keeps, ties, n_zeros, at_or_below)
-            return None
-        keeps = [c > threshold for c in chunks]
+        else:
+            keeps = [c > threshold for c in chunks]
         if at_or_below > n_zeros:
             _resolve_ties(keeps, ties, n_zeros, at_or_below)
+        if direct:
+            return None
     if out is None:
         return keeps
     for o, keep in zip(out, keeps):
@@ -497,10 +498,8 @@ def compute_masks(
         ]
     grouped = [group_scores(s, mask_type) for s in scores]
     if global_sparsity and len(grouped) > 0:
-        if any(sp != sparsities[0] for sp in sparsities):
-            raise ValueError(f"global `sparsities` must all be equal; got {list(sparsities)}")
         chunks = [g.reshape(-1) for g in grouped]  # read as one concatenated tensor
-        n_zeros = n_zeros_for(sparsities[0], sum(c.numel() for c in chunks))
+        n_zeros = _global_n_zeros(sparsities, chunks)
         keeps = (
             _prune_lowest(chunks, n_zeros)
             if n_zeros
@@ -511,6 +510,13 @@ def compute_masks(
         jobs = [(g, n_zeros_for(sp, g.numel())) for g, sp in zip(grouped, sparsities)]
         group_masks = _map_threads(lambda j: magnitude_mask(*j), jobs, [g.numel() for g in grouped])
     return [expand_group_mask(gm, s.shape, mask_type) for gm, s in zip(group_masks, scores)]
+
+
+def _global_n_zeros(sparsities: Sequence[float], chunks: Sequence[Tensor]) -> int:
+    """Entries a global threshold prunes over all ``chunks``; their ``sparsities`` must be equal."""
+    if any(sp != sparsities[0] for sp in sparsities):
+        raise ValueError(f"global `sparsities` must all be equal; got {list(sparsities)}")
+    return n_zeros_for(sparsities[0], sum(c.numel() for c in chunks))
 
 
 def _and_masks_(
@@ -542,9 +548,7 @@ def _and_masks_(
     flats = [s.view(-1) for s in scores]
     outs = [m.view(-1) for m in masks]
     if global_sparsity and flats:
-        if any(sp != sparsities[0] for sp in sparsities):
-            raise ValueError(f"global `sparsities` must all be equal; got {list(sparsities)}")
-        n_zeros = n_zeros_for(sparsities[0], sum(f.numel() for f in flats))
+        n_zeros = _global_n_zeros(sparsities, flats)
         if n_zeros:
             _prune_lowest(flats, n_zeros, out=outs)
         return
