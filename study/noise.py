@@ -21,7 +21,6 @@ Example:
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -29,6 +28,8 @@ import numpy as np
 import psutil
 import scipy.stats
 from threadpoolctl import threadpool_limits  # a dependency of scikit-learn, which the study uses
+
+from study.engines.base import sync_window
 
 __all__ = ["NoiseFloor", "StealMeter", "noise_floor"]
 
@@ -129,16 +130,8 @@ def noise_floor(seconds: float = 10.0, trial_seconds: float = 1.0, threads: int 
     meter = StealMeter().start()
     with threadpool_limits(limits=threads):
         np.matmul(a, a, out=out)  # warm the BLAS threads and caches
-        for _ in range(int(seconds // trial_seconds)):
-            done = 0
-            start = time.perf_counter_ns()
-            end = start + int(trial_seconds * 1e9)
-            now = start
-            while now < end:
-                np.matmul(a, a, out=out)
-                done += 1
-                now = time.perf_counter_ns()
-            rates.append(done / ((now - start) / 1e9))
+        for _ in range(int(seconds // trial_seconds)):  # timed as the harness times a trial
+            rates.append(sync_window(lambda: np.matmul(a, a, out=out), trial_seconds, 1).throughput)
     steal = meter.stop()
     x = np.asarray(rates)
     d = x - x.mean()
