@@ -30,12 +30,17 @@ def _groups(tests: pd.DataFrame, level: str) -> list[tuple[str, pd.DataFrame]]:
     return [("all", tests)] + [(name, sub) for name, sub in tests.groupby(by, sort=True)]
 
 
-def replication_report(df: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFrame:
-    """One row per level and engine (or engine pair): tests, share rejecting, its CI, inflation."""
+def replication_report(
+    df: pd.DataFrame, *, alpha: float = 0.05, tests: dict[str, pd.DataFrame] | None = None
+) -> pd.DataFrame:
+    """One row per level and engine (or engine pair): tests, share rejecting, its CI, inflation.
+
+    ``tests``: :func:`replication_tests` of ``df`` per level, where the caller has them already.
+    """
+    tests = tests or {level: replication_tests(df, level) for level in LEVELS}
     rows = []
     for level in LEVELS:
-        tests = replication_tests(df, level)
-        for name, sub in _groups(tests, level):
+        for name, sub in _groups(tests[level], level):
             s = replication_summary(sub, level, alpha=alpha)
             rows.append({"level": level, "engines": name, **s.as_dict()})
     return pd.DataFrame(rows)
@@ -85,7 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"the results hold {len(runs)} run(s) ({runs}); a replication check needs the same "
                 "cells measured in at least 2 runs"
             )
-        report = replication_report(df, alpha=args.alpha)
+        tests = {level: replication_tests(df, level) for level in LEVELS}
+        report = replication_report(df, alpha=args.alpha, tests=tests)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -106,9 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.csv:
         write_csv(report, args.csv)
     if args.tests_csv:
-        write_csv(
-            pd.concat([replication_tests(df, lv).assign(level=lv) for lv in LEVELS]), args.tests_csv
-        )
+        write_csv(pd.concat([t.assign(level=lv) for lv, t in tests.items()]), args.tests_csv)
     return 0
 
 
