@@ -48,6 +48,10 @@ def export_sparseml(
     check_no_pruning_state(model)
     from sparseml.pytorch.utils import ModuleExporter
 
+    from baselines.sparseml import quiet_sparseml_logs
+
+    quiet_sparseml_logs()
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sample = torch.zeros(tuple(int(d) for d in input_shape))

@@ -15,7 +15,23 @@ import torch
 
 os.environ.setdefault("NM_DISABLE_ANALYTICS", "1")
 
-__all__ = ["SparseMLPruner", "attach", "recipe_text"]
+__all__ = ["SparseMLPruner", "attach", "quiet_sparseml_logs", "recipe_text"]
+
+
+def quiet_sparseml_logs() -> None:
+    """Route SparseML's log records through the root logger only, at WARNING unless it is DEBUG.
+
+    Importing ``sparseml.log`` gives the ``sparseml`` logger a console handler of its own at INFO,
+    so every record (its exporter logs each graph transform) is printed twice, once by it and once
+    by the root handler. This drops that handler; call it after importing SparseML modules.
+    """
+    from sparseml.log import get_nm_root_logger
+
+    nm = get_nm_root_logger()
+    for handler in list(nm.handlers):
+        nm.removeHandler(handler)
+    debug = logging.getLogger().getEffectiveLevel() <= logging.DEBUG
+    nm.setLevel(logging.INFO if debug else logging.WARNING)
 
 
 def recipe_text(recipe: str | Path) -> str:
@@ -105,6 +121,7 @@ def attach(
     from sparseml.pytorch.optim import ScheduledModifierManager
     from sparseml.pytorch.utils.logger import LoggerManager, PythonLogger
 
+    quiet_sparseml_logs()
     manager = ScheduledModifierManager.from_yaml(recipe_text(recipe))
     # An empty LoggerManager is falsy and SparseML replaces it with its file-writing default.
     loggers = LoggerManager([PythonLogger(logger=logging.getLogger("sparseml.modifiers"))])

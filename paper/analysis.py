@@ -1,12 +1,15 @@
 """The statistics the paper needs, computed once from the results with ``study.stats``.
 
 Figures, tables and the report all read one :class:`Analysis`, so each number is computed once and
-the same number appears everywhere. Where the data cannot support an analysis (no DeepSparse rows,
-no precision ablation, no sweep, ...), the analysis is ``None`` and ``reasons`` says why.
+the same number appears everywhere. The channels come from :func:`study.summary.channel_results`
+(the same B's as ``summary.md`` and ``stats.json``); where the data cannot support an analysis (no
+config.yaml, no DeepSparse rows, no precision ablation, no sweep, ...), the analysis is empty or
+``None`` and ``reasons`` says why.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from itertools import combinations
 
@@ -14,109 +17,170 @@ import numpy as np
 import pandas as pd
 
 from paper.load import Results
+from study.int8 import Int8Analysis, analyse_int8
+from study.schema import ModelRecord
 from study.stats import (
-    BiasResult,
+    RANDOM_EFFECTS_MIN_K,
+    ChannelResult,
     cell_table,
+    contrast,
     engine_comparison,
     pruning_speedup,
-    throughput_ratio,
-    toolchain_bias,
+)
+from study.summary import ENGINE_PAIRS, accuracy_table, channel_results, identity, variant_label
+
+__all__ = [
+    "MAIN_PAIR",
+    "NOT_TRAINED",
+    "RANDOM_EFFECTS_MIN_K",
+    "Analysis",
+    "analyse",
+    "first_speedup_sparsity",
+]
+
+MAIN_PAIR = ENGINE_PAIRS[0]  # the original study's comparison (DeepSparse ~12% faster)
+NOT_TRAINED = "not trained"  # the label of a model below the preset's accuracy gate
+_VARIANT = ["pruner", "profile", "mask", "quant", "exporter", "sparsity"]
+_SETTING = ["scenario", "batch_size", "threads"]
+_GROUP = ["machine", "model", *_VARIANT, *_SETTING]
+# The precision ablation's ratios: (name, (engine, precision) of a, (engine, precision) of b).
+_PRECISION_RATIOS = (
+    ("openvino default / openvino f32", ("openvino", "default"), ("openvino", "f32")),
+    ("openvino f32-sparse / openvino f32", ("openvino", "f32-sparse"), ("openvino", "f32")),
+    ("deepsparse f32 / openvino f32", ("deepsparse", "f32"), ("openvino", "f32")),
+    ("deepsparse f32 / openvino default", ("deepsparse", "f32"), ("openvino", "default")),
 )
 
-__all__ = ["Analysis", "MAIN_PAIR", "analyse", "first_speedup_sparsity"]
 
-MAIN_PAIR = ("deepsparse", "openvino")  # the original study's comparison (DeepSparse ~12% faster)
-_GROUP = ["machine", "model", "pruner", "exporter", "sparsity", "scenario", "batch_size", "threads"]
+def _variant_key(row, machine: str = "") -> tuple:
+    """(machine, model, variant columns) of a mapping, a pandas row or a ModelRecord."""
+    if isinstance(row, pd.Series):  # not getattr: Series.mask is a method, not the column
+        row = row.to_dict()
+    get = row.get if isinstance(row, dict) else lambda k: getattr(row, k)
+    return (
+        machine,
+        get("model"),
+        *(get(c) for c in _VARIANT[:-1]),
+        round(float(get("sparsity")), 4),
+    )
 
 
 @dataclass(frozen=True)
 class Analysis:
-    """Every statistic the paper reports, each ``None`` where the data cannot support it."""
+    """Every statistic the paper reports, each empty or ``None`` where the data cannot support it."""
 
     ok: pd.DataFrame  # the trial rows with status "ok"
-    cells: pd.DataFrame  # study.stats.cell_table: one row per cell
+    cells: pd.DataFrame  # study.stats.cell_table: one row per cell (geometric mean, t 95% CI)
     engines: tuple[str, ...]  # engines with ok rows, sorted
     machines: tuple[str, ...]  # machines with ok rows, sorted
-    comparisons: dict[tuple[str, str], pd.DataFrame]  # (a, b) -> engine_comparison(a / b)
-    speedup: pd.DataFrame | None  # study.stats.pruning_speedup
-    bias: dict[str, list[BiasResult]]  # factor ("pruner"/"exporter") -> toolchain_bias results
-    precision: pd.DataFrame | None  # OpenVINO default vs f32 and vs DeepSparse, per group
+    comparisons: dict[tuple[str, str], pd.DataFrame]  # (a, b) -> engine_comparison(a / b), fp32
+    speedup: pd.DataFrame | None  # study.stats.pruning_speedup (finite rows)
+    precision: pd.DataFrame | None  # OpenVINO's precisions vs f32 and vs DeepSparse, per file
+    channels: tuple[ChannelResult, ...]  # study.summary.channel_results (pooled rows Holm'd)
+    identity: dict[str, bool]  # architecture -> SparseML-pruned file content-identical to gmp's
+    signed_zeros: dict[str, int]  # architecture -> zeros of opposite sign in SparseML's own file
+    int8: Int8Analysis | None  # the int8 arm (None: no int8 file measured)
+    accuracy: pd.DataFrame | None  # study.summary.accuracy_table plus machine and sparsity
+    margin: float = 0.10  # the declared equivalence margin (config.yaml `analysis`)
+    confidence: float = 0.95  # the declared CI level
+    accuracy_gate: float | None = None  # config.yaml `train.accuracy_gate`
+    not_trained: frozenset[tuple] = frozenset()  # variant keys of models below the gate
+    order: dict[tuple, int] = field(default_factory=dict)  # variant key -> manifest position
     reasons: dict[str, str] = field(default_factory=dict)  # analysis name -> why it is absent
+
+    def trained(self, row, machine: str = "") -> bool:
+        """False when the variant of ``row`` (a mapping or a record) is labelled "not trained"."""
+        keys = {_variant_key(row, machine), _variant_key(row)}
+        return not (keys & self.not_trained)
+
+    def rank(self, row) -> int:
+        """The variant's position in the manifest (the study's own order); unknown ones last."""
+        return self.order.get(_variant_key(row), len(self.order))
+
+    def label(self, row, machine: str = "") -> str:
+        """``study.summary.variant_label`` of ``row``, with " (not trained)" below the gate."""
+        name = variant_label(row.to_dict() if isinstance(row, pd.Series) else row)
+        return name if self.trained(row, machine) else f"{name} ({NOT_TRAINED})"
 
 
 def _engine_pairs(engines: tuple[str, ...]) -> list[tuple[str, str]]:
-    """All engine pairs; the original study's pair oriented as DeepSparse / OpenVINO."""
-    pairs = []
-    for a, b in combinations(engines, 2):
-        pairs.append((b, a) if (b, a) == MAIN_PAIR else (a, b))
+    """The engine pairs of study.summary.ENGINE_PAIRS that were measured, then any others."""
+    pairs = [p for p in ENGINE_PAIRS if set(p) <= set(engines)]
+    pairs += [p for p in combinations(engines, 2) if p not in pairs and p[::-1] not in pairs]
     return pairs
 
 
-def _has_levels(ok: pd.DataFrame, column: str, levels: tuple[str, ...]) -> bool:
-    return all((ok[column] == level).any() for level in levels)
-
-
-def _bias(ok: pd.DataFrame, reasons: dict[str, str]) -> dict[str, list[BiasResult]]:
-    out: dict[str, list[BiasResult]] = {}
-    num, den = MAIN_PAIR
-    if not _has_levels(ok, "engine", MAIN_PAIR):
-        reason = f"needs throughput rows of both {num} and {den}"
-        reasons["bias_pruner"] = reasons["bias_exporter"] = reason
-        return out
-    if _has_levels(ok, "pruner", ("sparseml", "gmp")):
-        out["pruner"] = toolchain_bias(ok, numerator=num, denominator=den, factor="pruner")
-    else:
-        reasons["bias_pruner"] = "needs rows of both gmp- and SparseML-pruned models"
-    sparseml = ok[ok["pruner"] == "sparseml"]
-    if _has_levels(sparseml, "exporter", ("sparseml", "torch")):
-        out["exporter"] = toolchain_bias(
-            ok,
-            numerator=num,
-            denominator=den,
-            factor="exporter",
-            level_a="sparseml",
-            level_b="torch",
-        )
-    else:
-        reasons["bias_exporter"] = "needs a pruned model exported by both torch and SparseML"
-    return out
-
-
-def _ratio_row(keys: dict, name: str, a: np.ndarray, b: np.ndarray) -> dict:
-    r = throughput_ratio(a, b)
-    return keys | {
-        "comparison": name,
-        "estimate": r.estimate,
-        "ci_low": r.ci_low,
-        "ci_high": r.ci_high,
-        "welch_p": r.welch_p,
-        "n_a": r.n_a,
-        "n_b": r.n_b,
-    }
+def _finite(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose estimate is finite (a row where one side has no trials carries NaN)."""
+    return frame[np.isfinite(frame["estimate"].astype(float))].reset_index(drop=True)
 
 
 def _precision(ok: pd.DataFrame) -> pd.DataFrame | None:
-    """OpenVINO default/f32, DeepSparse/OpenVINO f32 and DeepSparse/OpenVINO default per group."""
+    """OpenVINO's other precisions over its f32, and DeepSparse over each, per file: round-paired."""
     ov = ok[ok["engine"] == "openvino"]
-    if not (ov["precision"] == "default").any() or not (ov["precision"] == "f32").any():
+    if (
+        not (ov["precision"] == "f32").any()
+        or ov["precision"].isin(["default", "f32-sparse"]).sum() == 0
+    ):
         return None
     rows = []
     for key, group in ok.groupby(_GROUP, sort=True):
-        keys = dict(zip(_GROUP, key))
-
-        def trials(engine: str, precision: str, group: pd.DataFrame = group) -> np.ndarray:
-            sel = group[(group["engine"] == engine) & (group["precision"] == precision)]
-            return sel["throughput"].to_numpy(dtype=float)
-
-        ov_f32, ov_default = trials("openvino", "f32"), trials("openvino", "default")
-        ds = trials("deepsparse", "f32")
-        if len(ov_f32) >= 2 and len(ov_default) >= 2:
-            rows.append(_ratio_row(keys, "openvino default / openvino f32", ov_default, ov_f32))
-        if len(ds) >= 2 and len(ov_f32) >= 2:
-            rows.append(_ratio_row(keys, "deepsparse f32 / openvino f32", ds, ov_f32))
-        if len(ds) >= 2 and len(ov_default) >= 2:
-            rows.append(_ratio_row(keys, "deepsparse f32 / openvino default", ds, ov_default))
+        cells = group.groupby(["engine", "precision"])["cell"].agg(lambda c: sorted(set(c))[0])
+        for name, a, b in _PRECISION_RATIOS:
+            if a not in cells.index or b not in cells.index:
+                continue
+            if a[1] == "f32" and b[1] == "f32" and not group["precision"].ne("f32").any():
+                continue  # a file without an ablation cell: the engine comparison covers it
+            c = contrast(group, {cells[a]: 1.0, cells[b]: -1.0})
+            rows.append(
+                dict(zip(_GROUP, key))
+                | {"comparison": name, "estimate": math.exp(c.estimate)}
+                | {"ci_low": math.exp(c.ci_low), "ci_high": math.exp(c.ci_high)}
+                | {"pvalue": c.pvalue, "method": c.method, "n_rounds": c.n_rounds}
+            )
     return pd.DataFrame(rows) if rows else None
+
+
+def _accuracy(records: tuple[ModelRecord, ...], cfg) -> pd.DataFrame | None:
+    """study.summary.accuracy_table (the same numbers as summary.md) with machine and sparsity."""
+    if not records:
+        return None
+    table = accuracy_table(list(records), cfg)
+    machines = [str(r.extra.get("machine", "")) for r in records]
+    return table.assign(machine=machines, sparsity=[float(r.sparsity) for r in records])
+
+
+def _not_trained(records: tuple[ModelRecord, ...]) -> frozenset[tuple]:
+    out = set()
+    for r in records:
+        if r.trained is False:
+            out.add(_variant_key(r, str(r.extra.get("machine", ""))))
+    return frozenset(out)
+
+
+def _signed_zeros(records: tuple[ModelRecord, ...], same: dict[str, bool]) -> dict[str, int]:
+    out = {}
+    for r in records:
+        if same.get(r.model) and r.pruner == "sparseml" and "identical_to" in r.extra:
+            out[r.model] = int(r.extra.get("signed_zero_differences") or 0)
+    return out
+
+
+def _channels(results: Results, engines: tuple[str, ...], reasons: dict) -> tuple:
+    cfg = results.study_config
+    if cfg is None:
+        reasons["channels"] = (
+            f"the channel analysis needs the study configuration: {results.config_problem}"
+        )
+        return ()
+    found = tuple(channel_results(results.bench, cfg))
+    if not found:
+        reasons["channels"] = (
+            f"no channel could be computed: it needs ok rows of two engines of "
+            f"{sorted({e for p in ENGINE_PAIRS for e in p})} (got {list(engines)}) and the "
+            "variants of the configuration's factors"
+        )
+    return found
 
 
 def analyse(results: Results) -> Analysis:
@@ -140,21 +204,28 @@ def analyse(results: Results) -> Analysis:
     engines = tuple(sorted(ok["engine"].unique()))
     comparisons = {}
     for a, b in _engine_pairs(engines):
-        frame = engine_comparison(ok, a, b)
-        frame = frame[np.isfinite(frame["estimate"].astype(float))].reset_index(drop=True)
-        if len(frame):  # rows where one engine has no trials carry NaN statistics: left out
+        frame = _finite(engine_comparison(bench, a, b))
+        if len(frame):
             comparisons[(a, b)] = frame
     if not comparisons:
         reasons["engines"] = f"needs at least two engines measured on the same cells; got {engines}"
     speedup = None
     if (ok["pruner"] == "none").any() and (ok["pruner"] != "none").any():
-        speedup = pruning_speedup(ok)
-        speedup = speedup[np.isfinite(speedup["estimate"].astype(float))].reset_index(drop=True)
+        speedup = _finite(pruning_speedup(bench))
     else:
         reasons["speedup"] = "needs rows of dense (pruner 'none') and pruned models"
     precision = _precision(ok)
     if precision is None:
-        reasons["precision"] = "needs OpenVINO rows at both precision 'f32' and 'default'"
+        reasons["precision"] = (
+            "needs OpenVINO rows at precision 'f32' and 'default' or 'f32-sparse'"
+        )
+    int8 = analyse_int8(ok)
+    if int8 is None:
+        reasons["int8"] = "no int8 file (quant 'torch' or 'sparseml') was measured"
+    cfg = results.study_config
+    same = identity(list(results.records))
+    if results.manifest.empty:
+        reasons["accuracy"] = "no models/manifest.jsonl"
     return Analysis(
         ok=ok,
         cells=cell_table(ok),
@@ -162,8 +233,17 @@ def analyse(results: Results) -> Analysis:
         machines=tuple(sorted(ok["machine"].unique())),
         comparisons=comparisons,
         speedup=speedup,
-        bias=_bias(ok, reasons),
         precision=precision,
+        channels=_channels(results, engines, reasons),
+        identity=same,
+        signed_zeros=_signed_zeros(results.records, same),
+        int8=int8,
+        accuracy=_accuracy(results.records, cfg),
+        margin=cfg.analysis.margin if cfg else 0.10,
+        confidence=cfg.analysis.confidence if cfg else 0.95,
+        accuracy_gate=cfg.train.accuracy_gate if cfg else None,
+        not_trained=_not_trained(results.records),
+        order={k: i for i, k in enumerate(dict.fromkeys(map(_variant_key, results.records)))},
         reasons=reasons,
     )
 
@@ -186,7 +266,10 @@ def first_speedup_sparsity(speedup: pd.DataFrame, pruner: str = "oneshot") -> pd
         >>> float(first_speedup_sparsity(s)["first_sparsity"].iloc[0])
         0.9
     """
-    sweep = speedup[speedup["pruner"] == pruner].sort_values("sparsity")
+    sweep = speedup[speedup["pruner"] == pruner]
+    if "precision" in sweep:
+        sweep = sweep[sweep["precision"] == "f32"]
+    sweep = sweep.sort_values("sparsity")
     rows = []
     keys = ["machine", "engine", "model", "exporter"]
     for key, group in sweep.groupby(keys, sort=True):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +12,9 @@ from paper.report import render_html, render_report
 from paper.tables import (
     Table,
     accuracy_table,
-    bias_result_table,
+    channel_table,
     cpu_table,
+    diagnostics_table,
     size_table,
     throughput_table,
     write_table,
@@ -58,21 +58,26 @@ def build_paper(results_dir: str | Path, out_dir: str | Path | None = None) -> B
     results = load_results(results_dir)
     out = Path(out_dir) if out_dir is not None else results.root / "paper"
     analysis = analyse(results)
-    tables: list[Table] = [cpu_table(results.environment), throughput_table(analysis.cells)]
+    tables: list[Table] = []
     skipped = []
     if results.manifest.empty:
-        skipped += [
-            f"{n}: no models/manifest.jsonl" for n in ("table1_accuracy", "table2_gzip_sizes")
-        ]
+        for name in ("table1_accuracy", "table2_gzip_sizes", "table_mask_structure"):
+            skipped.append(f"{name}: no models/manifest.jsonl")
     else:
-        tables[1:1] = [accuracy_table(results.manifest), size_table(results.manifest)]
-    for factor, name in (("pruner", "table_bias"), ("exporter", "table_bias_exporter")):
-        defined = [r for r in analysis.bias.get(factor, []) if math.isfinite(r.estimate)]
-        if defined:
-            tables.append(bias_result_table(defined, name=name))
+        tables += [accuracy_table(analysis), size_table(results.manifest)]
+    tables += [cpu_table(results.environment), throughput_table(analysis)]
+    if analysis.channels:
+        tables.append(channel_table(analysis.channels, pooled=True))
+        tables.append(channel_table(analysis.channels, pooled=False))
+    else:
+        why = analysis.reasons.get("channels", "no channel was computed")
+        skipped += [f"{n}: {why}" for n in ("table_channels", "table_channels_by_architecture")]
+    if not results.manifest.empty:
+        diagnostics = diagnostics_table(results.records)
+        if diagnostics.frame.empty:
+            skipped.append("table_mask_structure: the manifest records no mask diagnostics")
         else:
-            why = analysis.reasons.get("bias_" + factor, "every bias estimate is undefined")
-            skipped.append(f"{name}: {why}")
+            tables.append(diagnostics)
     table_paths = [p for t in tables for p in write_table(t, out / "tables")]
     figures = make_figures(results, analysis, out / "figures")
     text = render_report(results, analysis, tables, figures)

@@ -1,10 +1,11 @@
 """The end-to-end toolchain-bias study: ``python -m study.compare``.
 
-For every architecture of a preset: train dense, gmp-pruned and SparseML-pruned models from the same
-initial weights on the shared loop, prune a one-shot sparsity sweep, export with both exporters,
-benchmark every variant on every engine (interleaved, equal settings, fp32), then compute the
-statistics (engine ratios, pruning speed-ups, the toolchain-bias ratio B with an equivalence test)
-and build the paper.
+For every architecture of a preset: train the dense model once to real accuracy, make every variant
+of the design from it (``study.design``: the reference and one variant per level of each factor —
+pruner, exporter, sparsity profile, mask structure, int8 precision and quantizer — plus the
+one-shot sweep; ``study.pipeline``), benchmark every variant on every engine with the architecture's
+cells in one block measured round by round (equal settings, fp32), then compute the statistics
+(one B per channel and engine pair, the A/A control first; ``study.summary``) and build the paper.
 
 Usage:
     python -m study.compare                         # the `quick` preset into runs/quick
@@ -24,26 +25,21 @@ import logging
 import shutil
 import sys
 import time
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from study.config import ENGINES, PRESETS, StudyConfig, load_config
+from study.config import ENGINES, FACTORS, PRESETS, StudyConfig, load_config
 from study.jsonl import append_jsonl, read_jsonl
 from study.logs import configure_logging
 from study.manifest import MANIFEST, Failure, read_manifest
+from study.summary import write_stats
 
 __all__ = ["run_study", "write_stats", "merge", "bench_cells", "main"]
 
 log = logging.getLogger("study.compare")
-
-BIAS_PAIRS = (
-    ("deepsparse", "openvino"),
-    ("deepsparse", "onnxruntime"),
-    ("openvino", "onnxruntime"),
-)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -91,14 +87,14 @@ def _record_failures(out: Path, failures: list[Failure]) -> None:
         append_jsonl(out / "failures.jsonl", [asdict(f)])
 
 
-def _capture_environment(out: Path) -> str:
-    """Write this machine's hardware and package versions into environment.json; return its id."""
+def _capture_environment(out: Path):
+    """Write this machine's hardware and package versions into environment.json; return it."""
     from study.hardware import capture_hardware
     from study.results import write_environment
 
     hw = capture_hardware()
     write_environment(out, hw.machine, hw.to_dict())
-    return hw.machine
+    return hw
 
 
 # ----------------------------------------------------------------------------------------------
@@ -114,30 +110,22 @@ def _threads(cfg: StudyConfig) -> int:
 
 
 def bench_cells(cfg: StudyConfig, records, out: Path) -> list:
-    """Every (ONNX file x engine x scenario) cell of the study, plus the OpenVINO precision ablation.
+    """Every (ONNX file x engine x scenario) cell of the study, in blocks, plus labelled variants.
 
     All engines get the same threads, batch size and input. OpenVINO runs fp32 (its default would
-    be bf16 on bf16-capable CPUs); with ``precision_ablation`` it also runs at its default precision
-    on the dense and the gmp-pruned model exported by torch, as labelled extra cells.
+    be bf16 on bf16-capable CPUs); with ``precision_ablation`` it also runs at its default
+    precision on the dense and the reference model, and with sparse-weights decompression on the
+    int8 files ("f32-sparse"), as labelled extra cells. Every cell of one architecture and
+    scenario is in one block: the harness measures them round by round, so every contrast the
+    study reports pairs trials measured at the same time. The A/A control (the SparseML-pruned
+    reference, content-identical to gmp's) is the same file in a cell of its own.
     """
     from study.bench import CellSpec
+    from study.design import is_reference
 
     threads = _threads(cfg)
     batch = int(cfg.bench.get("batch_size", 1))
     cells = []
-    # The harness interleaves a sliding window of cells in this order: put the cells of the central
-    # comparisons together (per exporter: dense, gmp, SparseML on every engine), the sweep last.
-    order = {"none": 0, "gmp": 1, "sparseml": 2, "oneshot": 3}
-    records = sorted(
-        records,
-        key=lambda r: (
-            r.pruner == "oneshot",
-            r.exporter != "torch",
-            r.exporter,
-            order.get(r.pruner, 9),
-            r.sparsity,
-        ),
-    )
     for rec in records:
         path = str(out / rec.onnx_path)
         module = str((out / rec.onnx_path).with_suffix(".pt"))
@@ -145,21 +133,52 @@ def bench_cells(cfg: StudyConfig, records, out: Path) -> list:
             onnx_path=path,
             model=rec.model,
             pruner=rec.pruner,
+            profile=rec.profile,
+            mask=rec.mask,
+            quant=rec.quant,
             exporter=rec.exporter,
             sparsity=rec.sparsity,
             batch_size=batch,
             threads=threads,
         )
         for scenario in cfg.bench.get("scenarios", ["sync"]):
+            block = f"{rec.model}/{scenario}"
             for engine in cfg.engines:
+                if engine == "torch" and rec.quant != "none":
+                    continue  # the torch-eager engine runs the fp32 modules only
                 extra = {"torch_module_path": module} if engine == "torch" else {}
                 cells.append(
-                    CellSpec(engine=engine, precision="f32", scenario=scenario, **common, **extra)
+                    CellSpec(
+                        engine=engine,
+                        precision="f32",
+                        scenario=scenario,
+                        block=block,
+                        **common,
+                        **extra,
+                    )
                 )
-            ablate = cfg.precision_ablation and "openvino" in cfg.engines
-            if ablate and rec.exporter == "torch" and rec.pruner in ("none", "gmp"):
+            if "openvino" not in cfg.engines:
+                continue
+            ablate = cfg.precision_ablation and rec.exporter == "torch"
+            if ablate and (rec.pruner == "none" or is_reference(rec)):
                 cells.append(
-                    CellSpec(engine="openvino", precision="default", scenario=scenario, **common)
+                    CellSpec(
+                        engine="openvino",
+                        precision="default",
+                        scenario=scenario,
+                        block=block,
+                        **common,
+                    )
+                )
+            if rec.quant != "none":
+                cells.append(
+                    CellSpec(
+                        engine="openvino",
+                        precision="f32-sparse",
+                        scenario=scenario,
+                        block=block,
+                        **common,
+                    )
                 )
     return cells
 
@@ -170,206 +189,6 @@ def _bench_settings(cfg: StudyConfig):
     known = set(BenchSettings.__dataclass_fields__)
     kwargs = {k: v for k, v in cfg.bench.items() if k in known}
     return BenchSettings(**{**kwargs, "seed": cfg.seed})
-
-
-# ----------------------------------------------------------------------------------------------
-# Statistics and summary
-# ----------------------------------------------------------------------------------------------
-
-
-def _to_jsonable(obj: Any) -> Any:
-    if is_dataclass(obj):
-        return {k: _to_jsonable(v) for k, v in asdict(obj).items()}
-    if isinstance(obj, dict):
-        return {str(k): _to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_to_jsonable(v) for v in obj]
-    if hasattr(obj, "item"):
-        return obj.item()
-    if isinstance(obj, float) and obj != obj:
-        return None
-    return obj
-
-
-def write_stats(out: Path) -> dict[str, Any]:
-    """Compute the study's statistics from bench.jsonl; write stats.json and summary.md."""
-    import pandas as pd
-
-    from study import stats
-    from study.results import load_results
-
-    df = load_results(out / "bench.jsonl")
-    ok = df[df["status"] == "ok"]
-    engines = sorted(ok["engine"].unique())
-    cell_table = stats.cell_table(df)
-    comparisons = [
-        stats.engine_comparison(df, a, b).assign(engine_a=a, engine_b=b)
-        for i, a in enumerate(engines)
-        for b in engines[i + 1 :]
-    ]
-    engine_table = pd.concat(comparisons, ignore_index=True) if comparisons else pd.DataFrame()
-    speedup = stats.pruning_speedup(df)
-    bias = []
-    for num, den in BIAS_PAIRS:
-        if num in engines and den in engines:
-            bias += stats.toolchain_bias(df, numerator=num, denominator=den, factor="pruner")
-            bias += stats.toolchain_bias(
-                df,
-                numerator=num,
-                denominator=den,
-                factor="exporter",
-                level_a="sparseml",
-                level_b="torch",
-            )
-    bias_table = stats.bias_table(bias) if bias else pd.DataFrame()
-    result = {
-        "cells": cell_table.to_dict(orient="records"),
-        "engine_comparison": engine_table.to_dict(orient="records"),
-        "pruning_speedup": speedup.to_dict(orient="records"),
-        "bias": [_to_jsonable(b) for b in bias],
-    }
-    (out / "stats.json").write_text(json.dumps(_to_jsonable(result), indent=1, default=str))
-    (out / "summary.md").write_text(
-        _summary_markdown(out, cell_table, engine_table, speedup, bias, bias_table)
-    )
-    return result
-
-
-def _fmt_table(df, columns: list[str], floats: str = "{:.3g}") -> str:
-    if df is None or len(df) == 0:
-        return "_no data_\n"
-    cols = [c for c in columns if c in df.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, row in df[cols].iterrows():
-        cells = [floats.format(v) if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _summary_markdown(out: Path, cells, engine_table, speedup, bias, bias_table) -> str:
-    records = read_manifest(out)
-    failures = read_jsonl(out / "failures.jsonl", missing_ok=True)
-    lines = [f"# Study summary: {out.name}", ""]
-    lines += ["## Toolchain bias (the central figure)", ""]
-    lines += [
-        "B = (engine A / engine B throughput on the SparseML-pruned model) / (the same ratio on the "
-        "gmp-pruned model). B = 1 means the pruning toolchain does not change the engine comparison. "
-        "'equivalent' = TOST rejects a bias larger than the margin (5%).",
-        "",
-    ]
-    estimable = [b for b in bias if b.estimate == b.estimate]  # NaN: a cell was missing
-    for b in (b for b in estimable if b.model == "pooled"):
-        verdict = (
-            f"no bias larger than {b.margin:.0%} (TOST p = {b.tost.pvalue:.3g})"
-            if b.equivalent
-            else f"a bias larger than {b.margin:.0%} is not ruled out (TOST p = {b.tost.pvalue:.3g})"
-        )
-        held = "pruner" if b.factor == "exporter" else "exporter"
-        lines.append(
-            f"- **{b.factor} {b.level_a} vs {b.level_b}, {b.numerator}/{b.denominator}** "
-            f"({held} {b.held}, {b.k} architecture(s), machine {b.machine}): B = {b.estimate:.3f}, "
-            f"95% CI [{b.ci_low:.3f}, {b.ci_high:.3f}], p(B = 1) = {b.pvalue:.3g}; {verdict}."
-        )
-    if not estimable:
-        lines.append(
-            "_No bias estimate: the engines or pruners needed are missing (see failures)._"
-        )
-    lines += ["", "Per architecture:", ""]
-    table = bias_table[bias_table["estimate"].notna()] if len(bias_table) else bias_table
-    lines.append(
-        _fmt_table(
-            table,
-            [
-                "model",
-                "factor",
-                "held",
-                "numerator",
-                "denominator",
-                "estimate",
-                "ci_low",
-                "ci_high",
-                "pvalue",
-                "tost_pvalue",
-                "equivalent",
-                "n_trials",
-            ],
-        )
-    )
-    missing = [b for b in bias if b.estimate != b.estimate]
-    if missing:
-        lines += ["Not estimable (a cell is missing):", ""]
-        lines += [
-            f"- {b.model} {b.factor} (held {b.held}) {b.numerator}/{b.denominator}: {b.note}"
-            for b in missing
-        ]
-    lines.append("")
-    lines += ["## Throughput per cell (items/s, mean of trials, bootstrap 95% CI)", ""]
-    lines.append(
-        _fmt_table(
-            cells,
-            [
-                "model",
-                "pruner",
-                "exporter",
-                "sparsity",
-                "engine",
-                "precision",
-                "scenario",
-                "n_trials",
-                "throughput",
-                "ci_low",
-                "ci_high",
-                "latency_ms_median",
-            ],
-        )
-    )
-    lines += ["## Engine vs engine (ratio of geometric means, Welch 95% CI, Holm-adjusted p)", ""]
-    lines.append(
-        _fmt_table(
-            engine_table,
-            [
-                "model",
-                "pruner",
-                "exporter",
-                "sparsity",
-                "engine_a",
-                "engine_b",
-                "estimate",
-                "ci_low",
-                "ci_high",
-                "welch_p",
-                "mwu_p",
-                "p_holm",
-            ],
-        )
-    )
-    lines += ["## Pruning speed-up (pruned / dense throughput, 95% CI)", ""]
-    lines.append(
-        _fmt_table(
-            speedup,
-            ["model", "engine", "pruner", "exporter", "sparsity", "estimate", "ci_low", "ci_high"],
-        )
-    )
-    lines += ["## Models (sparsity counted in the ONNX initializers, gzip -9 size, accuracy)", ""]
-    lines.append(
-        "| model | pruner | exporter | target | measured | zeros kept | gzip MB | accuracy |"
-    )
-    lines.append("|---|---|---|---|---|---|---|---|")
-    for r in records:
-        acc = "" if r.accuracy is None else f"{r.accuracy:.3f}"
-        lines.append(
-            f"| {r.model} | {r.pruner} | {r.exporter} | {r.sparsity:.2f} | {r.measured_sparsity:.3f} | "
-            f"{'yes' if r.zero_check_ok else 'NO'} | {r.gzip_bytes / 1e6:.2f} | {acc} |"
-        )
-    lines += ["", "## Failures", ""]
-    if failures:
-        lines += [
-            f"- {f['stage']} {f['model']} {f.get('pruner', '')} {f.get('engine', '')}: {f['reason']}"
-            for f in failures
-        ]
-    else:
-        lines.append("None.")
-    return "\n".join(lines) + "\n"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -388,16 +207,16 @@ def run_study(
     from tqdm.auto import tqdm
 
     from study.bench import run_benchmark
-    from study.pipeline import prepare_model
+    from study.pipeline import log_timing, prepare_model
 
     started = time.perf_counter()
     _prepare_folder(cfg, out, require_resume=False)
-    machine = _capture_environment(out)
-    log.info("study %r on machine %s into %s", cfg.name, machine, out)
+    hw = _capture_environment(out)
+    log.info("study %r on machine %s into %s", cfg.name, hw.machine, out)
     failures: list[Failure] = []
     for name in tqdm(cfg.models, desc="train/prune/export", unit="model", disable=not progress):
         try:
-            new = prepare_model(cfg, name, out, progress=progress)
+            new = prepare_model(cfg, name, out, progress=progress, isa=hw.isa)
         except Exception as err:  # one architecture failing must not stop the others
             log.exception("%s failed", name)
             new = [Failure("prepare", name, f"{type(err).__name__}: {err}")]
@@ -412,7 +231,9 @@ def run_study(
         cells = bench_cells(cfg, [r for r in records if r.model == name], out)
         if not cells:
             continue
+        began = time.perf_counter()
         rows = run_benchmark(cells, settings, out / "bench.jsonl", progress=progress, resume=True)
+        log_timing(out, name, "benchmark", time.perf_counter() - began)
         failed = {(r.engine, r.onnx_path, r.error) for r in rows if r.status == "failed"}
         new = [
             Failure("bench", name, str(err), engine=engine)
@@ -486,7 +307,7 @@ def merge(folders: list[Path], out: Path, *, build_paper: bool = True) -> None:
             append_jsonl(out / MANIFEST, [row])
         for row in read_jsonl(folder / "failures.jsonl", missing_ok=True):
             append_jsonl(out / "failures.jsonl", [{**row, "machine": machine}])
-        for name in ("training.csv", "sensitivity.csv"):
+        for name in ("training.csv", "sensitivity.csv", "timings.csv"):
             if (folder / name).exists():
                 table = pd.read_csv(folder / name).assign(machine=machine)
                 table.to_csv(out / name, mode="a", header=not (out / name).exists(), index=False)
@@ -532,6 +353,11 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", help="comma-separated registry names (overrides the preset)")
     p.add_argument("--engines", help=f"comma-separated, from {', '.join(ENGINES)}")
     p.add_argument(
+        "--factors",
+        help=f"comma-separated factors to run, from {', '.join(FACTORS)} (the others stay at "
+        "their reference level; default: the preset's)",
+    )
+    p.add_argument(
         "--sparsities", help="comma-separated one-shot sweep sparsities, e.g. 0.5,0.7,0.9"
     )
     p.add_argument("--data", help="'digits' or an ImageFolder path (e.g. ImageNet val)")
@@ -567,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides = {
             "models": _csv_list(args.models),
             "engines": _csv_list(args.engines),
+            "factor_names": _csv_list(args.factors),
             "sweep": _parse_sparsities(args.sparsities),
             "data": args.data,
             "weights": args.weights,

@@ -16,27 +16,82 @@ from typing import Any
 
 import yaml
 
-__all__ = ["PRESETS", "StudyConfig", "TrainSettings", "SensitivitySettings", "load_config"]
+__all__ = [
+    "ENGINES",
+    "FACTORS",
+    "PRESETS",
+    "AnalysisSettings",
+    "QatSettings",
+    "SensitivitySettings",
+    "StudyConfig",
+    "TrainSettings",
+    "load_config",
+]
 
 PRESETS = ("quick", "seed", "smoke")
-PRUNERS = ("gmp", "sparseml")
-EXPORTERS = ("torch", "sparseml")
 ENGINES = ("onnxruntime", "openvino", "deepsparse", "deepsparse-cli", "torch")
+
+# The study's factors: where a vendor's toolchain can make choices beyond the GMP algorithm. Each
+# maps to its allowed levels; the first level is the reference (the pure-PyTorch, uniform, fp32
+# choice) that every other level is compared with, one factor at a time.
+FACTORS: dict[str, tuple[str, ...]] = {
+    # Who ran GMP: gmp (this project) or SparseML. Identical files make this the A/A control.
+    "pruner": ("gmp", "sparseml"),
+    # Who wrote the ONNX file: torch.onnx (BatchNorm folded) or SparseML's ModuleExporter (kept).
+    "exporter": ("torch", "sparseml"),
+    # How the sparsity is spread: one global magnitude threshold (PyTorch's own
+    # prune.global_unstructured idiom; the reference: it keeps MobileNets' small depthwise convs
+    # dense enough to train), every layer alike, or SparseZoo's vendor style.
+    "profile": ("global", "uniform", "vendor"),
+    # The zero pattern: unstructured, or SparseML's 1x4 blocks (aimed at DeepSparse's VNNI kernels).
+    "mask": ("unstructured", "block4"),
+    # The weights: fp32, or int8 after quantization-aware fine-tuning of the pruned model.
+    "precision": ("fp32", "int8"),
+    # Who quantized an int8 model: torch.ao (FX QAT, torch.onnx) or SparseML (QuantizationModifier).
+    "quantizer": ("torch", "sparseml"),
+}
 
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """How every model is trained on the shared loop (dense, gmp and SparseML alike)."""
+    """How each dense model is trained, once per architecture, before any pruning.
 
-    image_size: int = (
-        32  # training resolution (raised to the architecture's minimum); export uses the real size
-    )
-    batch_size: int = 32
-    train_samples: int | None = None  # subsample of the training split; None = all of it
-    optimizer: str = "sgd"  # "sgd" or "adam"
-    lr: float = 0.02
+    Every pruned variant starts from that checkpoint and follows the preset's recipe (its LR
+    modifiers included) on the shared loop; these settings also give the loop's batch size,
+    optimizer and augmentation to those runs.
+    """
+
+    # Training resolution (raised to the architecture's minimum); export uses the real size.
+    image_size: int = 32
+    batch_size: int = 64
+    # Subsample of the training split; None = all of it.
+    train_samples: int | None = None
+    # "sgd" or "adam".
+    optimizer: str = "sgd"
+    # Peak learning rate of the dense schedule; the initial LR of pruning runs (their recipe's LR
+    # modifiers take over from there).
+    lr: float = 0.03
     momentum: float = 0.9
-    weight_decay: float = 1e-4
+    weight_decay: float = 5e-5
+    # Epochs of dense training.
+    epochs: int = 10
+    # Dense learning-rate schedule: "onecycle", "cosine" or "constant".
+    schedule: str = "onecycle"
+    # Random translation of training images by up to this many pixels (0 = none), same for every run.
+    augment_shift: int = 0
+    # A model whose held-out top-1 is below this is labelled "not trained" in every table and
+    # figure (None: no gate).
+    accuracy_gate: float | None = None
+
+
+@dataclass(frozen=True)
+class QatSettings:
+    """Quantization-aware fine-tuning of the pruned reference model, the same for both quantizers."""
+
+    epochs: int = 2
+    lr: float = 0.002  # constant learning rate of the QAT fine-tuning
+    momentum: float = 0.9
+    weight_decay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -50,28 +105,59 @@ class SensitivitySettings:
 
 
 @dataclass(frozen=True)
+class AnalysisSettings:
+    """The statistics' declared parameters (fixed before the run, written into config.yaml)."""
+
+    # Equivalence margin of every B: "no bias larger than margin" is TOST inside [1-m, 1+m], and the
+    # one-sided test asks whether a channel could explain a gap of m or more. 0.10 sits below the
+    # original study's 12% DeepSparse-over-OpenVINO gap: a channel ruled out at 10% cannot explain it.
+    margin: float = 0.10
+    # Two-sided level of every CI; the TOST and one-sided tests run at 1 - confidence.
+    confidence: float = 0.95
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """Everything a study run depends on; written into the results folder as config.yaml."""
 
     name: str  # preset name or the file stem of a user preset
     models: tuple[str, ...]  # registry names (study.models.MODELS)
-    weights: str  # "random", "pretrained" or a checkpoint path
+    weights: str  # "random", "pretrained" or a checkpoint path: the dense training starts there
     data: str  # "digits" or an ImageFolder path
     seed: int
-    pruners: tuple[str, ...]  # subset of ("gmp", "sparseml")
-    exporters: tuple[str, ...]  # subset of ("torch", "sparseml")
+    # Factor -> the levels this run measures (a subset of FACTORS[factor], reference included).
+    # A factor left out runs at its reference level only.
+    factors: dict[str, tuple[str, ...]]
     engines: tuple[str, ...]
-    sweep: tuple[float, ...]  # one-shot sparsities for the speed-up curve
+    sweep: tuple[float, ...]  # one-shot sparsities of the trained dense model (speed-up curve)
     precision_ablation: bool  # also run OpenVINO at its default precision
-    recipe: str  # SparseML GMP recipe text (both toolchains read it)
+    recipe: str  # SparseML GMP recipe text (both toolchains read it; profiles/masks rewrite it)
+    # gzip level of the size table (the original study's Table 2 used gzip -9; level 6 is 15x faster
+    # on sparse files and ~10% larger).
+    gzip_level: int = 9
+    # Architectures that get the int8 arm when `factors` has precision int8 (those of `models`
+    # listed here; one not in `models` is not run); empty = all of them.
+    int8_models: tuple[str, ...] = ()
     train: TrainSettings = field(default_factory=TrainSettings)
+    qat: QatSettings = field(default_factory=QatSettings)
     sensitivity: SensitivitySettings = field(default_factory=SensitivitySettings)
+    analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
     bench: dict[str, Any] = field(
         default_factory=dict
     )  # scenarios, batch_size, threads + BenchSettings fields
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def levels(self, factor: str) -> tuple[str, ...]:
+        """The levels of ``factor`` this run measures (the reference alone when it is not a factor)."""
+        return self.factors.get(factor, FACTORS[factor][:1])
+
+    def int8_for(self, model: str) -> bool:
+        """Whether ``model`` gets the int8 arm."""
+        return "int8" in self.levels("precision") and (
+            not self.int8_models or model in self.int8_models
+        )
 
 
 def _read_preset(preset: str | Path) -> tuple[str, dict[str, Any]]:
@@ -108,12 +194,108 @@ def _check_fields(cls: type, raw: dict[str, Any], where: str) -> None:
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - known)
     if unknown:
+        hint = ""
+        if {"pruners", "exporters"} & set(unknown):
+            hint = " (`pruners` and `exporters` became `factors: {pruner: [...], exporter: [...]}`)"
         raise ValueError(
-            f"unknown key(s) {unknown} in {where}; allowed: {', '.join(sorted(known))}"
+            f"unknown key(s) {unknown} in {where}; allowed: {', '.join(sorted(known))}{hint}"
         )
 
 
-def _validate(raw: dict[str, Any]) -> StudyConfig:
+def _factors(raw: Any) -> dict[str, tuple[str, ...]]:
+    """Validate ``factors`` (factor -> levels); every factor's reference level must be listed."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ValueError(
+            f"`factors` must be a mapping of factor -> levels, factors from {', '.join(FACTORS)}; "
+            f"got {raw!r}"
+        )
+    out: dict[str, tuple[str, ...]] = {}
+    for factor, levels in raw.items():
+        if factor not in FACTORS:
+            raise ValueError(
+                f"unknown factor {factor!r} in `factors`; allowed: {', '.join(FACTORS)}"
+            )
+        allowed = FACTORS[factor]
+        levels = tuple([levels] if isinstance(levels, str) else levels or ())
+        bad = [v for v in levels if v not in allowed]
+        if bad or not levels:
+            raise ValueError(
+                f"`factors.{factor}` must be a non-empty list from {', '.join(allowed)}; "
+                f"got {list(levels)!r}"
+            )
+        if allowed[0] not in levels:
+            raise ValueError(
+                f"`factors.{factor}` must include its reference level {allowed[0]!r} (every "
+                f"other level is compared with it); got {list(levels)!r}"
+            )
+        out[factor] = tuple(dict.fromkeys(levels))
+    if "quantizer" in out and "int8" not in out.get("precision", ()):
+        raise ValueError(
+            "`factors.quantizer` needs `factors.precision` to include 'int8' (quantizers make "
+            f"int8 models); got precision {list(out.get('precision', ('fp32',)))!r}"
+        )
+    return out
+
+
+def select_factors(
+    factors: dict[str, tuple[str, ...]], names: list[str] | None
+) -> dict[str, tuple[str, ...]]:
+    """Keep only the factors named (``--factors``); the others run at their reference level.
+
+    Raises:
+        ValueError: a name is not a factor of :data:`FACTORS` or not in this preset's ``factors``.
+    """
+    if names is None:
+        return factors
+    unknown = [n for n in names if n not in FACTORS]
+    if unknown:
+        raise ValueError(f"unknown factor(s) {unknown} in --factors; allowed: {', '.join(FACTORS)}")
+    absent = [n for n in names if n not in factors]
+    if absent:
+        raise ValueError(
+            f"--factors {','.join(names)}: {absent} not in this preset's factors "
+            f"({', '.join(factors) or 'none'}); add its levels to the preset"
+        )
+    kept = {n: factors[n] for n in names}
+    if "quantizer" in kept and "precision" not in kept:
+        kept["precision"] = factors["precision"]
+    return kept
+
+
+def _section(cls: type, raw: Any, where: str) -> Any:
+    raw = dict(raw or {})
+    _check_fields(cls, raw, where)
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+
+
+def _check_train(t: TrainSettings) -> None:
+    if t.schedule not in ("onecycle", "cosine", "constant"):
+        raise ValueError(
+            f"`train.schedule` must be 'onecycle', 'cosine' or 'constant'; got {t.schedule!r}"
+        )
+    if not isinstance(t.epochs, int) or t.epochs < 1:
+        raise ValueError(f"`train.epochs` must be a positive integer; got {t.epochs!r}")
+    gate = t.accuracy_gate
+    if gate is not None and not 0.0 <= float(gate) <= 1.0:
+        raise ValueError(f"`train.accuracy_gate` must be null or in [0, 1]; got {gate!r}")
+
+
+def _gzip_level(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 9:
+        raise ValueError(f"`gzip_level` must be an integer in 1..9; got {value!r}")
+    return value
+
+
+def _check_analysis(a: AnalysisSettings) -> None:
+    if not 0.0 < float(a.margin) < 1.0:
+        raise ValueError(f"`analysis.margin` must be in (0, 1); got {a.margin!r}")
+    if not 0.5 < float(a.confidence) < 1.0:
+        raise ValueError(f"`analysis.confidence` must be in (0.5, 1); got {a.confidence!r}")
+
+
+def _validate(raw: dict[str, Any], check_paths: bool = True) -> StudyConfig:
     from study.models import MODELS
 
     _check_fields(StudyConfig, raw, "the preset")
@@ -123,15 +305,18 @@ def _validate(raw: dict[str, Any]) -> StudyConfig:
     unknown = [m for m in models if m not in MODELS]
     if unknown or not models:
         raise ValueError(f"unknown model(s) {unknown or models!r}; valid: {', '.join(MODELS)}")
+    int8_models = tuple(raw.get("int8_models") or ())
+    stray = [m for m in int8_models if m not in MODELS]
+    if stray:
+        raise ValueError(f"unknown model(s) {stray} in `int8_models`; valid: {', '.join(MODELS)}")
     sweep = tuple(float(s) for s in raw.get("sweep") or ())
     bad = [s for s in sweep if not 0.0 <= s < 1.0]
     if bad:
         raise ValueError(f"`sparsities` (sweep) must each be in [0, 1); got {bad}")
-    train_raw = raw.get("train") or {}
-    _check_fields(TrainSettings, train_raw, "`train`")
-    sens_raw = dict(raw.get("sensitivity") or {})
-    _check_fields(SensitivitySettings, sens_raw, "`sensitivity`")
-    sens_raw = {k: tuple(v) if isinstance(v, list) else v for k, v in sens_raw.items()}
+    train = _section(TrainSettings, raw.get("train"), "`train`")
+    _check_train(train)
+    analysis = _section(AnalysisSettings, raw.get("analysis"), "`analysis`")
+    _check_analysis(analysis)
     if not isinstance(raw.get("recipe"), str) or not raw["recipe"].strip():
         raise ValueError(
             "`recipe` must be a SparseML recipe (YAML text, or a path to a recipe file)"
@@ -140,12 +325,12 @@ def _validate(raw: dict[str, Any]) -> StudyConfig:
     if "\n" not in recipe.strip() and Path(recipe.strip()).is_file():
         recipe = Path(recipe.strip()).read_text()
     data = str(raw.get("data", "digits"))
-    if data != "digits" and not Path(data).is_dir():
+    if check_paths and data != "digits" and not Path(data).is_dir():
         raise ValueError(
             f"`data` must be 'digits' or an ImageFolder directory; {data!r} is not a directory"
         )
     weights = str(raw.get("weights", "random"))
-    if weights not in ("random", "pretrained") and not Path(weights).is_file():
+    if check_paths and weights not in ("random", "pretrained") and not Path(weights).is_file():
         raise ValueError(
             f"`weights` must be 'random', 'pretrained' or a checkpoint file; {weights!r} is not a file"
         )
@@ -155,39 +340,51 @@ def _validate(raw: dict[str, Any]) -> StudyConfig:
         weights=weights,
         data=data,
         seed=int(raw.get("seed", 0)),
-        pruners=_subset("pruners", raw.get("pruners", PRUNERS), PRUNERS),
-        exporters=_subset("exporters", raw.get("exporters", EXPORTERS), EXPORTERS),
+        factors=_factors(raw.get("factors")),
         engines=_subset("engines", raw.get("engines"), ENGINES),
         sweep=sweep,
         precision_ablation=bool(raw.get("precision_ablation", True)),
         recipe=recipe,
-        train=TrainSettings(**train_raw),
-        sensitivity=SensitivitySettings(**sens_raw),
+        int8_models=int8_models,
+        gzip_level=_gzip_level(raw.get("gzip_level", 9)),
+        train=train,
+        qat=_section(QatSettings, raw.get("qat"), "`qat`"),
+        sensitivity=_section(SensitivitySettings, raw.get("sensitivity"), "`sensitivity`"),
+        analysis=analysis,
         bench=dict(raw.get("bench") or {}),
     )
 
 
 def load_config(
-    preset: str | Path = "quick", overrides: dict[str, Any] | None = None
+    preset: str | Path = "quick",
+    overrides: dict[str, Any] | None = None,
+    *,
+    check_paths: bool = True,
 ) -> StudyConfig:
     """Read a preset (a name from :data:`PRESETS` or a YAML path) and apply overrides.
 
     Args:
         preset: ``"quick"``, ``"seed"``, ``"smoke"`` or the path of a user's preset file.
         overrides: top-level keys to replace (e.g. ``{"models": [...], "engines": [...]}``);
-            ``None`` values are ignored.
+            ``None`` values are ignored. The key ``"factor_names"`` (``--factors``) keeps only
+            the factors named.
+        check_paths: check that ``data`` and ``weights`` paths exist (False to read the
+            config.yaml of a results folder made on another machine).
 
     Returns:
         The validated, frozen configuration.
 
     Raises:
-        ValueError: unreadable preset, unknown key, model, engine, pruner or exporter, a sparsity
+        ValueError: unreadable preset, unknown key, model, engine, factor or level, a sparsity
             outside [0, 1), or a data/weights path that does not exist. The message names the value
             and what is allowed.
     """
     name, raw = _read_preset(preset)
     raw.setdefault("name", name)
-    for key, value in (overrides or {}).items():
+    overrides = dict(overrides or {})
+    names = overrides.pop("factor_names", None)
+    for key, value in overrides.items():
         if value is not None:
             raw[key] = value
-    return _validate(raw)
+    cfg = _validate(raw, check_paths)
+    return dataclasses.replace(cfg, factors=select_factors(cfg.factors, names))

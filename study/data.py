@@ -4,6 +4,8 @@
 10 classes; no download). ``image_folder`` reads an ImageNet-style folder tree (e.g. ImageNet
 val) when one is available locally. ``loaders`` builds DataLoaders whose shuffle order is fixed
 by a seeded ``torch.Generator``, so two training runs see the same batches in the same order.
+``random_shift`` is the one augmentation: a random translation with zero fill, drawn from a
+generator the caller seeds (``study.train`` re-seeds it every run).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "digits", "image_folder", "loaders"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "digits", "image_folder", "loaders", "random_shift"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -162,3 +164,45 @@ def loaders(
     )
     val_loader = DataLoader(val_ds, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     return train_loader, val_loader
+
+
+def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Translate each image by its own random offset, filling what the content left with zeros.
+
+    Offsets ``(dy, dx)`` are drawn uniformly from ``[-max_shift, max_shift]`` (both ends
+    included), one pair per image, from ``generator``: the same generator state gives the same
+    shifts. ``out[..., y, x] = images[..., y - dy, x - dx]`` where that is inside the image, else
+    0 (no wrap-around, unlike ``torch.roll``). Note that 0 is the standardised mean pixel, not
+    the background of :func:`digits`.
+
+    Args:
+        images: A batch ``[N, C, H, W]``.
+        max_shift: Largest shift in pixels along each axis, >= 0 (0 returns ``images`` itself).
+        generator: CPU generator the offsets are drawn from (advanced by ``2 * N`` draws).
+
+    Returns:
+        A new tensor shaped like ``images`` (or ``images`` when ``max_shift`` is 0).
+
+    Raises:
+        ValueError: If ``max_shift`` is not an integer >= 0 or ``images`` is not 4-D.
+
+    Example:
+        >>> x = torch.ones(2, 1, 4, 4)
+        >>> y = random_shift(x, 1, torch.Generator().manual_seed(0))
+        >>> tuple(y.shape), bool((y == 0).any() or torch.equal(y, x))
+        ((2, 1, 4, 4), True)
+    """
+    if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:
+        raise ValueError(f"`max_shift` must be an integer >= 0; got {max_shift!r}")
+    if images.dim() != 4:
+        raise ValueError(f"`images` must be [N, C, H, W]; got shape {tuple(images.shape)}")
+    if max_shift == 0:
+        return images
+    n, _, h, w = images.shape
+    offsets = torch.randint(-max_shift, max_shift + 1, (n, 2), generator=generator)  # [N, 2]
+    padded = F.pad(images, (max_shift,) * 4)  # [N, C, H + 2s, W + 2s], zeros around
+    out = torch.empty_like(images)
+    for i, (dy, dx) in enumerate(offsets.tolist()):
+        top, left = max_shift - dy, max_shift - dx
+        out[i] = padded[i, :, top : top + h, left : left + w]
+    return out

@@ -39,7 +39,16 @@ PACKAGES = (
     "sparsezoo",
     "numpy",
 )
-ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+ISA_FLAGS = (
+    "avx2",
+    "avx512f",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+)
 
 # (vendor, family, model) -> microarchitecture; Intel family 6 server/client parts and AMD Zen.
 _INTEL_FAMILY6 = {

@@ -13,7 +13,7 @@ from pathlib import Path
 from study.jsonl import read_jsonl
 from study.schema import LayerZeros, ModelRecord
 
-__all__ = ["MANIFEST", "Failure", "read_manifest", "onnx_name", "sha256_file"]
+__all__ = ["MANIFEST", "Failure", "read_manifest", "record_from_row", "sha256_file"]
 
 MANIFEST = Path("models") / "manifest.jsonl"
 
@@ -30,23 +30,32 @@ class Failure:
     engine: str = ""
 
 
-def read_manifest(out: Path) -> list[ModelRecord]:
-    """The ModelRecords of a results folder whose ONNX files still exist."""
-    records = []
-    for row in read_jsonl(out / MANIFEST, missing_ok=True):
-        row["layers"] = tuple(
-            LayerZeros(**{**lz, "shape": tuple(lz["shape"])}) for lz in row.get("layers", ())
-        )
-        row["input_shape"] = tuple(row["input_shape"])
-        rec = ModelRecord(**row)
-        if (out / rec.onnx_path).exists():
-            records.append(rec)
-    return records
+def record_from_row(row: dict) -> ModelRecord:
+    """One manifest row (a dict from JSON) as a ModelRecord, of any schema version.
+
+    Rows before schema version 3 had no variant columns: they knew uniform unstructured pruning
+    and fp32 files only (see :mod:`study.schema`), so ``profile`` and ``mask`` follow from
+    ``pruner``.
+
+    Raises:
+        TypeError: a field is unknown or missing.
+    """
+    row = dict(row)
+    if int(row.get("schema_version", 1)) < 3:
+        dense = row.get("pruner") == "none"
+        row.setdefault("profile", "dense" if dense else "uniform")
+        row.setdefault("mask", "none" if dense else "unstructured")
+    row["layers"] = tuple(
+        LayerZeros(**{**lz, "shape": tuple(lz["shape"])}) for lz in row.get("layers") or ()
+    )
+    row["input_shape"] = tuple(row.get("input_shape") or ())
+    return ModelRecord(**row)
 
 
-def onnx_name(model: str, pruner: str, exporter: str, sparsity: float) -> str:
-    """Deterministic file name of one variant, e.g. ``resnet50-gmp-torch-s0.90.onnx``."""
-    return f"{model}-{pruner}-{exporter}-s{sparsity:.2f}.onnx"
+def read_manifest(out: Path, *, require_files: bool = True) -> list[ModelRecord]:
+    """The ModelRecords of a results folder (only those whose ONNX files exist, by default)."""
+    records = [record_from_row(row) for row in read_jsonl(out / MANIFEST, missing_ok=True)]
+    return [r for r in records if not require_files or (out / r.onnx_path).exists()]
 
 
 def sha256_file(path: str | Path) -> str:

@@ -1,11 +1,26 @@
-"""Per-architecture stages of the study: train (dense, gmp, SparseML), prune the sweep, export, record.
+"""Per-architecture stages of the study: train once, prune and quantize from it, export, record.
 
-Everything here turns one architecture of a :class:`~study.config.StudyConfig` into ONNX files and
-:class:`~study.schema.ModelRecord` rows. Benchmarking, statistics and the paper live elsewhere
-(``study.bench``, ``study.stats``, ``paper``); ``study.compare`` strings the stages together.
+For one architecture of a :class:`~study.config.StudyConfig`, :func:`prepare_model` makes every
+variant of :func:`study.design.variants` into an ONNX file and a
+:class:`~study.schema.ModelRecord`:
 
-Each ONNX file is written under a deterministic name, and a model whose records are already in the
-manifest (with their files present) is skipped, so an interrupted study resumes where it stopped.
+1. the dense model is trained once (``cfg.train``: schedule, epochs, augmentation) and saved as
+   ``models/checkpoints/<model>-dense.pt``; every other variant starts from it;
+2. each pruned variant fine-tunes that checkpoint with the preset's recipe, rewritten for its
+   sparsity profile and mask type (:func:`study.profiles.profile_recipe`; the text is written to
+   ``recipes/``) on the shared loop, by gmp or by SparseML;
+3. the int8 variants start from the pruned reference and get quantization-aware fine-tuning by
+   torch.ao (:mod:`study.quantize`) or by SparseML (:mod:`baselines.quantize`);
+4. the one-shot sweep prunes the dense checkpoint by magnitude;
+5. each file is exported, its zeros checked, its graph hashed (order-free,
+   :func:`study.onnx_hash.content_sha256`), its mask structure described
+   (:func:`study.diagnostics.mask_diagnostics`) and its accuracy held against the declared gate.
+
+When the SparseML-pruned reference is content-identical to the gmp one (the expected result: gmp
+reproduces SparseML bit for bit), no second file is written: its record points at the gmp file and
+says so (``extra["identical_to"]``), and the harness measures that one file in two cells, the
+study's A/A control. Finished variants (manifest records whose files exist) and saved checkpoints
+are reused, so an interrupted study resumes where it stopped. Stage times go to ``timings.csv``.
 """
 
 from __future__ import annotations
@@ -15,24 +30,29 @@ import csv
 import dataclasses
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import Subset
+from torch.utils.data import Subset, random_split
 
 from study.config import StudyConfig
+from study.design import Variant, variants
 from study.hardware import physical_cores
 from study.jsonl import append_jsonl
-from study.manifest import MANIFEST, Failure, onnx_name, read_manifest, sha256_file
+from study.manifest import MANIFEST, Failure, read_manifest, sha256_file
 from study.models import MODELS, build_model
 from study.schema import LayerZeros, ModelRecord
 
-__all__ = ["prepare_model", "oneshot_prune"]
+__all__ = ["log_timing", "oneshot_prune", "prepare_model", "vnni_missing"]
 
 log = logging.getLogger(__name__)
+
+CHECKPOINTS = Path("models") / "checkpoints"
+TIMINGS = "timings.csv"
 
 
 def oneshot_prune(model: nn.Module, sparsity: float, params: str = "__ALL_PRUNABLE__") -> nn.Module:
@@ -61,21 +81,34 @@ def oneshot_prune(model: nn.Module, sparsity: float, params: str = "__ALL_PRUNAB
     return model
 
 
+def vnni_missing(isa: dict[str, bool]) -> str | None:
+    """Why this CPU cannot run the int8 arm fairly (no VNNI dot-product instructions), or None."""
+    if isa.get("avx512_vnni") or isa.get("avx_vnni"):
+        return None
+    return (
+        "the CPU lacks VNNI (neither avx512_vnni nor avx_vnni in its flags): the engines' int8 "
+        "kernels would run emulated, so the int8 arm is skipped on this machine"
+    )
+
+
 # ----------------------------------------------------------------------------------------------
-# One architecture
+# Data and settings
 # ----------------------------------------------------------------------------------------------
 
 
 def _datasets(cfg: StudyConfig, image_size: int):
+    """(train, held-out, number of classes, dataset name); an ImageFolder is split 80/20, seeded."""
     from study.data import digits, image_folder
 
     if cfg.data == "digits":
         train, val = digits(image_size=image_size, channels=3, seed=cfg.seed)
-        num_classes, dataset = 10, "sklearn-digits"
+        num_classes, dataset = 10, "sklearn-digits (held-out 20%)"
     else:
-        train = image_folder(Path(cfg.data), image_size=image_size)
-        val, dataset = train, cfg.data
-        num_classes = len(train.classes)
+        folder = image_folder(Path(cfg.data), image_size=image_size)
+        n_val = max(1, len(folder) // 5)
+        generator = torch.Generator().manual_seed(cfg.seed)
+        train, val = random_split(folder, [len(folder) - n_val, n_val], generator=generator)
+        num_classes, dataset = len(folder.classes), f"{cfg.data} (held-out 20%)"
     n = cfg.train.train_samples
     if n is not None and n < len(train):
         generator = torch.Generator().manual_seed(cfg.seed)
@@ -83,22 +116,53 @@ def _datasets(cfg: StudyConfig, image_size: int):
     return train, val, num_classes, dataset
 
 
-def _train_config(cfg: StudyConfig):
+def _train_config(cfg: StudyConfig, *, dense: bool):
+    """The loop's settings: the dense schedule for dense training, the recipe's LR otherwise."""
     from study.train import TrainConfig
 
     t = cfg.train
     return TrainConfig(
+        epochs=t.epochs if dense else None,
         batch_size=t.batch_size,
-        lr=t.lr,
+        lr=t.lr if dense else _recipe_initial_lr(cfg, t.lr),
         momentum=t.momentum,
         weight_decay=t.weight_decay,
+        nesterov=t.optimizer == "sgd" and t.momentum > 0,
         optimizer=t.optimizer,
         seed=cfg.seed,
+        schedule=t.schedule if dense else "constant",
+        augment_shift=t.augment_shift,
     )
 
 
+def _recipe_initial_lr(cfg: StudyConfig, default: float) -> float:
+    """The pruning runs' starting LR: the recipe's first LR modifier's, else the dense peak."""
+    from gmp.recipe import load_recipe
+
+    for spec in load_recipe(cfg.recipe).lr:
+        for value in (spec.init_lr, spec.learning_rate):
+            if value is not None:
+                return float(value)
+    return default
+
+
+# ----------------------------------------------------------------------------------------------
+# Records
+# ----------------------------------------------------------------------------------------------
+
+
+def log_timing(out: Path, model: str, stage: str, seconds: float, reused: bool = False) -> None:
+    path = out / TIMINGS
+    new = not path.exists()
+    with path.open("a", newline="") as fh:
+        writer = csv.writer(fh)
+        if new:
+            writer.writerow(["model", "stage", "seconds", "reused"])
+        writer.writerow([model, stage, f"{seconds:.2f}", int(reused)])
+
+
 def _write_training_log(
-    out: Path, model: str, pruner: str, seed: int, steps: Iterable, numel: int
+    out: Path, model: str, run: str, seed: int, steps: Iterable, numel: int
 ) -> None:
     """Append per-step totals (loss, lr, zeros, sparsity over all prunable weights) to training.csv."""
     path = out / "training.csv"
@@ -112,235 +176,369 @@ def _write_training_log(
         for s in steps:
             zeros = sum(s.zeros.values()) if s.zeros else 0
             writer.writerow(
-                [
-                    model,
-                    pruner,
-                    seed,
-                    s.step,
-                    f"{s.epoch:.6g}",
-                    f"{s.loss:.6g}",
-                    f"{s.lr:.6g}",
-                    zeros,
-                    f"{zeros / max(numel, 1):.6g}",
-                ]
+                [model, run, seed, s.step, f"{s.epoch:.6g}", f"{s.loss:.6g}", f"{s.lr:.6g}"]
+                + [zeros, f"{zeros / max(numel, 1):.6g}"]
             )
 
 
-def _export_record(
-    out: Path,
-    model: nn.Module,
-    name: str,
-    pruner: str,
-    exporter: str,
-    sparsity: float,
-    accuracy: float | None,
-    dataset: str,
-    save_module: bool,
-    extra: dict,
-) -> ModelRecord:
-    """Export one variant, check its zeros survived, and describe it (gzip size still -1)."""
-    import gmp
-    from study.export import check_zeros, export_torch
+def _zeros_fp32(model: nn.Module, path: Path) -> tuple[bool, str, int]:
+    from study.export import check_zeros
 
-    entry = MODELS[name]
-    rel = Path("models") / onnx_name(name, pruner, exporter, sparsity)
-    path = out / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    shape = (1, 3, entry.input_size, entry.input_size)
-    model = model.eval()
+    check = check_zeros(model, path)
+    return bool(check.ok), "; ".join(map(str, check.mismatches)), sum(check.onnx_zeros.values())
+
+
+def _zeros_int8(model: nn.Module, path: Path) -> tuple[bool, str, int]:
+    """Every zero of the pruned fp32 weights must be a zero (value == zero point) in the int8 file."""
+    from study.quantize import check_int8_zeros
+
+    check = check_int8_zeros(model, path)
+    return bool(check.ok), "; ".join(map(str, check.mismatches)), sum(check.onnx_zeros.values())
+
+
+def _with_gzip_sizes(out: Path, records: list[ModelRecord], level: int) -> list[ModelRecord]:
+    """Fill ``gzip_bytes`` of several records at once: gzip is single-threaded and zlib releases
+    the GIL, so the files compress in parallel on the physical cores."""
+    from study.export import gzip_size
+
+    workers = max(1, min(len(records), physical_cores()))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        sizes = list(pool.map(lambda r: gzip_size(out / r.onnx_path, level), records))
+    return [
+        dataclasses.replace(r, gzip_bytes=n, extra={**r.extra, "gzip_level": level})
+        for r, n in zip(records, sizes)
+    ]
+
+
+# ----------------------------------------------------------------------------------------------
+# One architecture
+# ----------------------------------------------------------------------------------------------
+
+
+class _Architecture:
+    """The trained models of one architecture, made on demand and cached (the state of a run)."""
+
+    def __init__(self, cfg: StudyConfig, name: str, out: Path, progress: bool) -> None:
+        from study.data import loaders
+
+        self.cfg, self.name, self.out, self.progress = cfg, name, out, progress
+        entry = MODELS[name]
+        self.image_size = max(cfg.train.image_size, entry.min_train_size)
+        train_ds, val_ds, self.num_classes, self.dataset = _datasets(cfg, self.image_size)
+        self.train_loader, self.val_loader = loaders(
+            train_ds, val_ds, batch_size=cfg.train.batch_size, seed=cfg.seed
+        )
+        self.shape = (1, 3, entry.input_size, entry.input_size)
+        self.opset = max(14, entry.opset)  # both exporters at the same opset (SparseML's default)
+        self.trained: dict[tuple[str, str, str], tuple[nn.Module, float | None]] = {}
+        self.int8: dict[str, tuple[nn.Module, float]] = {}
+        self.failed: dict[tuple[str, str, str], Exception] = {}
+
+    # -- checkpoints --------------------------------------------------------------------------
+
+    def _checkpoint(self, key: tuple[str, str, str]) -> Path:
+        pruner, profile, mask = key
+        stem = (
+            f"{self.name}-dense" if pruner == "none" else f"{self.name}-{pruner}-{profile}-{mask}"
+        )
+        return self.out / CHECKPOINTS / f"{stem}.pt"
+
+    def _fresh(self) -> nn.Module:
+        return build_model(self.name, num_classes=self.num_classes, weights="random", seed=0)
+
+    def _load(self, key: tuple[str, str, str]) -> tuple[nn.Module, float | None] | None:
+        path = self._checkpoint(key)
+        if not path.is_file():
+            return None
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        model = self._fresh()
+        model.load_state_dict(saved["state_dict"])
+        log_timing(self.out, self.name, _stage(key), 0.0, reused=True)
+        return model, saved.get("accuracy")
+
+    def _save(self, key, model: nn.Module, accuracy: float | None, seconds: float) -> None:
+        path = self._checkpoint(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"state_dict": model.state_dict(), "accuracy": accuracy, "seconds": seconds}
+        torch.save(payload, path)
+
+    # -- training -----------------------------------------------------------------------------
+
+    def fp32(self, key: tuple[str, str, str]) -> tuple[nn.Module, float | None]:
+        """The trained fp32 model of ``key`` = (pruner, profile, mask): dense, pruned or one-shot."""
+        if key in self.failed:  # one failed training is not retried by every variant needing it
+            raise self.failed[key]
+        if key not in self.trained:
+            try:
+                self.trained[key] = self._load(key) or self._make(key)
+            except Exception as err:
+                self.failed[key] = err
+                raise
+        return self.trained[key]
+
+    def _make(self, key: tuple[str, str, str]) -> tuple[nn.Module, float | None]:
+        from study.train import train
+
+        pruner, profile, mask = key
+        started = time.perf_counter()
+        if pruner == "none":
+            model = build_model(
+                self.name,
+                num_classes=self.num_classes,
+                weights=self.cfg.weights,
+                seed=self.cfg.seed,
+            )
+            recipe, toolchain, dense = None, "dense", True
+        else:
+            from study.profiles import profile_recipe
+
+            model = copy.deepcopy(self.fp32(("none", "dense", "none"))[0])
+            recipe = profile_recipe(self.cfg.recipe, model, profile, mask)
+            rdir = self.out / "recipes"
+            rdir.mkdir(parents=True, exist_ok=True)
+            (rdir / f"{self.name}-{profile}-{mask}.yaml").write_text(recipe)
+            toolchain, dense = pruner, False
+        result = train(
+            model,
+            recipe,
+            self.train_loader,
+            self.val_loader,
+            toolchain,
+            _train_config(self.cfg, dense=dense),
+            progress=self.progress,
+        )
+        seconds = time.perf_counter() - started
+        run = "none" if dense else f"{pruner}-{profile}-{mask}"
+        _write_training_log(
+            self.out, self.name, run, self.cfg.seed, result.steps, result.report.total_numel
+        )
+        accuracy = result.epochs[-1].val_accuracy if result.epochs else None
+        self._save(key, result.model, accuracy, seconds)
+        log_timing(self.out, self.name, _stage(key), seconds)
+        return result.model, accuracy
+
+    def oneshot(self, sparsity: float) -> tuple[nn.Module, float]:
+        from study.train import evaluate
+
+        started = time.perf_counter()
+        pruned = oneshot_prune(copy.deepcopy(self.fp32(("none", "dense", "none"))[0]), sparsity)
+        accuracy = evaluate(pruned, self.val_loader)
+        log_timing(self.out, self.name, f"oneshot {sparsity:.2f}", time.perf_counter() - started)
+        return pruned, accuracy
+
+    def quantized(self, quant: str, start: Variant) -> tuple[nn.Module, float]:
+        """The int8 model by ``quant`` ("torch" or "sparseml") from the pruned ``start`` variant."""
+        if quant in self.int8:
+            return self.int8[quant]
+        fp32, _ = self.fp32(start.training)
+        qat = _qat_config(self.cfg)
+        started = time.perf_counter()
+        if quant == "torch":
+            from study.quantize import qat_torch
+
+            example = torch.zeros(1, 3, self.image_size, self.image_size)
+            result = qat_torch(
+                copy.deepcopy(fp32),
+                self.train_loader,
+                self.val_loader,
+                qat,
+                example_input=example,
+                progress=self.progress,
+            )
+        else:
+            from baselines.quantize import qat_sparseml
+
+            result = qat_sparseml(
+                copy.deepcopy(fp32), self.train_loader, self.val_loader, qat, progress=self.progress
+            )
+        log_timing(self.out, self.name, f"qat {quant}", time.perf_counter() - started)
+        self.int8[quant] = (result.model, result.val_accuracy)
+        return self.int8[quant]
+
+    # -- one variant --------------------------------------------------------------------------
+
+    def export(self, v: Variant) -> ModelRecord:
+        """Make, export and describe one variant (gzip size still -1)."""
+        import gmp
+        from study.diagnostics import mask_diagnostics
+        from study.onnx_hash import content_sha256
+
+        if v.pruner == "oneshot":
+            fp32, accuracy = self.oneshot(v.sparsity)
+        else:
+            fp32, accuracy = self.fp32(v.training)
+        rel = Path("models") / f"{v.name}.onnx"
+        path = self.out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if v.quant != "none":  # quantization-aware fine-tuning first (timed as its own stage)
+            qmodel, accuracy = self.quantized(v.quant, dataclasses.replace(v, quant="none"))
+        started = time.perf_counter()
+        if v.quant == "none":
+            opset = self.opset
+            _export_fp32(fp32.eval(), path, self.shape, opset, v.exporter)
+            zero_ok, detail, zeros = _zeros_fp32(fp32, path)
+            if "torch" in self.cfg.engines:  # the torch-eager engine needs the whole module
+                torch.save(fp32, path.with_suffix(".pt"))
+        else:
+            opset = 13
+            _export_int8(qmodel, path, self.shape, opset, v.quant)
+            zero_ok, detail, zeros = _zeros_int8(fp32, path)
+        log_timing(self.out, self.name, f"export {v.exporter}", time.perf_counter() - started)
+        report = gmp.sparsity_report(fp32)
+        gate = self.cfg.train.accuracy_gate
+        return ModelRecord(
+            model=v.model,
+            pruner=v.pruner,
+            exporter=v.exporter,
+            sparsity=float(v.sparsity),
+            onnx_path=str(rel),
+            onnx_sha256=sha256_file(path),
+            input_shape=self.shape,
+            opset=opset,
+            raw_bytes=path.stat().st_size,
+            gzip_bytes=-1,  # filled by _with_gzip_sizes, several files at once
+            prunable_params=int(report.total_numel),
+            zeros=zeros,
+            measured_sparsity=zeros / max(int(report.total_numel), 1),
+            accuracy=accuracy,
+            accuracy_dataset=self.dataset,
+            zero_check_ok=zero_ok,
+            zero_check_detail=detail[:2000],
+            layers=tuple(
+                LayerZeros(lz.name, tuple(lz.shape), int(lz.numel), int(lz.zeros))
+                for lz in report.layers
+            ),
+            extra={"train_image_size": self.image_size, "recipe": self.cfg.name},
+            profile=v.profile,
+            mask=v.mask,
+            quant=v.quant,
+            content_sha256=content_sha256(path),
+            diagnostics=mask_diagnostics(fp32) if v.pruner != "none" else {},
+            trained=None if gate is None or accuracy is None else bool(accuracy >= gate),
+        )
+
+
+def _stage(key: tuple[str, str, str]) -> str:
+    pruner, profile, mask = key
+    return "train dense" if pruner == "none" else f"prune {pruner} {profile} {mask}"
+
+
+def _qat_config(cfg: StudyConfig):
+    from study.quantize import QatConfig
+
+    q = cfg.qat
+    return QatConfig(
+        epochs=q.epochs,
+        lr=q.lr,
+        momentum=q.momentum,
+        weight_decay=q.weight_decay,
+        seed=cfg.seed,
+        batch_size=cfg.train.batch_size,
+        augment_shift=cfg.train.augment_shift,
+    )
+
+
+def _export_fp32(model: nn.Module, path: Path, shape, opset: int, exporter: str) -> None:
     if exporter == "torch":
-        opset = entry.opset
-        export_torch(model, path, shape, opset=opset)
+        from study.export import export_torch
+
+        export_torch(model, path, shape, opset=opset, dynamic_batch=True)
     else:
         from baselines.export import export_sparseml
 
-        opset = max(14, entry.opset)
         export_sparseml(model, path, shape, opset=opset)
-    check = check_zeros(model, path)
-    report = gmp.sparsity_report(model)
-    if save_module:  # for the torch-eager engine: a whole module beside the ONNX file
-        torch.save(model, path.with_suffix(".pt"))
-    onnx_zeros = sum(check.onnx_zeros.values())  # per matched torch weight
 
-    return ModelRecord(
-        model=name,
-        pruner=pruner,
-        exporter=exporter,
-        sparsity=float(sparsity),
-        onnx_path=str(rel),
-        onnx_sha256=sha256_file(path),
-        input_shape=shape,
-        opset=opset,
-        raw_bytes=path.stat().st_size,
-        gzip_bytes=-1,  # filled by _with_gzip_sizes, several files at once
-        prunable_params=int(report.total_numel),
-        zeros=onnx_zeros,
-        measured_sparsity=onnx_zeros / max(int(report.total_numel), 1),
-        accuracy=accuracy,
-        accuracy_dataset=dataset,
-        zero_check_ok=bool(check.ok),
-        zero_check_detail="; ".join(map(str, check.mismatches))[:2000],
-        layers=tuple(
-            LayerZeros(lz.name, tuple(lz.shape), int(lz.numel), int(lz.zeros))
-            for lz in report.layers
-        ),
-        extra=extra,
+
+def _export_int8(model: nn.Module, path: Path, shape, opset: int, quant: str) -> None:
+    if quant == "torch":
+        from study.quantize import export_int8_torch
+
+        export_int8_torch(model, path, shape, opset=opset, dynamic_batch=True)
+    else:
+        from baselines.quantize import export_int8_sparseml
+
+        export_int8_sparseml(model, path, shape, opset=opset)
+
+
+def _same_file(rec: ModelRecord, twin: ModelRecord | None, out: Path) -> ModelRecord:
+    """Point ``rec`` at ``twin``'s file when their graphs are content-identical (the A/A control)."""
+    from study.onnx_hash import signed_zero_differences
+
+    if twin is None or not rec.content_sha256 or rec.content_sha256 != twin.content_sha256:
+        return rec
+    signs = signed_zero_differences(out / twin.onnx_path, out / rec.onnx_path)
+    (out / rec.onnx_path).unlink()
+    extra = {**rec.extra, "identical_to": twin.onnx_path, "own_file_sha256": rec.onnx_sha256}
+    extra["signed_zero_differences"] = signs  # equal numbers, opposite sign bits (-0.0 vs 0.0)
+    return dataclasses.replace(
+        rec, onnx_path=twin.onnx_path, onnx_sha256=twin.onnx_sha256, extra=extra
     )
 
 
-def _with_gzip_sizes(out: Path, records: list[ModelRecord]) -> list[ModelRecord]:
-    """Fill ``gzip_bytes`` of several records at once: ``gzip -9`` is single-threaded and zlib
-    releases the GIL, so the files compress in parallel on the physical cores."""
-    from study.export import gzip_size
-
-    workers = min(len(records), physical_cores())
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        sizes = list(pool.map(lambda r: gzip_size(out / r.onnx_path), records))
-    return [dataclasses.replace(r, gzip_bytes=n) for r, n in zip(records, sizes)]
+def _key(v: Variant | ModelRecord) -> tuple:
+    return (v.pruner, v.profile, v.mask, v.quant, v.exporter, round(v.sparsity, 4))
 
 
 def prepare_model(
-    cfg: StudyConfig, name: str, out: Path, *, progress: bool = True
+    cfg: StudyConfig, name: str, out: Path, *, progress: bool = True, isa: dict | None = None
 ) -> list[Failure]:
-    """Train, prune, export and record every variant of one architecture; skip what is done.
+    """Make, export and record every variant of one architecture; skip what is done.
 
-    Variants: dense; each pruner of ``cfg.pruners`` trained with ``cfg.recipe`` on the shared loop
-    from the same initial weights; one-shot magnitude pruning of the trained dense model at each
-    sparsity of ``cfg.sweep``. Dense and trained-pruned variants are exported with every exporter
-    of ``cfg.exporters`` (the pruner x exporter factorial); sweep variants with the torch exporter.
+    Args:
+        cfg: the study configuration.
+        name: the architecture.
+        out: the results folder.
+        progress: show progress bars.
+        isa: the CPU's ISA flags (``study.hardware.Hardware.isa``); without VNNI the int8
+            variants are skipped with a recorded failure.
 
     Returns:
-        The failures (recorded and skipped); the manifest gets one ModelRecord per ONNX file.
+        The failures (recorded and skipped); the manifest gets one ModelRecord per variant.
     """
-    from gmp.recipe import load_recipe
-    from study.data import loaders
-    from study.train import evaluate, train
-
-    done = {
-        (r.pruner, r.exporter, round(r.sparsity, 4)) for r in read_manifest(out) if r.model == name
-    }
-    target = _target_sparsity(cfg.recipe, load_recipe)
-    wanted = {("none", e, 0.0) for e in cfg.exporters}
-    wanted |= {(p, e, round(target, 4)) for p in cfg.pruners for e in cfg.exporters}
-    wanted |= {("oneshot", "torch", round(s, 4)) for s in cfg.sweep if s > 0}
+    manifest = [r for r in read_manifest(out) if r.model == name]
+    done = {_key(r): r for r in manifest}
+    plan = variants(cfg, name)
+    failures: list[Failure] = []
+    why_not = vnni_missing(isa) if isa is not None else None
+    if why_not and any(v.quant != "none" for v in plan):
+        failures.append(Failure("int8", name, why_not))
+        plan = [v for v in plan if v.quant == "none"]
+    todo = [v for v in plan if _key(v) not in done]
     sens_path = out / "sensitivity.csv"
     want_sens = name in cfg.sensitivity.models and not _has_sensitivity(sens_path, name)
-    if wanted <= done and not want_sens:
-        log.info("%s: all %d variants already exported; skipping", name, len(wanted))
-        return []
-
-    entry = MODELS[name]
-    image_size = max(cfg.train.image_size, entry.min_train_size)
-    train_ds, val_ds, num_classes, dataset = _datasets(cfg, image_size)
-    init = build_model(name, num_classes=num_classes, weights=cfg.weights, seed=cfg.seed)
-    tcfg = _train_config(cfg)
-    train_loader, val_loader = loaders(
-        train_ds, val_ds, batch_size=cfg.train.batch_size, seed=cfg.seed
-    )
-    save_module = "torch" in cfg.engines
-    failures: list[Failure] = []
-
-    pending: list[ModelRecord] = []  # exported, gzip size not measured yet
-
-    def record(model, pruner, exporter, sparsity, accuracy, extra):
-        if (pruner, exporter, round(sparsity, 4)) in done:
-            return
+    if not todo and not want_sens:
+        log.info("%s: all %d variants already exported; skipping", name, len(plan))
+        return failures
+    arch = _Architecture(cfg, name, out, progress)
+    dense_failed = False
+    for v in todo:
         try:
-            pending.append(
-                _export_record(
-                    out,
-                    model,
-                    name,
-                    pruner,
-                    exporter,
-                    sparsity,
-                    accuracy,
-                    dataset,
-                    save_module,
-                    extra,
-                )
-            )
+            rec = arch.export(v)
         except Exception as err:  # recorded, and the rest of the study goes on
-            log.exception("%s: export (%s, %s) failed", name, pruner, exporter)
+            log.exception("%s: variant %s failed", name, v.name)
+            stage = (
+                "quantize" if v.quant != "none" else ("train" if v.pruner != "none" else "dense")
+            )
             failures.append(
-                Failure("export", name, f"{type(err).__name__}: {err}", pruner, exporter)
+                Failure(stage, name, f"{type(err).__name__}: {err}", v.pruner, v.exporter)
             )
-
-    def flush() -> None:
-        """gzip the pending files in parallel, then write their records to the manifest."""
-        if not pending:
-            return
-        records = _with_gzip_sizes(out, pending)
-        pending.clear()
-        append_jsonl(out / MANIFEST, [r.to_dict() for r in records])
-        for rec in records:
-            if not rec.zero_check_ok:
-                failures.append(
-                    Failure(
-                        "zero-check",
-                        name,
-                        f"ONNX lost zeros: {rec.zero_check_detail}",
-                        rec.pruner,
-                        rec.exporter,
-                    )
-                )
-
-    trained: dict[str, nn.Module] = {}
-    for toolchain in ("dense", *cfg.pruners):
-        pruner = "none" if toolchain == "dense" else toolchain
-        need = {k for k in wanted if k[0] == pruner} - done
-        if toolchain == "dense":
-            need |= {k for k in wanted if k[0] == "oneshot"} - done
-            need |= {"sensitivity"} if want_sens else set()
-        if not need:
+            if v.pruner == "none":  # nothing else can start without the dense model
+                dense_failed = True
+                break
             continue
-        started = time.perf_counter()
-        try:
-            model = copy.deepcopy(init)
-            result = train(
-                model, cfg.recipe, train_loader, val_loader, toolchain, tcfg, progress=progress
+        if v.pruner == "sparseml" and v.quant == "none":
+            rec = _same_file(rec, done.get(_key(dataclasses.replace(v, pruner="gmp"))), out)
+        [rec] = _with_gzip_sizes(out, [rec], cfg.gzip_level)
+        append_jsonl(out / MANIFEST, [rec.to_dict()])
+        done[_key(rec)] = rec
+        if not rec.zero_check_ok:
+            failures.append(
+                Failure("zero-check", name, f"ONNX lost zeros: {rec.zero_check_detail}", v.pruner)
             )
-        except Exception as err:  # recorded, and the rest of the study goes on
-            log.exception("%s: training with %s failed", name, toolchain)
-            failures.append(Failure("train", name, f"{type(err).__name__}: {err}", pruner))
-            continue
-        seconds = time.perf_counter() - started
-        _write_training_log(out, name, pruner, cfg.seed, result.steps, result.report.total_numel)
-        trained[pruner] = result.model
-        accuracy = result.epochs[-1].val_accuracy if result.epochs else None
-        extra = {
-            "train_seconds": round(seconds, 2),
-            "train_image_size": image_size,
-            "recipe": cfg.name,
-        }
-        sparsity = 0.0 if pruner == "none" else target
-        for exporter in cfg.exporters:
-            record(result.model, pruner, exporter, sparsity, accuracy, extra)
-        flush()
-
-    dense = trained.get("none")
-    if dense is not None:
-        for s in cfg.sweep:
-            if s <= 0 or ("oneshot", "torch", round(s, 4)) in done:
-                continue
-            pruned = oneshot_prune(copy.deepcopy(dense), s)
-            acc = evaluate(pruned, val_loader)
-            record(pruned, "oneshot", "torch", s, acc, {"train_image_size": image_size})
-        flush()
-        if want_sens:
-            failures += _sensitivity(cfg, name, dense, val_loader, sens_path, progress)
+    if want_sens and not dense_failed:
+        dense_model = arch.fp32(("none", "dense", "none"))[0]
+        failures += _sensitivity(cfg, name, dense_model, arch.val_loader, sens_path, progress)
     return failures
-
-
-def _target_sparsity(recipe: str, load_recipe) -> float:
-    """The highest final sparsity of the recipe's pruning modifiers (the 'pruned' variant's label)."""
-    spec = load_recipe(recipe)
-    targets = [p.final_sparsity for p in spec.pruning if p.kind == "gmp"]
-    if not targets:
-        raise ValueError(
-            "`recipe` has no pruning modifier; the study needs one (e.g. !GMPruningModifier)"
-        )
-    return float(max(targets))
 
 
 def _has_sensitivity(path: Path, name: str) -> bool:
@@ -352,15 +550,16 @@ def _has_sensitivity(path: Path, name: str) -> bool:
 
 def _sensitivity(
     cfg: StudyConfig, name: str, dense: nn.Module, val_loader, path: Path, progress: bool
-):
+) -> list[Failure]:
     from gmp.sensitivity import sensitivity
     from study.train import evaluate
 
     s = cfg.sensitivity
+    evaluate_fn: Callable[[nn.Module], Any] = lambda m: evaluate(m, val_loader)  # noqa: E731
     try:
         table = sensitivity(
             dense,
-            lambda m: evaluate(m, val_loader),
+            evaluate_fn,
             levels=s.levels,
             method=s.method,
             top_n=s.top_n,

@@ -1,9 +1,13 @@
-"""Results storage: one JSON line per :class:`~study.schema.TrialRow`, appended atomically.
+"""Results storage: one JSON line per :class:`~study.schema.TrialRow`, appended atomically; resume.
 
 Each row is written with a single ``os.write`` of the whole line to an ``O_APPEND`` descriptor and
 ``fsync``-ed, so a crash can at worst leave one truncated last line; readers skip such a line with a
 warning. ``environment.json`` beside the rows maps machine id -> hardware (whole-file
 write-temp-then-rename). Files from several runs and machines merge by concatenation.
+
+For resuming, :func:`cell_progress` reads what the rows hold of each cell of a block, and
+:func:`stop_reason` / :func:`finished_cells` apply the harness's one stopping rule
+(:func:`study.bench.stopping.block_stop_reason`) to it.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,14 +26,14 @@ import pandas as pd
 from scipy import stats
 
 from study.jsonl import append_jsonl, read_jsonl
-from study.schema import TrialRow
+from study.schema import TrialRow, upgrade_trial
 
 __all__ = [
     "CellProgress",
     "append_rows",
     "cell_progress",
-    "finished_cells",
     "ci_half_width",
+    "finished_cells",
     "load_environment",
     "load_results",
     "read_rows",
@@ -74,14 +78,16 @@ def _result_files(paths: Iterable[str | Path]) -> list[Path]:
 def load_results(*paths: str | Path) -> pd.DataFrame:
     """Load and merge results files or folders (searched for ``*.jsonl``) from any number of machines.
 
-    Rows are de-duplicated on (machine, run_id, cell, trial), so overlapping inputs are harmless.
-    ``engine_settings`` stays a dict column; ``machine`` is a column like any other.
+    Rows of every schema version load as version 3 (:func:`study.schema.upgrade_trial`: older rows
+    get the variant columns and a block of their own). Rows are de-duplicated on (machine, run_id,
+    cell, trial), so overlapping inputs are harmless. ``engine_settings`` stays a dict column;
+    ``machine`` is a column like any other.
 
     Example:
         >>> df = load_results("runs/machine-a", "runs/machine-b/bench.jsonl")  # doctest: +SKIP
         >>> df.groupby(["machine", "engine"]).throughput.mean()  # doctest: +SKIP
     """
-    rows = [r for f in _result_files(paths) for r in read_rows(f)]
+    rows = [upgrade_trial(r) for f in _result_files(paths) for r in read_rows(f)]
     columns = list(TrialRow.__dataclass_fields__)
     df = pd.DataFrame(rows, columns=None if rows else columns)
     if df.empty:
@@ -152,66 +158,52 @@ def ci_half_width(values: Iterable[float], confidence: float = 0.95) -> float:
     return float(stats.t.ppf(0.5 + confidence / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
 
 
-def stop_reason(
-    throughputs: list[float],
-    seconds_spent: float,
-    *,
-    target_ci: float,
-    min_trials: int,
-    max_trials: int,
-    max_seconds: float,
-    rejected: int = 0,
-    rejected_seconds: float = 0.0,
-) -> str | None:
-    """The adaptive stopping rule of a cell: why it is finished, or None to keep measuring.
-
-    A cell stops when (after ``min_trials``) the 95% CI half-width of its mean trial throughput is
-    within ``target_ci`` of the mean, or when it reaches ``max_trials`` or ``max_seconds``. Trials
-    rejected for CPU steal (``rejected`` of them, taking ``rejected_seconds`` of ``seconds_spent``)
-    count toward neither cap, but ``max_trials`` rejections stop the cell too.
-
-    Example:
-        >>> stop_reason([100.0, 100.1, 99.9], 3.0, target_ci=0.01, min_trials=3, max_trials=50, max_seconds=30)
-        'ci'
-    """
-    if rejected >= max_trials:
-        return "rejected"  # the machine stayed too busy: stop with what the cell has
-    n = len(throughputs)
-    if n < min_trials:
-        return None
-    mean = float(np.mean(throughputs))
-    if n >= 2 and mean > 0 and ci_half_width(throughputs) / mean <= target_ci:
-        return "ci"
-    if n >= max_trials:
-        return "max_trials"
-    if seconds_spent - rejected_seconds >= max_seconds:
-        return "max_seconds"
-    return None
-
-
 @dataclass(frozen=True)
 class CellProgress:
-    """What the results already hold for one cell on one machine (for resuming)."""
+    """What the results already hold for one cell of one block on one machine (for resuming)."""
 
-    throughputs: tuple[float, ...]  # trial throughputs, in trial order
-    seconds_spent: float  # harness time already spent on the cell (load, warm-up, trials)
+    throughputs: tuple[float, ...]  # ok trials' throughputs, in round order
+    rounds: tuple[int, ...]  # the round of each of those
+    seconds_spent: float  # warm-up and trial seconds already spent on the cell
     failed: bool  # a failure row exists
     next_trial: int  # index of the next trial
     rejected: int = 0  # trials rejected for CPU steal (repeated; see BenchSettings.max_cpu_steal)
     rejected_seconds: float = 0.0  # harness time those trials took
+    last_round: int = -1  # the largest round with a timed trial (ok or rejected); -1 for none
+
+    @property
+    def by_round(self) -> dict[int, float]:
+        """round -> the ok trial's throughput."""
+        return dict(zip(self.rounds, self.throughputs))
 
 
-def cell_progress(df: pd.DataFrame, machine: str) -> dict[str, CellProgress]:
-    """Per-cell progress of ``machine`` in loaded results (see :func:`load_results`)."""
+def cell_progress(
+    df: pd.DataFrame, machine: str, block: str | None = None
+) -> dict[str, CellProgress]:
+    """Per-cell progress of ``machine`` in loaded results (see :func:`load_results`).
+
+    Args:
+        df: loaded results.
+        machine: the machine whose rows count.
+        block: only rows measured in this block count (a cell's rounds in another block do not
+            pair with this block's rounds); None: every row.
+
+    Returns:
+        cell id -> its progress.
+    """
     out: dict[str, CellProgress] = {}
     if df.empty:
         return out
-    for cell, g in df[df["machine"] == machine].groupby("cell"):
-        ok = g[g["status"] == "ok"].sort_values("trial")
+    mine = df[df["machine"] == machine]
+    if block is not None:
+        mine = mine[mine["block"] == block]
+    for cell, g in mine.groupby("cell"):
+        ok = g[g["status"] == "ok"].sort_values(["round", "trial"])
         timed = g[g["status"].isin(["ok", "rejected"])]
         bench = [s.get("bench", {}) for s in timed["engine_settings"] if isinstance(s, dict)]
         out[str(cell)] = CellProgress(
             throughputs=tuple(float(v) for v in ok["throughput"]),
+            rounds=tuple(int(r) for r in ok["round"]),
             seconds_spent=float(max((b.get("cell_seconds", 0.0) for b in bench), default=0.0)),
             failed=bool((g["status"] == "failed").any()),
             next_trial=int(timed["trial"].max()) + 1 if len(timed) else 0,
@@ -219,8 +211,42 @@ def cell_progress(df: pd.DataFrame, machine: str) -> dict[str, CellProgress]:
             rejected_seconds=float(
                 max((b.get("rejected_seconds", 0.0) for b in bench), default=0.0)
             ),
+            last_round=int(timed["round"].max()) if len(timed) else -1,
         )
     return out
+
+
+def stop_reason(
+    progress: Mapping[str, CellProgress],
+    *,
+    target_ci: float,
+    min_trials: int,
+    max_trials: int,
+    max_seconds_per_cell: float,
+) -> str | None:
+    """The harness's stopping rule applied to stored progress of one block's cells.
+
+    See :func:`study.bench.stopping.block_stop_reason` for the rule and its reasons.
+
+    Example:
+        >>> p = CellProgress((100.0, 100.1, 99.9), (0, 1, 2), 3.0, False, 3)
+        >>> stop_reason({"c": p}, target_ci=0.01, min_trials=3, max_trials=50, max_seconds_per_cell=30)
+        'ci'
+    """
+    # Imported here: study.bench imports this module.
+    from study.bench.stopping import CellTally, block_stop_reason
+
+    tallies = {
+        cell: CellTally(p.by_round, p.seconds_spent - p.rejected_seconds, p.rejected, p.failed)
+        for cell, p in progress.items()
+    }
+    return block_stop_reason(
+        tallies,
+        target_ci=target_ci,
+        min_trials=min_trials,
+        max_trials=max_trials,
+        max_seconds_per_cell=max_seconds_per_cell,
+    )
 
 
 def finished_cells(
@@ -230,25 +256,21 @@ def finished_cells(
     target_ci: float,
     min_trials: int,
     max_trials: int,
-    max_seconds: float,
+    max_seconds_per_cell: float,
 ) -> set[str]:
-    """Cells of ``machine`` that a resumed run must not redo: stopping rule met, or recorded as failed."""
-    rule = {
-        "target_ci": target_ci,
-        "min_trials": min_trials,
-        "max_trials": max_trials,
-        "max_seconds": max_seconds,
-    }
-    return {
-        cell
-        for cell, p in cell_progress(df, machine).items()
-        if p.failed
-        or stop_reason(
-            list(p.throughputs),
-            p.seconds_spent,
-            rejected=p.rejected,
-            rejected_seconds=p.rejected_seconds,
-            **rule,
-        )
-        is not None
-    }
+    """Cells of ``machine`` that a resumed run must not redo.
+
+    Those of a block whose stopping rule is met (:func:`stop_reason`, each block on its own
+    rows), and those that left their block: recorded as failed, or ``max_trials`` trials rejected.
+    """
+    rule = {"target_ci": target_ci, "min_trials": min_trials, "max_trials": max_trials}
+    rule["max_seconds_per_cell"] = max_seconds_per_cell
+    done: set[str] = set()
+    if df.empty:
+        return done
+    for block in df.loc[df["machine"] == machine, "block"].unique():
+        progress = cell_progress(df, machine, block)
+        if stop_reason(progress, **rule) is not None:
+            done.update(progress)
+        done.update(c for c, p in progress.items() if p.failed or p.rejected >= max_trials)
+    return done

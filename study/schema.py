@@ -9,6 +9,12 @@ Schema changelog:
     1 (2026-11-23): first version.
     2 (2026-11-24): TrialRow.cpu_steal (hypervisor steal during the trial; absent in version 1);
         status "rejected" (a trial repeated because its steal exceeded the declared limit).
+    3 (2026-12-02): the variant columns ``profile``, ``mask`` and ``quant`` (TrialRow, ModelRecord,
+        CELL_FIELDS), and the blocked design's ``block`` and ``round`` (TrialRow). ModelRecord
+        gains ``content_sha256`` (order-free graph hash), ``diagnostics`` (mask structure) and
+        ``trained`` (the accuracy gate). Rows of versions 1 and 2 load with
+        :func:`upgrade_trial` (profile/mask inferred from the pruner, quant "none", each trial its
+        own round of a one-cell block: nothing pairs with it).
 """
 
 from __future__ import annotations
@@ -16,13 +22,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # The TrialRow fields that, with `machine`, identify a benchmark cell (the file path and its hash
 # are covered by the `cell` id). One definition for the harness, the statistics and the summary.
 CELL_FIELDS: tuple[str, ...] = (
     "model",
     "pruner",
+    "profile",
+    "mask",
+    "quant",
     "exporter",
     "sparsity",
     "engine",
@@ -31,6 +40,14 @@ CELL_FIELDS: tuple[str, ...] = (
     "batch_size",
     "threads",
 )
+
+
+# The variant vocabulary (what a model file is), shared by the study, the harness and the stats.
+PRUNERS = ("none", "gmp", "sparseml", "oneshot", "zoo")  # who pruned it ("none": dense)
+PROFILES = ("dense", "uniform", "vendor", "global")  # how sparsity is spread over the layers
+MASKS = ("none", "unstructured", "block4")  # the zero pattern ("none": dense)
+QUANTS = ("none", "torch", "sparseml")  # who quantized it (int8) ("none": fp32 weights)
+UNKNOWN = "unknown"  # a file measured ad hoc (``python -m study.bench``): not described
 
 
 @dataclass(frozen=True)
@@ -44,7 +61,7 @@ class TrialRow:
     trial: int  # 0-based repetition index within the cell; -1 on a failure row
     # What was measured.
     model: str  # architecture name (e.g. "resnet50") or the ONNX file stem for ad-hoc runs
-    pruner: str  # "none" (dense), "gmp", "sparseml" or "zoo"
+    pruner: str  # "none" (dense), "gmp", "sparseml", "oneshot" or "zoo"
     exporter: str  # "torch", "sparseml", "zoo" or "unknown"
     sparsity: float  # target sparsity of the variant, 0.0 for dense
     onnx_path: str
@@ -81,10 +98,50 @@ class TrialRow:
     # of every statistic.
     status: str = "ok"
     error: str | None = None  # the reason, on a failed or rejected row
+    # The variant (see PROFILES, MASKS, QUANTS); "unknown" for a file measured ad hoc.
+    profile: str = UNKNOWN  # "dense", "uniform", "vendor" or "global"
+    mask: str = UNKNOWN  # "none", "unstructured" or "block4"
+    quant: str = "none"  # "none" (fp32 weights), "torch" or "sparseml" (int8, by that toolchain)
+    # The blocked design: every cell of one block is measured once per round, so the cells of a
+    # block can be compared round by round (common drift cancels in the paired log ratios).
+    block: str = (
+        ""  # block id (cells measured together); "cell:<id>" on upgraded rows of version < 3
+    )
+    round: int = -1  # 0-based round within the block; -1 on a failure row
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _profile_of(pruner: str) -> str:
+    return {"none": "dense", "gmp": "uniform", "sparseml": "uniform", "oneshot": "uniform"}.get(
+        pruner, UNKNOWN
+    )
+
+
+def upgrade_trial(row: dict[str, Any]) -> dict[str, Any]:
+    """A TrialRow dict of any schema version as version 3 (a new dict; version 3 is returned as is).
+
+    Versions 1 and 2 knew only uniform unstructured pruning and fp32 files, so ``profile`` and
+    ``mask`` follow from ``pruner`` and ``quant`` is "none". They had no blocks: each trial
+    becomes round ``trial`` of a block of its own cell, which no paired estimator pairs with
+    another cell (the statistics fall back to unpaired estimators for such cells).
+
+    Example:
+        >>> upgrade_trial({"schema_version": 2, "pruner": "gmp", "cell": "c1", "trial": 4})["mask"]
+        'unstructured'
+    """
+    if int(row.get("schema_version", 1)) >= 3:
+        return row
+    pruner = str(row.get("pruner", UNKNOWN))
+    out = dict(row)
+    out.setdefault("profile", _profile_of(pruner))
+    out.setdefault("mask", "none" if pruner == "none" else "unstructured")
+    out.setdefault("quant", "none")
+    out.setdefault("block", f"cell:{row.get('cell', '')}")
+    out.setdefault("round", int(row.get("trial", -1)))
+    return out
 
 
 @dataclass(frozen=True)
@@ -102,11 +159,11 @@ class ModelRecord:
     """One exported ONNX file with its sparsity, size and accuracy (Tables 1 and 2 of the study)."""
 
     model: str  # architecture name
-    pruner: str  # "none", "gmp", "sparseml" or "zoo"
+    pruner: str  # "none", "gmp", "sparseml", "oneshot" or "zoo"
     exporter: str  # "torch" or "sparseml"
     sparsity: float  # target sparsity (0.0 for dense)
     onnx_path: str  # relative to the results folder
-    onnx_sha256: str
+    onnx_sha256: str  # SHA-256 of the file's bytes
     input_shape: tuple[int, ...]  # (batch, channels, height, width) used at export, batch 1
     opset: int
     raw_bytes: int  # size of the ONNX file
@@ -120,6 +177,17 @@ class ModelRecord:
     zero_check_detail: str = ""  # mismatches, when any
     layers: tuple[LayerZeros, ...] = ()  # per-layer zeros in the torch model after finalize
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. training time, recipe name
+    profile: str = "uniform"  # see PROFILES ("dense" for the dense model)
+    mask: str = "unstructured"  # see MASKS ("none" for the dense model)
+    quant: str = "none"  # see QUANTS: who quantized the file to int8, "none" for fp32 weights
+    # Order-free hash of the graph's content (study.onnx_hash.content_sha256): two files with the
+    # same nodes and initializers (by name and bytes) hash equal whatever order they were written in.
+    content_sha256: str = ""
+    # Mask structure (study.diagnostics): {"model": {...}, "layers": [{...}, ...]}; {} if not computed.
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    # Whether ``accuracy`` reached the preset's declared accuracy gate; False = "not trained" in
+    # every table and figure; None when no gate applies (no accuracy measured).
+    trained: bool | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

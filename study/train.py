@@ -10,8 +10,15 @@ builds the optimizer from ``config`` (same optimizer), and looks the toolchain u
 - ``"sparseml"``: ``baselines.sparseml.attach(recipe, model, optimizer, steps_per_epoch)``
   (SparseML's ``manager.modify``; its returned wrapper is the optimizer that gets stepped).
 - ``"dense"``: no pruner and no recipe modifiers at all, learning-rate modifiers included: the
-  dense baseline trains with the constant ``config.lr``. The recipe is only read for its length
-  in epochs when ``config.epochs`` is None.
+  dense baseline trains with ``config.lr`` under ``config.schedule`` (constant by default; a
+  one-cycle or cosine schedule trains the dense checkpoint the pruned variants start from). The
+  recipe is only read for its length in epochs when ``config.epochs`` is None.
+
+Pruning toolchains take their learning rate from the recipe's LR modifiers, which both implement
+identically; a ``config.schedule`` other than ``"constant"`` would be a second, toolchain-external
+schedule on top of them, so it is refused for them. ``config.augment_shift`` (random translation,
+:func:`study.data.random_shift`) draws from a generator re-seeded from ``config.seed`` at the
+start of every run, so every toolchain sees the same augmented batches.
 
 Per step the loop logs loss, learning rate and per-layer zero counts (``gmp.report.layer_zeros``,
 which counts zeros in the effective weights of either toolchain); per epoch, validation accuracy.
@@ -32,7 +39,21 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-__all__ = ["TOOLCHAINS", "EpochLog", "StepLog", "TrainConfig", "TrainResult", "evaluate", "train"]
+__all__ = [
+    "SCHEDULES",
+    "TOOLCHAINS",
+    "EpochLog",
+    "StepLog",
+    "TrainConfig",
+    "TrainResult",
+    "evaluate",
+    "train",
+]
+
+# Values of TrainConfig.schedule.
+SCHEDULES = ("constant", "onecycle", "cosine")
+# OneCycleLR's share of steps spent warming up (torch's default), documented in TrainConfig.
+_ONECYCLE_PCT_START = 0.3
 
 
 @dataclass(frozen=True)
@@ -59,6 +80,13 @@ class TrainConfig:
     log_zeros_every: int = 1
     # Device to train on.
     device: str = "cpu"
+    # Learning-rate schedule, stepped after every optimizer step ("dense" toolchain only):
+    # "constant" (config.lr throughout); "onecycle" (torch OneCycleLR, max_lr=config.lr: cosine
+    # warm-up from lr/25 over the first 30% of the steps (pct_start=0.3), then cosine annealing to
+    # lr/2.5e5; momentum not cycled); "cosine" (CosineAnnealingLR from config.lr towards 0).
+    schedule: Literal["constant", "onecycle", "cosine"] = "constant"
+    # Random translation of each training image by up to this many pixels, zero fill (0: none).
+    augment_shift: int = 0
 
 
 @dataclass(frozen=True)
@@ -169,6 +197,19 @@ def _check_train_args(
         raise ValueError(
             f"`config.log_zeros_every` must be an integer >= 0; got {config.log_zeros_every!r}"
         )
+    if config.schedule not in SCHEDULES:
+        raise ValueError(
+            f"`config.schedule` must be one of {list(SCHEDULES)}; got {config.schedule!r}"
+        )
+    if config.schedule != "constant" and toolchain != "dense":
+        raise ValueError(
+            f"`config.schedule` {config.schedule!r} is only allowed for the 'dense' toolchain; "
+            f"got toolchain {toolchain!r}, which takes its learning rate from the recipe's LR "
+            "modifiers (both toolchains implement them): put the schedule in the recipe"
+        )
+    shift = config.augment_shift
+    if isinstance(shift, bool) or not isinstance(shift, int) or shift < 0:
+        raise ValueError(f"`config.augment_shift` must be an integer >= 0; got {shift!r}")
     if len(train_loader) == 0:
         raise ValueError("`train_loader` must yield at least one batch; got an empty loader")
 
@@ -183,6 +224,23 @@ def _make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.
         weight_decay=config.weight_decay,
         nesterov=config.nesterov,
     )
+
+
+def _make_scheduler(
+    optimizer: torch.optim.Optimizer, schedule: str, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The per-step learning-rate scheduler of ``schedule`` (None for "constant")."""
+    if schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=optimizer.param_groups[0]["lr"],
+            total_steps=total_steps,
+            pct_start=_ONECYCLE_PCT_START,
+            cycle_momentum=False,
+        )
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    return None
 
 
 def _hook_counts(model: torch.nn.Module) -> dict[str, int]:
@@ -250,7 +308,7 @@ def train(
         train_loader: Training batches; its shuffle generator is re-seeded with ``config.seed``.
         val_loader: Validation batches, evaluated after each epoch.
         toolchain: A key of :data:`TOOLCHAINS`: ``"gmp"``, ``"sparseml"`` or ``"dense"``.
-        config: Optimizer, seed, logging and device settings.
+        config: Optimizer, schedule, augmentation, seed, logging and device settings.
         progress: Show a tqdm progress bar.
 
     Returns:
@@ -258,7 +316,8 @@ def train(
 
     Raises:
         ValueError: If the toolchain is unknown, the recipe is missing, a config field is out of
-            range, or the number of epochs is known neither from ``config`` nor the recipe.
+            range, a non-constant schedule is asked of a pruning toolchain, or the number of
+            epochs is known neither from ``config`` nor the recipe.
         RuntimeError: If pruning hooks or mask tensors remain after finalize, or finalizing
             changed a layer's zero count.
 
@@ -268,6 +327,7 @@ def train(
         >>> result = train(model, "recipe.yaml", tl, vl, toolchain="sparseml")  # doctest: +SKIP
     """
     from gmp.report import layer_zeros, sparsity_report
+    from study.data import random_shift
 
     _check_train_args(toolchain, recipe, config, train_loader)
     start = time.perf_counter()
@@ -284,6 +344,8 @@ def train(
         raise ValueError(
             f"`config.epochs` is None and toolchain {toolchain!r} found no length in the recipe"
         )
+    scheduler = _make_scheduler(optimizer, config.schedule, epochs * steps_per_epoch)
+    shift_generator = torch.Generator().manual_seed(config.seed)
 
     step_logs: list[StepLog] = []
     epoch_logs: list[EpochLog] = []
@@ -298,6 +360,7 @@ def train(
         model.train()
         losses = []
         for images, labels in train_loader:
+            images = random_shift(images, config.augment_shift, shift_generator)
             attached.optimizer.zero_grad(set_to_none=True)
             loss = F.cross_entropy(model(images.to(config.device)), labels.to(config.device))
             loss.backward()
@@ -305,6 +368,8 @@ def train(
             log_zeros = config.log_zeros_every and step % config.log_zeros_every == 0
             zeros = layer_zeros(model) if log_zeros else {}
             lr = float(optimizer.param_groups[0]["lr"])
+            if scheduler is not None:
+                scheduler.step()  # the rate of the next step
             step_logs.append(StepLog(step, epoch, loss.item(), lr, zeros))
             losses.append(loss.item())
             step += 1

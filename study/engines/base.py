@@ -33,7 +33,10 @@ __all__ = [
     "window_from_completions",
 ]
 
-PRECISIONS = ("f32", "default")
+# "f32": forced fp32 (the fair default); "default": the engine's own default (OpenVINO: bf16 on
+# CPUs with AVX512-BF16/AMX); "f32-sparse": fp32 plus OpenVINO's sparse-weights decompression
+# (CPU_SPARSE_WEIGHTS_DECOMPRESSION_RATE; OpenVINO only, see study.engines.openvino).
+PRECISIONS = ("f32", "default", "f32-sparse")
 SCENARIOS = ("sync", "async")
 
 # ONNX TensorProto element types -> numpy dtypes (the ones image and language models use).
@@ -60,7 +63,7 @@ class EngineConfig:
     onnx_path: str  # the model file
     batch_size: int  # items per inference call
     threads: int  # CPU threads (cores) the engine may use
-    precision: str = "f32"  # "f32" (forced fp32) or "default" (the engine's own default)
+    precision: str = "f32"  # one of PRECISIONS the adapter supports (its `precisions`)
     scenario: str = (
         "sync"  # "sync" (one request at a time) or "async" (the engine's throughput mode)
     )
@@ -269,9 +272,15 @@ class EngineAdapter(ABC):
     module: ClassVar[str] = ""  # Python module the engine needs
     linux_x86_only: ClassVar[bool] = False  # the engine ships Linux x86-64 builds only
     scenarios: ClassVar[tuple[str, ...]] = SCENARIOS  # scenarios the adapter implements
+    precisions: ClassVar[tuple[str, ...]] = ("f32", "default")  # precisions it implements
     self_warming: ClassVar[bool] = False  # each window warms up by itself (external tools)
 
     def __init__(self, config: EngineConfig) -> None:
+        if config.precision not in self.precisions:
+            raise ValueError(
+                f"engine {self.name!r} supports precision {list(self.precisions)}; "
+                f"got {config.precision!r}"
+            )
         self.config = config
         self.specs = read_input_specs(config.onnx_path, config.batch_size, config.input_shape)
 

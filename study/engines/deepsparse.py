@@ -4,6 +4,10 @@ Threads are pinned to cores (``NM_BIND_THREADS_TO_CORES=1``, the default of ``de
 Sync: the default single-stream scheduler, one request at a time. Async: ``scheduler="multi_stream"``
 driven by ``num_streams`` concurrent requests from a thread pool (as ``deepsparse.benchmark -s async``).
 DeepSparse computes in fp32; ``precision="default"`` is the same engine and is recorded as f32.
+An int8 file runs its quantized ops in int8 only where DeepSparse compiles them itself (1.8: the
+``ConvInteger``/``QLinearConv`` form of SparseML's export, per-tensor weights; plain QDQ
+``DequantizeLinear -> Conv`` is not compiled): ``fraction_of_supported_ops`` in the settings says
+how much it compiled (0.0: all of it fell back to its bundled ONNX Runtime), with ``cpu_vnni``.
 
 DeepSparse compiles a private copy of the ONNX file: with ``input_shapes`` (or a batch size) on a
 model with dynamic dimensions, ``deepsparse.utils.override_onnx_input_shapes`` rewrites the model file

@@ -6,18 +6,38 @@ Sync: ``PERFORMANCE_HINT=LATENCY``, one infer request. Async: ``PERFORMANCE_HINT
 plugin's ``OPTIMAL_NUMBER_OF_INFER_REQUESTS`` requests kept in flight, each driven by its own thread
 (``infer()`` releases the GIL). ``AsyncInferQueue`` was tried first: with a Python callback it
 intermittently deadlocked in the compiled model's destructor (OpenVINO 2026.4.1), so it is not used.
+
+What ran is read back from the compiled model's runtime graph (``get_runtime_model()``): every
+op's rt_info ``layerType``, ``runtimePrecision`` and ``primitiveType`` (the kernel, e.g.
+``brgconv_avx512_I8``), summarised in the settings as ``runtime_precisions`` (layer type ->
+precision -> count) and ``exec_types`` (kernel -> count). An int8 file whose convolutions run
+``u8`` shows it there; one whose quantized ops were turned back into fp32 shows ``f32``.
+
+``precision="f32-sparse"``: ``f32`` plus ``CPU_SPARSE_WEIGHTS_DECOMPRESSION_RATE`` =
+:data:`SPARSE_WEIGHTS_RATE` (layers whose weights are at least that sparse qualify; OpenVINO's
+default 1.0 disables it). The plugin applies it only to INT8 FullyConnected/MatMul layers on CPUs
+with AMX (both dimensions multiples of 64; kernel ``brgemm_avx512_amx_sparse_I8``), so the
+settings record whether it took effect (``sparse_weights_layers``: kernels naming ``sparse``)
+and, when it did not, why (no AMX in ``/proc/cpuinfo``, no INT8 FullyConnected layer, or none
+qualified).
 """
 
 from __future__ import annotations
 
 import threading
+from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from study.engines.base import EngineAdapter, Window, sync_window, threaded_window
+from study.engines.base import PRECISIONS, EngineAdapter, Window, sync_window, threaded_window
 
-__all__ = ["OpenVinoEngine"]
+__all__ = ["SPARSE_WEIGHTS_RATE", "OpenVinoEngine", "runtime_summary", "sparse_weights_reason"]
+
+# CPU_SPARSE_WEIGHTS_DECOMPRESSION_RATE of precision "f32-sparse": a layer qualifies when at least
+# this fraction of its weights are zero (OpenVINO CPU plugin property; 1.0, its default, is off).
+SPARSE_WEIGHTS_RATE = 0.5
 
 _READ_BACK = (
     "INFERENCE_PRECISION_HINT",
@@ -28,7 +48,83 @@ _READ_BACK = (
     "ENABLE_HYPER_THREADING",
     "ENABLE_CPU_PINNING",
     "EXECUTION_MODE_HINT",
+    "CPU_SPARSE_WEIGHTS_DECOMPRESSION_RATE",
 )
+_INT8 = ("u8", "i8")  # runtime precisions of int8 layers
+
+
+def _cpu_flags(path: str = "/proc/cpuinfo") -> set[str] | None:
+    """The CPU feature flags of the first processor in ``/proc/cpuinfo``; None if unreadable."""
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return None
+
+
+def _rt(info: Any, key: str) -> str:
+    """One string entry of an op's rt_info ("unknown" when absent)."""
+    return info[key].astype(str) if key in info else "unknown"
+
+
+def runtime_summary(compiled: Any) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    """What the compiled model runs: layer type -> runtime precision -> count, and kernel -> count.
+
+    Read from ``compiled.get_runtime_model()``: each op's rt_info ``layerType``,
+    ``runtimePrecision`` and ``primitiveType``.
+
+    Example:
+        >>> runtime_summary(core.compile_model(model, "CPU"))  # doctest: +SKIP
+        ({'Convolution': {'u8': 3}, ...}, {'brgconv_avx512_I8': 3, ...})
+    """
+    precisions: dict[str, Counter] = defaultdict(Counter)
+    kernels: Counter = Counter()
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        precisions[_rt(info, "layerType")][_rt(info, "runtimePrecision")] += 1
+        kernels[_rt(info, "primitiveType")] += 1
+    return {k: dict(v) for k, v in precisions.items()}, dict(kernels)
+
+
+def sparse_weights_reason(
+    cpu_flags: set[str] | None, runtime_precisions: dict[str, dict[str, int]], sparse_layers: int
+) -> str:
+    """Why OpenVINO's sparse-weights decompression did not take effect ("" when it did).
+
+    Args:
+        cpu_flags: The CPU's flags (``/proc/cpuinfo``), None when unknown.
+        runtime_precisions: Layer type -> runtime precision -> count (:func:`runtime_summary`).
+        sparse_layers: Layers whose kernel names a sparse implementation.
+
+    Example:
+        >>> sparse_weights_reason({"avx512f"}, {"FullyConnected": {"u8": 1}}, 0)[:26]
+        'the CPU has no AMX (amx_in'
+    """
+    if sparse_layers > 0:
+        return ""
+    reasons = []
+    if cpu_flags is None:
+        reasons.append("the CPU flags are unknown (/proc/cpuinfo unreadable)")
+    elif not {"amx_int8", "amx_tile"} <= cpu_flags:
+        reasons.append(
+            "the CPU has no AMX (amx_int8/amx_tile absent from /proc/cpuinfo flags); OpenVINO "
+            "decompresses sparse weights only in AMX INT8 FullyConnected kernels"
+        )
+    fc = runtime_precisions.get("FullyConnected", {})
+    if not any(fc.get(p, 0) for p in _INT8):
+        reasons.append(
+            f"no FullyConnected layer runs in INT8 (FullyConnected precisions: {fc or 'none'}); "
+            "the option applies only to INT8 FullyConnected/MatMul"
+        )
+    if not reasons:
+        reasons.append(
+            f"no INT8 FullyConnected layer qualified (weight sparsity below {SPARSE_WEIGHTS_RATE} "
+            "or a dimension not a multiple of 64)"
+        )
+    return "; ".join(reasons)
 
 
 class OpenVinoEngine(EngineAdapter):
@@ -36,6 +132,7 @@ class OpenVinoEngine(EngineAdapter):
 
     name = "openvino"
     module = "openvino"
+    precisions = PRECISIONS
 
     def load(self) -> None:
         import openvino as ov
@@ -48,8 +145,10 @@ class OpenVinoEngine(EngineAdapter):
             "PERFORMANCE_HINT": "THROUGHPUT" if c.scenario == "async" else "LATENCY",
             "INFERENCE_NUM_THREADS": c.threads,
         }
-        if c.precision == "f32":
+        if c.precision in ("f32", "f32-sparse"):
             config["INFERENCE_PRECISION_HINT"] = "f32"
+        if c.precision == "f32-sparse":
+            config["CPU_SPARSE_WEIGHTS_DECOMPRESSION_RATE"] = SPARSE_WEIGHTS_RATE
         self.compiled = core.compile_model(model, "CPU", config)
         self.request = self.compiled.create_infer_request()
         # Throughput mode: the plugin's optimal number of requests kept in flight, one thread each.
@@ -102,6 +201,14 @@ class OpenVinoEngine(EngineAdapter):
         }.get(
             _type_name(out["INFERENCE_PRECISION_HINT"]), _type_name(out["INFERENCE_PRECISION_HINT"])
         )
+        out["runtime_precisions"], out["exec_types"] = runtime_summary(self.compiled)
+        sparse = sum(n for kernel, n in out["exec_types"].items() if "sparse" in kernel.lower())
+        out["sparse_weights_layers"] = sparse
+        if self.config.precision == "f32-sparse":
+            out["sparse_weights_took_effect"] = sparse > 0
+            out["sparse_weights_reason"] = sparse_weights_reason(
+                _cpu_flags(), out["runtime_precisions"], sparse
+            )
         return out
 
     def close(self) -> None:

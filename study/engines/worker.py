@@ -4,11 +4,24 @@ The child loads the model once, cross-checks its output against a fresh ONNX Run
 same fixed input, then serves requests ("warmup", "window", "stop") from the parent over a pipe. If
 the child dies (segfault, OOM kill, ``os._exit``) the parent sees it and raises :class:`WorkerError`
 with the reason; nothing else is affected.
+
+The cross-check's rule (:func:`output_tolerance`): the max absolute difference from ONNX Runtime,
+relative to the reference's max absolute value, must be at most
+
+- ``f32``: ``WorkerOptions.output_rtol`` (1e-3) for precision "f32" and "f32-sparse" (the sparse
+  weights are decompressed exactly);
+- ``bf16``: ``BF16_RTOL`` (5e-2) for precision "default" (OpenVINO computes fp32 models in bf16);
+- ``int8``: ``INT8_RTOL`` (0.1) for a quantized file (:func:`study.quantize.is_quantized`), at any
+  precision: engines round int8 differently (an output one quantization step away from ONNX
+  Runtime's is a few percent of the range; OpenVINO on a small CNN: 1.8%), while a wrong graph is
+  off by far more. The detail also records on how many rows of the first output the top-1 class
+  agrees (information, not part of the rule).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import multiprocessing as mp
 import os
 import signal
@@ -20,10 +33,22 @@ from typing import Any
 import numpy as np
 
 from study.engines.base import EngineAdapter, EngineConfig, make_inputs
+from study.quantize import is_quantized
 
-__all__ = ["OutputCheck", "Worker", "WorkerError", "WorkerOptions", "compare_outputs", "is_steady"]
+__all__ = [
+    "BF16_RTOL",
+    "INT8_RTOL",
+    "OutputCheck",
+    "Worker",
+    "WorkerError",
+    "WorkerOptions",
+    "compare_outputs",
+    "is_steady",
+    "output_tolerance",
+]
 
 BF16_RTOL = 5e-2  # tolerance of the cross-check for precision="default" (bf16 on OpenVINO)
+INT8_RTOL = 0.1  # tolerance of the cross-check for a quantized (int8) file, at any precision
 
 
 class WorkerError(RuntimeError):
@@ -47,7 +72,32 @@ class OutputCheck:
     rel_diff: float | None  # max_abs_diff / max |reference|
     rtol: float  # the tolerance applied
     ok: bool | None  # rel_diff <= rtol; None when there was no reference
-    detail: str = ""  # why it failed or could not be compared
+    detail: str = ""  # why it failed or could not be compared (int8: also the top-1 agreement)
+    rule: str = "f32"  # which tolerance applied: "f32", "bf16" or "int8" (see output_tolerance)
+
+
+def output_tolerance(precision: str, quantized: bool, f32_rtol: float) -> tuple[float, str]:
+    """The cross-check's tolerance and the name of its rule (see the module docstring).
+
+    Example:
+        >>> output_tolerance("f32", False, 1e-3), output_tolerance("f32", True, 1e-3)
+        ((0.001, 'f32'), (0.1, 'int8'))
+    """
+    if quantized:
+        return max(f32_rtol, INT8_RTOL), "int8"
+    if precision == "default":
+        return max(f32_rtol, BF16_RTOL), "bf16"
+    return f32_rtol, "f32"
+
+
+def _top1_detail(outputs: list[np.ndarray], reference: list[np.ndarray]) -> str:
+    out, ref = np.asarray(outputs[0]), np.asarray(reference[0])
+    if ref.ndim < 1 or ref.size == 0 or out.size != ref.size:
+        return ""
+    ref2 = ref.reshape(ref.shape[0], -1) if ref.ndim > 1 else ref.reshape(1, -1)
+    out2 = out.reshape(ref2.shape)
+    agree = int(np.sum(out2.argmax(axis=1) == ref2.argmax(axis=1)))
+    return f"top-1 agrees on {agree}/{ref2.shape[0]} rows"
 
 
 def compare_outputs(
@@ -117,7 +167,9 @@ def _load(
         )
     adapter = cls(config)
     inputs = make_inputs(adapter.specs, opts.seed)
-    rtol = opts.output_rtol if config.precision == "f32" else max(opts.output_rtol, BF16_RTOL)
+    rtol, rule = output_tolerance(
+        config.precision, is_quantized(config.onnx_path), opts.output_rtol
+    )
     try:
         reference = _reference(config, inputs)
     except Exception as exc:  # the check is then unknown, not failed; the engine may still run
@@ -125,9 +177,14 @@ def _load(
     adapter.load()
     outputs = adapter.infer(inputs)
     if reference is None:
-        check = OutputCheck(None, None, rtol, None, ref_error)
+        check = OutputCheck(None, None, rtol, None, ref_error, rule)
     else:
         check = compare_outputs(outputs, reference, rtol)
+        detail = check.detail
+        if rule == "int8":
+            parts = ("int8 rule", detail, _top1_detail(outputs, reference))
+            detail = "; ".join(d for d in parts if d)
+        check = dataclasses.replace(check, detail=detail, rule=rule)
     info = {
         "version": adapter.version(),
         "settings": adapter.settings(),

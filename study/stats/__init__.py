@@ -1,54 +1,87 @@
-"""Statistics of the study: CIs, engine ratios, pruning speed-ups, toolchain bias, equivalence.
+"""Statistics of the study: cell CIs, round-paired contrasts, engine ratios, channels, equivalence.
 
 Every function takes a pandas DataFrame of :class:`study.schema.TrialRow` rows (it keeps the
 ``status == "ok"`` rows itself) from any number of machines (machine is always a grouping
 factor) and returns frozen result objects or tidy DataFrames that carry the cell ids they came
 from. Methods, each documented with its formula where it lives:
 
-- :func:`bootstrap_ci` / :func:`cell_table`: BCa bootstrap (``scipy.stats.bootstrap``, seeded).
-- :func:`throughput_ratio`: ratio of geometric means, Welch t CI on log throughput, Mann-Whitney
-  U; :func:`holm` across models in :func:`engine_comparison`; :func:`pruning_speedup`.
+- :func:`geometric_ci` / :func:`cell_table`: geometric mean with a Student-t interval on log
+  throughput (:func:`bootstrap_ci`, BCa, stays available; the cell table does not use it).
+- :func:`round_values` / :func:`paired_contrast` / :func:`contrast`: contrasts of log
+  throughput paired by round of the blocked design (d_r = sum_c w_c log x_{c,r}; mean, sd / sqrt(R),
+  t(R - 1)), with the unpaired Welch-Satterthwaite contrast where cells share no block.
+- :func:`throughput_ratio` (Welch, Mann-Whitney); :func:`engine_comparison` and
+  :func:`pruning_speedup` (both through :func:`contrast`; :func:`holm` across models).
+- :func:`channel_bias`: B of a :class:`Channel` per architecture and pooled
+  (:func:`pool_estimates`: common effect for k < 5, else DerSimonian-Laird + HKSJ), with TOST,
+  the one-sided test of B < 1 + margin and the :func:`minimum_detectable_effect`;
+  :func:`channel_table`; :func:`holm_family` (Holm across the family a headline claims).
 - :func:`tost` / :func:`tost_one_sample`: two one-sided t tests.
-- :func:`toolchain_bias`: B per architecture (four-cell Welch-Satterthwaite contrast of log
-  means) and pooled (DerSimonian-Laird + Hartung-Knapp-Sidik-Jonkman, t(k - 1)), with TOST.
 
 Computations that cannot be done (a missing or failed cell, a single trial) never raise: they
 give NaN statistics and a ``note`` saying why. Throughputs <= 0 on ok rows raise ValueError.
 """
 
 from study.stats._frame import CELL_COLUMNS, failed_trials, ok_trials
-from study.stats.bias import BiasResult, bias_table, toolchain_bias
-from study.stats.equivalence import TostResult, tost, tost_one_sample
-from study.stats.intervals import CI, bootstrap_ci, cell_table
-from study.stats.meta import Contrast, MetaResult, random_effects, welch_contrast
-from study.stats.ratios import (
-    RatioResult,
-    engine_comparison,
-    holm,
-    pruning_speedup,
-    throughput_ratio,
+from study.stats.channels import (
+    VARIANT_COLUMNS,
+    Channel,
+    ChannelResult,
+    channel_bias,
+    channel_table,
 )
+from study.stats.equivalence import TostResult, tost, tost_one_sample
+from study.stats.intervals import CI, bootstrap_ci, cell_table, geometric_ci
+from study.stats.meta import (
+    RANDOM_EFFECTS_MIN_K,
+    CommonEffectResult,
+    Contrast,
+    MetaResult,
+    PoolResult,
+    common_effect,
+    pool_estimates,
+    random_effects,
+    welch_contrast,
+)
+from study.stats.multiplicity import holm, holm_family
+from study.stats.paired import ContrastResult, contrast, paired_contrast, round_values
+from study.stats.power import minimum_detectable_effect
+from study.stats.ratios import RatioResult, engine_comparison, pruning_speedup, throughput_ratio
 
 __all__ = [
     "CELL_COLUMNS",
     "CI",
-    "BiasResult",
+    "RANDOM_EFFECTS_MIN_K",
+    "VARIANT_COLUMNS",
+    "Channel",
+    "ChannelResult",
+    "CommonEffectResult",
     "Contrast",
+    "ContrastResult",
     "MetaResult",
+    "PoolResult",
     "RatioResult",
     "TostResult",
-    "bias_table",
     "bootstrap_ci",
     "cell_table",
+    "channel_bias",
+    "channel_table",
+    "common_effect",
+    "contrast",
     "engine_comparison",
     "failed_trials",
+    "geometric_ci",
     "holm",
+    "holm_family",
+    "minimum_detectable_effect",
     "ok_trials",
+    "paired_contrast",
+    "pool_estimates",
     "pruning_speedup",
     "random_effects",
+    "round_values",
     "throughput_ratio",
     "tost",
     "tost_one_sample",
-    "toolchain_bias",
     "welch_contrast",
 ]

@@ -55,7 +55,7 @@ def ok_trials(df: pd.DataFrame) -> pd.DataFrame:
         >>> ok = ok_trials(pd.read_json("bench.jsonl", lines=True))  # doctest: +SKIP
     """
     check_frame(df)
-    ok = df.loc[df["status"] == "ok"].copy()
+    ok = df.loc[(df["status"] == "ok").to_numpy()]  # a new frame (pandas copy-on-write)
     ok["throughput"] = pd.to_numeric(ok["throughput"], errors="coerce").astype(float)
     bad = ok.loc[~(np.isfinite(ok["throughput"]) & (ok["throughput"] > 0))]
     if len(bad):

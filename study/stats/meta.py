@@ -1,4 +1,4 @@
-"""Welch-Satterthwaite contrasts of independent log-means, and random-effects meta-analysis."""
+"""Welch-Satterthwaite contrasts of independent log-means; common- and random-effects pooling."""
 
 from __future__ import annotations
 
@@ -11,7 +11,23 @@ import scipy.stats
 
 from study.stats._frame import check_confidence, finite_array
 
-__all__ = ["Contrast", "MetaResult", "welch_contrast", "random_effects"]
+__all__ = [
+    "RANDOM_EFFECTS_MIN_K",
+    "CommonEffectResult",
+    "Contrast",
+    "MetaResult",
+    "PoolResult",
+    "common_effect",
+    "pool_estimates",
+    "random_effects",
+    "welch_contrast",
+]
+
+# Random effects need the between-architecture variance tau^2, which a handful of architectures
+# cannot estimate (DerSimonian-Laird's tau^2 is then 0 or far off, and HKSJ's t(k - 1) very wide);
+# below this k, pool_estimates uses the common-effect pool: the inverse-variance mean, i.e. the
+# effect in this set of architectures rather than in a population of architectures.
+RANDOM_EFFECTS_MIN_K = 5
 
 
 @dataclass(frozen=True)
@@ -38,6 +54,40 @@ class MetaResult:
     q: float  # Cochran's Q with fixed-effect weights 1 / v_i
     k: int  # number of studies (architectures)
     se_dl: float  # conventional DL standard error sqrt(1 / sum w*_i) (for reference)
+    confidence: float  # two-sided level of the CI
+
+
+@dataclass(frozen=True)
+class CommonEffectResult:
+    """Common-effect (fixed, inverse-variance) pooled estimate with a Satterthwaite t reference."""
+
+    estimate: float  # mu = sum w_i y_i / sum w_i with w_i = 1 / v_i
+    se: float  # sqrt(1 / sum w_i)
+    dof: float  # Welch-Satterthwaite dof of mu from the studies' own dof (see common_effect)
+    ci_low: float  # mu - t_{1-alpha/2}(dof) se
+    ci_high: float  # mu + t_{1-alpha/2}(dof) se
+    pvalue: float  # two-sided t test of mu = 0
+    q: float  # Cochran's Q = sum w_i (y_i - mu)^2 (heterogeneity; reported, not used)
+    q_pvalue: float  # P(chi2(k - 1) >= Q)
+    k: int  # number of studies (architectures)
+    confidence: float  # two-sided level of the CI
+
+
+@dataclass(frozen=True)
+class PoolResult:
+    """A pooled estimate from :func:`pool_estimates`: which pool was used and its statistics."""
+
+    estimate: float  # the pooled estimate
+    se: float  # its standard error
+    dof: float  # t dof: the single study's, Welch-Satterthwaite (common) or k - 1 (random)
+    ci_low: float  # estimate - t_{1-alpha/2}(dof) se
+    ci_high: float  # estimate + t_{1-alpha/2}(dof) se
+    pvalue: float  # two-sided t test of estimate = 0
+    kind: str  # "single" (k = 1), "common" (k < RANDOM_EFFECTS_MIN_K) or "random"
+    k: int  # number of studies
+    tau2: float  # DerSimonian-Laird tau^2 (random only; NaN otherwise)
+    q: float  # Cochran's Q (NaN for k = 1)
+    q_pvalue: float  # P(chi2(k - 1) >= Q)
     confidence: float  # two-sided level of the CI
 
 
@@ -157,3 +207,121 @@ def random_effects(
         se_dl=math.sqrt(1.0 / float(np.sum(w_star))),
         confidence=confidence,
     )
+
+
+def common_effect(
+    y: Iterable[float], v: Iterable[float], dof: Iterable[float], *, confidence: float = 0.95
+) -> CommonEffectResult:
+    """Common-effect (inverse-variance) pool of k estimates that carry their own t dof.
+
+    ``w_i = 1 / v_i``, ``W = sum w_i``, ``mu = sum w_i y_i / W``, ``se = 1 / sqrt(W)``. The
+    estimates' variances are themselves estimated with ``dof_i`` degrees of freedom, so ``mu`` is
+    referred to a t distribution with the Welch-Satterthwaite dof of ``var(mu) = sum_i (w_i /
+    W)^2 v_i``: ``dof = 1 / sum_i (w_i / W)^2 / dof_i`` (it reduces to ``dof_1`` for one study and
+    to ``k (n - 1)`` for k equal studies of n - 1 dof each). Cochran's ``Q = sum w_i (y_i - mu)^2``
+    with ``P(chi2(k - 1) >= Q)`` is reported as a heterogeneity check; it does not change the
+    estimate. (metafor: ``rma(yi, vi, method="EE")`` gives the same mu, se and QE; it uses a
+    normal reference.)
+
+    Args:
+        y: study estimates (e.g. per-architecture log B), k >= 1.
+        v: their sampling variances (> 0).
+        dof: the dof of each variance (> 0; ``inf`` for a known variance).
+        confidence: two-sided level of the CI.
+
+    Returns:
+        :class:`CommonEffectResult`.
+
+    Raises:
+        ValueError: if the lengths differ, or a variance or dof is not > 0.
+
+    Example:
+        >>> r = common_effect([0.01, -0.02], [1e-4, 1e-4], [9, 9])
+        >>> round(r.estimate, 3), r.dof
+        (-0.005, 18.0)
+    """
+    yy, vv = finite_array(y, "y"), finite_array(v, "v")
+    nu = np.asarray(list(dof), dtype=float).ravel()
+    confidence = check_confidence(confidence)
+    if not (yy.size == vv.size == nu.size):
+        raise ValueError(
+            f"`y`, `v` and `dof` must have the same length; got {yy.size}, {vv.size}, {nu.size}"
+        )
+    if np.any(vv <= 0):
+        raise ValueError(f"`v` must hold variances > 0; got {vv.tolist()!r}")
+    if np.any(~(nu > 0)):
+        raise ValueError(f"`dof` must hold degrees of freedom > 0; got {nu.tolist()!r}")
+    k = yy.size
+    w = 1.0 / vv
+    total = float(np.sum(w))
+    mu = float(np.sum(w * yy) / total)
+    se = math.sqrt(1.0 / total)
+    share = w / total
+    with np.errstate(divide="ignore"):
+        dof_mu = float(1.0 / np.sum(share**2 / nu))  # inf when every variance is known
+    q_stat = float(np.sum(w * (yy - mu) ** 2))
+    q_p = float(scipy.stats.chi2.sf(q_stat, k - 1)) if k >= 2 else math.nan
+    half = float(scipy.stats.t.ppf(0.5 + confidence / 2.0, dof_mu)) * se
+    pvalue = float(2.0 * scipy.stats.t.sf(abs(mu / se), dof_mu))
+    return CommonEffectResult(
+        estimate=mu,
+        se=se,
+        dof=dof_mu,
+        ci_low=mu - half,
+        ci_high=mu + half,
+        pvalue=pvalue,
+        q=q_stat,
+        q_pvalue=q_p,
+        k=int(k),
+        confidence=confidence,
+    )
+
+
+def pool_estimates(
+    y: Iterable[float],
+    v: Iterable[float],
+    dof: Iterable[float],
+    *,
+    confidence: float = 0.95,
+    hksj_floor: bool = True,
+) -> PoolResult:
+    """Pool k estimates: the study itself (k = 1), common effect (k < 5) or random effects.
+
+    k = 1 returns the estimate with its own t interval; ``2 <= k <`` :data:`RANDOM_EFFECTS_MIN_K`
+    is :func:`common_effect` (inverse-variance mean, Satterthwaite dof); larger k is
+    :func:`random_effects` (DerSimonian-Laird + HKSJ, t(k - 1)), where ``dof`` is not used.
+    Cochran's Q and its p are reported either way; they never switch the method.
+
+    Args:
+        y: study estimates.
+        v: their sampling variances (> 0).
+        dof: the dof of each variance (> 0).
+        confidence: two-sided level of the CI.
+        hksj_floor: passed to :func:`random_effects`.
+
+    Returns:
+        :class:`PoolResult`.
+
+    Raises:
+        ValueError: if k = 0, the lengths differ, or a variance or dof is not > 0.
+
+    Example:
+        >>> pool_estimates([0.01, -0.02], [1e-4, 1e-4], [9, 9]).kind
+        'common'
+    """
+    yy, vv = finite_array(y, "y"), finite_array(v, "v")
+    nu = list(dof)
+    confidence = check_confidence(confidence)
+    if yy.size < RANDOM_EFFECTS_MIN_K:
+        c = common_effect(yy, vv, nu, confidence=confidence)
+        kind = "single" if c.k == 1 else "common"
+        return PoolResult(
+            c.estimate, c.se, c.dof, c.ci_low, c.ci_high, c.pvalue, kind, c.k, math.nan,
+            c.q if c.k > 1 else math.nan, c.q_pvalue, confidence,
+        )  # fmt: skip
+    r = random_effects(yy, vv, confidence=confidence, hksj_floor=hksj_floor)
+    q_p = float(scipy.stats.chi2.sf(r.q, r.k - 1))
+    return PoolResult(
+        r.estimate, r.se, r.dof, r.ci_low, r.ci_high, r.pvalue, "random", r.k, r.tau2, r.q, q_p,
+        confidence,
+    )  # fmt: skip

@@ -1,4 +1,9 @@
-"""Throughput ratios (engine a vs engine b, pruned vs dense) with Welch and Mann-Whitney tests."""
+"""Throughput ratios (engine a vs engine b, pruned vs dense): round-paired where the design allows.
+
+The tables' ``estimate, ci_low, ci_high, t, dof, pvalue`` come from
+:func:`study.stats.paired.contrast` (``method`` says paired or unpaired); the Welch and
+Mann-Whitney columns of :func:`throughput_ratio` over all ok trials are kept beside them.
+"""
 
 from __future__ import annotations
 
@@ -20,14 +25,19 @@ from study.stats._frame import (
     positive_array,
     unique_keys,
 )
+from study.stats.multiplicity import holm
+from study.stats.paired import ContrastResult, contrast
 
-__all__ = ["RatioResult", "throughput_ratio", "holm", "engine_comparison", "pruning_speedup"]
+__all__ = ["RatioResult", "engine_comparison", "pruning_speedup", "throughput_ratio"]
 
 # Settings that must match for two engines to be compared (precision is fixed by the caller).
 _ENGINE_KEYS = [
     "machine",
     "model",
     "pruner",
+    "profile",
+    "mask",
+    "quant",
     "exporter",
     "sparsity",
     "precision",
@@ -39,6 +49,10 @@ _ENGINE_KEYS = [
 _HOLM_FAMILY = [k for k in _ENGINE_KEYS if k != "model"]
 # Settings a pruned cell shares with its dense reference.
 _DENSE_KEYS = ["machine", "engine", "model", "precision", "scenario", "batch_size", "threads"]
+# A pruned variant's identity beyond _DENSE_KEYS.
+_VARIANT_KEYS = ["pruner", "profile", "mask", "quant", "exporter", "sparsity"]
+# Columns the tables add to the RatioResult fields: the contrast actually used for the estimate.
+_CONTRAST_COLUMNS = ["method", "n_rounds", "t", "dof", "pvalue"]
 
 
 @dataclass(frozen=True)
@@ -139,47 +153,42 @@ def throughput_ratio(
     )
 
 
-def holm(pvalues: Iterable[float]) -> np.ndarray:
-    """Holm (1979) step-down adjusted p-values, as R's ``p.adjust(p, "holm")``.
-
-    With the m non-NaN p-values sorted ascending, ``p_(1) <= ... <= p_(m)``:
-    ``p~_(i) = min(1, max_{j <= i} (m - j + 1) p_(j))``, returned in the input order. NaN
-    entries stay NaN and do not count in m (as R drops NA before adjusting).
-
-    Args:
-        pvalues: p-values in [0, 1] (NaN allowed).
-
-    Returns:
-        Adjusted p-values, same shape and order as the input.
-
-    Raises:
-        ValueError: if a p-value is outside [0, 1].
-
-    Example:
-        >>> holm([0.01, 0.04, 0.03, 0.005]).round(3).tolist()
-        [0.03, 0.06, 0.06, 0.02]
-    """
-    p = np.asarray(pvalues, dtype=float).ravel()
-    valid = ~np.isnan(p)
-    if np.any((p[valid] < 0) | (p[valid] > 1)):
-        raise ValueError(f"`pvalues` must lie in [0, 1] (or be NaN); got {p[valid].tolist()!r}")
-    out = np.full(p.shape, np.nan)
-    q = p[valid]
-    m = q.size
-    if m:
-        order = np.argsort(q, kind="stable")
-        stepped = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * q[order]))
-        adjusted = np.empty(m)
-        adjusted[order] = stepped
-        out[valid] = adjusted
-    return out
-
-
-def _row(key: dict, result: RatioResult, **extra) -> dict:
+def _row(key: dict, result: RatioResult, c: ContrastResult | None, **extra) -> dict:
+    """A table row: the RatioResult fields, the estimate and CI overridden by the contrast's."""
     row = dict(key)
     row.update(extra)
     row.update(asdict(result))
+    if c is None:
+        row.update(method="", n_rounds=0, t=math.nan, dof=math.nan, pvalue=math.nan)
+        return row
+    row.update(
+        estimate=math.exp(c.estimate),
+        ci_low=math.exp(c.ci_low),
+        ci_high=math.exp(c.ci_high),
+        method=c.method,
+        n_rounds=c.n_rounds,
+        t=c.statistic,
+        dof=c.dof,
+        pvalue=c.pvalue,
+    )
+    if c.note and c.method == "paired":
+        row["note"] = "; ".join(n for n in (result.note, c.note) if n)
     return row
+
+
+def _ratio(
+    a: pd.DataFrame, b: pd.DataFrame, confidence: float
+) -> tuple[RatioResult, ContrastResult]:
+    """Welch/MWU over all trials of a and b, and the (paired where possible) contrast a - b."""
+    result = throughput_ratio(
+        a["throughput"],
+        b["throughput"],
+        confidence=confidence,
+        cells_a=tuple(sorted(a["cell"].unique())),
+        cells_b=tuple(sorted(b["cell"].unique())),
+    )
+    both = pd.concat([a.assign(_side="a"), b.assign(_side="b")], ignore_index=True)
+    return result, contrast(both, {"a": 1.0, "b": -1.0}, confidence=confidence, key="_side")
 
 
 def engine_comparison(
@@ -192,11 +201,15 @@ def engine_comparison(
 ) -> pd.DataFrame:
     """Throughput ratio engine_a / engine_b for every model variant and setting, with Holm.
 
-    Rows are matched on ``machine, model, pruner, exporter, sparsity, precision, scenario,
-    batch_size, threads``, with ``precision`` fixed (``"f32"``: the fair comparison). Each row is
-    :func:`throughput_ratio` of the two engines' ok trials. ``p_holm`` is :func:`holm` of
-    ``welch_p`` within each family of comparisons that differ only in ``model`` (one family per
-    machine, pruner, exporter, sparsity and setting): the correction across models.
+    Rows are matched on ``machine, model, pruner, profile, mask, quant, exporter, sparsity,
+    precision, scenario, batch_size, threads``, with ``precision`` fixed (``"f32"``: the fair
+    comparison). ``estimate, ci_low, ci_high, t, dof, pvalue`` are
+    :func:`study.stats.paired.contrast` of log throughput with weights +1 (engine_a), -1
+    (engine_b): round by round (``method == "paired"``, ``n_rounds`` rounds) when both engines'
+    cells were measured in a common block, else Welch-Satterthwaite on all trials
+    (``"unpaired"``). The :func:`throughput_ratio` columns ``welch_t, welch_p, welch_dof,
+    mwu_u, mwu_p`` are always the unpaired tests over all ok trials. ``p_holm`` is :func:`holm`
+    of ``pvalue`` within each family of comparisons that differ only in ``model``.
 
     A setting where an engine has no ok trials (missing or failed) is kept as a row with NaN
     statistics and a ``note`` that gives the failure reasons.
@@ -211,7 +224,8 @@ def engine_comparison(
     Returns:
         One row per setting: the key columns, ``engine_a, engine_b``, the
         :class:`RatioResult` fields (``estimate, ci_low, ci_high, welch_t, welch_p, mwu_u,
-        mwu_p, n_a, n_b, cells_a, cells_b, welch_dof, confidence, note``) and ``p_holm``.
+        mwu_p, n_a, n_b, cells_a, cells_b, welch_dof, confidence, note``), ``method, n_rounds,
+        t, dof, pvalue`` and ``p_holm``.
 
     Raises:
         ValueError: if the engines are equal or not strings, or the frame is invalid.
@@ -238,31 +252,39 @@ def engine_comparison(
         if missing:
             notes = [failure_note(sel_failed.loc[sel_failed["engine"] == e], e) for e in missing]
             result = _nan_ratio("; ".join(notes), len(parts[engine_a]), len(parts[engine_b]))
+            c = None
         else:
-            a, b = parts[engine_a], parts[engine_b]
-            result = throughput_ratio(
-                a["throughput"],
-                b["throughput"],
-                confidence=confidence,
-                cells_a=tuple(sorted(a["cell"].unique())),
-                cells_b=tuple(sorted(b["cell"].unique())),
-            )
-        rows.append(_row(where, result, engine_a=engine_a, engine_b=engine_b))
-    columns = [*_ENGINE_KEYS, "engine_a", "engine_b", *RatioResult.__dataclass_fields__]
+            result, c = _ratio(parts[engine_a], parts[engine_b], confidence)
+        rows.append(_row(where, result, c, engine_a=engine_a, engine_b=engine_b))
+    fields = list(RatioResult.__dataclass_fields__)
+    columns = [*_ENGINE_KEYS, "engine_a", "engine_b", *fields, *_CONTRAST_COLUMNS]
     out = pd.DataFrame(rows, columns=columns)
     out["p_holm"] = np.nan
     for _, index in out.groupby(_HOLM_FAMILY, dropna=False).groups.items():
-        out.loc[index, "p_holm"] = holm(out.loc[index, "welch_p"].to_numpy(dtype=float))
+        out.loc[index, "p_holm"] = holm(out.loc[index, "pvalue"].to_numpy(dtype=float))
     return out
+
+
+def _dense_candidates(exporter: str, quant: str) -> list[tuple[str, str]]:
+    """(exporter, quant) of the dense references to try, best first."""
+    order = [(exporter, quant), (exporter, "none"), ("torch", quant), ("torch", "none")]
+    return list(dict.fromkeys(order))
 
 
 def pruning_speedup(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
     """Throughput ratio pruned / dense for every pruned variant, engine and setting.
 
-    The dense reference has ``pruner == "none"`` and the same ``machine, engine, model,
-    precision, scenario, batch_size, threads``; its exporter is the pruned variant's own when a
-    dense model exported that way exists, else ``"torch"``. The ratio and its CI come from
-    :func:`throughput_ratio` (geometric means, Welch CI on logs, Mann-Whitney U).
+    A pruned variant is a file with ``pruner != "none"`` (any profile, mask, quant). Its dense
+    reference has ``pruner == "none"`` and the same ``machine, engine, model, precision,
+    scenario, batch_size, threads``; of the dense files present, the first of: the variant's own
+    exporter and quantizer; for an int8 variant, its own exporter in fp32 (``quant == "none"``);
+    the torch exporter with the variant's quantizer; the torch exporter in fp32.
+    ``dense_exporter`` and ``dense_quant`` say which was used (``dense_quant == "none"`` on an
+    int8 row: the ratio is the speed-up of pruning and quantization together).
+    ``estimate, ci_low, ci_high, t, dof, pvalue`` are :func:`study.stats.paired.contrast` of
+    log throughput (pruned +1, dense -1): round by round when both were measured in a common
+    block (``method == "paired"``), else Welch-Satterthwaite; the Welch and Mann-Whitney
+    columns are the unpaired tests over all ok trials (see :func:`throughput_ratio`).
 
     Variants without a usable dense reference, or without ok trials, are kept with NaN
     statistics and a ``note``.
@@ -272,9 +294,10 @@ def pruning_speedup(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFra
         confidence: two-sided level of the CIs.
 
     Returns:
-        One row per pruned variant and setting: ``machine, engine, model, pruner, exporter,
-        sparsity, precision, scenario, batch_size, threads, dense_exporter`` and the
-        :class:`RatioResult` fields (``cells_a`` are the pruned cells, ``cells_b`` the dense).
+        One row per pruned variant and setting: ``machine, engine, model, pruner, profile, mask,
+        quant, exporter, sparsity, precision, scenario, batch_size, threads, dense_exporter,
+        dense_quant``, the :class:`RatioResult` fields (``cells_a`` are the pruned cells,
+        ``cells_b`` the dense) and ``method, n_rounds, t, dof, pvalue``.
 
     Raises:
         ValueError: if the frame is invalid or an ok trial has a throughput <= 0.
@@ -284,8 +307,8 @@ def pruning_speedup(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFra
     """
     confidence = check_confidence(confidence)
     ok, failed = ok_trials(df), failed_trials(df)
-    dense = group_index(ok.loc[ok["pruner"] == "none"], [*_DENSE_KEYS, "exporter"])
-    keys = [*_DENSE_KEYS[:3], "pruner", "exporter", "sparsity", *_DENSE_KEYS[3:]]
+    dense = group_index(ok.loc[ok["pruner"] == "none"], [*_DENSE_KEYS, "exporter", "quant"])
+    keys = [*_DENSE_KEYS[:3], *_VARIANT_KEYS, *_DENSE_KEYS[3:]]
     pruned_ok = ok.loc[ok["pruner"] != "none"]
     pruned_failed = failed.loc[failed["pruner"] != "none"]
     ok_by, failed_by = group_index(pruned_ok, keys), group_index(pruned_failed, keys)
@@ -293,22 +316,20 @@ def pruning_speedup(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFra
     for key in unique_keys([pruned_ok, pruned_failed], keys):
         where = dict(zip(keys, key))
         dense_key = tuple(where[k] for k in _DENSE_KEYS)
-        own = (*dense_key, where["exporter"])
-        dense_exporter = where["exporter"] if own in dense else "torch"
-        reference = dense.get((*dense_key, dense_exporter))
+        candidates = _dense_candidates(where["exporter"], where["quant"])
+        found = [c for c in candidates if (*dense_key, *c) in dense]
+        dense_exporter, dense_quant = found[0] if found else candidates[-1]
+        c = None
         if key not in ok_by:
             result = _nan_ratio(failure_note(failed_by[key], "the pruned cell"))
-        elif reference is None:
-            note = f"no dense (pruner 'none') trials with exporter {dense_exporter!r}"
+        elif not found:
+            tried = ", ".join(f"exporter {e!r} quant {q!r}" for e, q in candidates)
+            note = f"no dense (pruner 'none') trials with {tried}"
             result = _nan_ratio(note, n_a=len(ok_by[key]))
         else:
-            pruned = ok_by[key]
-            result = throughput_ratio(
-                pruned["throughput"],
-                reference["throughput"],
-                confidence=confidence,
-                cells_a=tuple(sorted(pruned["cell"].unique())),
-                cells_b=tuple(sorted(reference["cell"].unique())),
-            )
-        rows.append(_row(where, result, dense_exporter=dense_exporter))
-    return pd.DataFrame(rows, columns=[*keys, "dense_exporter", *RatioResult.__dataclass_fields__])
+            reference = dense[(*dense_key, dense_exporter, dense_quant)]
+            result, c = _ratio(ok_by[key], reference, confidence)
+        rows.append(_row(where, result, c, dense_exporter=dense_exporter, dense_quant=dense_quant))
+    fields = list(RatioResult.__dataclass_fields__)
+    columns = [*keys, "dense_exporter", "dense_quant", *fields, *_CONTRAST_COLUMNS]
+    return pd.DataFrame(rows, columns=columns)

@@ -1,15 +1,19 @@
-"""The end-to-end study on the smoke preset: everything is written, resumes, and refuses bad input."""
+"""The end-to-end study on the smoke preset: every factor runs, in one block, resumes, refuses bad input."""
 
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
 
-from study.compare import main
+from study.compare import main, write_stats
+from study.config import load_config
+from study.design import variants
 from study.export import gzip_size
-from study.pipeline import read_manifest
+from study.jsonl import append_jsonl, read_jsonl
+from study.manifest import read_manifest
 
 
 @pytest.fixture(scope="module")
@@ -19,62 +23,176 @@ def smoke_run(tmp_path_factory):
     return out, code
 
 
+def _ok_rows(out) -> pd.DataFrame:
+    rows = pd.read_json(out / "bench.jsonl", lines=True)
+    return rows[rows.status == "ok"]
+
+
+def _no_vnni() -> str | None:
+    from study.hardware import capture_hardware
+    from study.pipeline import vnni_missing
+
+    return vnni_missing(capture_hardware().isa)
+
+
 def test_smoke_study_completes_without_failures(smoke_run):
     out, code = smoke_run
-    failures = (out / "failures.jsonl").read_text() if (out / "failures.jsonl").exists() else ""
-    assert code == 0, failures
+    failures = read_jsonl(out / "failures.jsonl", missing_ok=True)
+    if _no_vnni():  # the one failure allowed: the int8 arm refused, with its reason, on such a CPU
+        assert code == 1 and [f["stage"] for f in failures] == ["int8"], failures
+        assert "lacks VNNI" in failures[0]["reason"]
+    else:
+        assert code == 0, failures
 
 
-def test_every_variant_is_exported_with_its_zeros(smoke_run):
+def test_every_variant_of_the_design_is_exported_with_its_zeros(smoke_run):
     out, _ = smoke_run
     records = read_manifest(out)
-    kinds = {(r.pruner, r.exporter) for r in records}
-    assert kinds == {
-        ("none", "torch"),
-        ("none", "sparseml"),
-        ("gmp", "torch"),
-        ("gmp", "sparseml"),
-        ("sparseml", "torch"),
-        ("sparseml", "sparseml"),
-        ("oneshot", "torch"),
+    cfg = load_config("smoke")
+    made = {(r.pruner, r.profile, r.mask, r.quant, r.exporter) for r in records}
+    planned = {
+        (v.pruner, v.profile, v.mask, v.quant, v.exporter) for v in variants(cfg, "small_cnn")
     }
-    assert all(r.zero_check_ok for r in records)
+    if _no_vnni():
+        planned = {p for p in planned if p[3] == "none"}
+    assert made == planned and len(records) == len(planned)
+    assert all(r.zero_check_ok for r in records), [r.zero_check_detail for r in records]
     for r in records:
-        if r.pruner in ("gmp", "sparseml"):
+        if (r.pruner, r.profile, r.mask) == ("gmp", "uniform", "unstructured"):
             # Every prunable layer at round(0.8 * numel) zeros (the smoke recipe's target).
             assert all(lz.zeros == round(0.8 * lz.numel) for lz in r.layers), r
-            assert 0 < r.gzip_bytes < r.raw_bytes
-    out = smoke_run[0]
+        if (r.pruner, r.profile, r.mask) == ("gmp", "global", "unstructured"):  # one threshold
+            assert sum(lz.zeros for lz in r.layers) == round(0.8 * sum(lz.numel for lz in r.layers))
+        assert 0 < r.gzip_bytes <= r.raw_bytes
     # Sizes are measured several files at once: each must be its own file's gzip -9 size.
-    assert [r.gzip_bytes for r in records] == [gzip_size(out / r.onnx_path) for r in records]
+    sizes = [gzip_size(out / r.onnx_path, r.extra["gzip_level"]) for r in records]
+    assert [r.gzip_bytes for r in records] == sizes
+    assert {r.extra["gzip_level"] for r in records} == {load_config("smoke").gzip_level}
 
 
-def test_gmp_and_sparseml_models_have_identical_zero_counts(smoke_run):
+def test_the_dense_model_is_trained_once_and_saved(smoke_run):
     out, _ = smoke_run
-    by = {(r.pruner, r.exporter): r for r in read_manifest(out)}
-    gmp_layers = [(lz.name, lz.zeros) for lz in by["gmp", "torch"].layers]
-    sparseml_layers = [(lz.name, lz.zeros) for lz in by["sparseml", "torch"].layers]
-    assert gmp_layers == sparseml_layers
+    assert (out / "models" / "checkpoints" / "small_cnn-dense.pt").is_file()
+    timings = pd.read_csv(out / "timings.csv")
+    assert (timings.stage == "train dense").sum() == 1
+    assert {"benchmark", "qat torch", "qat sparseml"} <= set(timings.stage)
+    gate = load_config("smoke").train.accuracy_gate
+    dense = next(r for r in read_manifest(out) if r.pruner == "none")
+    assert dense.accuracy >= gate and dense.trained is True
 
 
-def test_every_engine_measured_every_variant(smoke_run):
+def test_identical_gmp_and_sparseml_models_are_one_file_in_two_cells(smoke_run):
     out, _ = smoke_run
-    rows = pd.read_json(out / "bench.jsonl", lines=True)
-    ok = rows[rows.status == "ok"]
+    records = read_manifest(out)
+    key = ("global", "unstructured", "none", "torch")
+    gmp = next(
+        r for r in records if r.pruner == "gmp" and (r.profile, r.mask, r.quant, r.exporter) == key
+    )
+    twin = next(
+        r
+        for r in records
+        if r.pruner == "sparseml" and (r.profile, r.mask, r.quant, r.exporter) == key
+    )
+    assert twin.content_sha256 == gmp.content_sha256
+    assert twin.onnx_path == gmp.onnx_path and twin.extra["identical_to"] == gmp.onnx_path
+    ok = _ok_rows(out)
+    same_file = ok[(ok.onnx_sha256 == gmp.onnx_sha256) & (ok.engine == "onnxruntime")]
+    assert set(same_file.pruner) == {"gmp", "sparseml"} and same_file.cell.nunique() == 2
+    summary = (out / "summary.md").read_text()
+    assert "Identical models: the pruning implementation cannot bias the engines" in summary
+
+
+def test_all_cells_of_the_architecture_are_measured_round_by_round(smoke_run):
+    out, _ = smoke_run
+    ok = _ok_rows(out).assign(ts=lambda d: pd.to_datetime(d.timestamp))
+    assert set(ok.block) == {"small_cnn/sync"}
+    spans = ok.groupby("round").ts.agg(["min", "max"]).sort_index()
+    assert (spans["max"].iloc[:-1].to_numpy() < spans["min"].iloc[1:].to_numpy()).all()
+    assert ok.groupby("cell")["round"].nunique().nunique() == 1  # every cell, every round
+
+
+def test_every_engine_measured_every_file(smoke_run):
+    out, _ = smoke_run
+    ok = _ok_rows(out)
     assert set(ok.engine) == {"onnxruntime", "openvino", "deepsparse"}
-    per_engine = ok.groupby("engine").onnx_path.nunique()
-    assert (per_engine == len(read_manifest(out))).all()
-    assert set(ok[ok.engine == "openvino"].precision) == {"f32", "default"}
+    files = {r.onnx_path for r in read_manifest(out)}
+    assert (ok.groupby("engine").onnx_path.nunique() == len(files)).all()
+    sparse = set() if _no_vnni() else {"f32-sparse"}  # on the int8 files
+    assert set(ok[ok.engine == "openvino"].precision) == {"f32", "default"} | sparse
     assert (out / "bench.csv").exists()
 
 
-def test_stats_and_summary_state_the_bias_with_a_ci(smoke_run):
+def test_int8_files_keep_their_zeros_and_rows_say_what_ran(smoke_run):
+    out, _ = smoke_run
+    int8 = [r for r in read_manifest(out) if r.quant != "none"]
+    if _no_vnni():
+        assert not int8  # refused, with the reason (test_smoke_study_completes_without_failures)
+        return
+    assert {r.quant for r in int8} == {"torch", "sparseml"}
+    assert all(r.zero_check_ok and r.zeros > 0 for r in int8)
+    ok = _ok_rows(out)
+    ov = ok[(ok.quant != "none") & (ok.engine == "openvino")]
+    assert all("runtime_precisions" in s for s in ov.engine_settings)
+    sparse = ov[ov.precision == "f32-sparse"].engine_settings
+    assert len(sparse) and all(isinstance(s["sparse_weights_took_effect"], bool) for s in sparse)
+    ds = ok[(ok.quant != "none") & (ok.engine == "deepsparse")].engine_settings
+    assert all(0.0 <= s["fraction_of_supported_ops"] <= 1.0 for s in ds)
+
+
+def test_stats_and_summary_give_every_channel_a_b_with_its_mde(smoke_run):
     out, _ = smoke_run
     stats = json.loads((out / "stats.json").read_text())
-    pooled = [b for b in stats["bias"] if b["model"] == "pooled" and b["factor"] == "pruner"]
-    assert pooled and all(b["ci_low"] <= b["estimate"] <= b["ci_high"] for b in pooled)
+    pooled = [c for c in stats["channels"] if c["model"] == "pooled"]
+    names = {c["channel"] for c in pooled}
+    int8 = set() if _no_vnni() else {"precision", "quantizer"}
+    assert (
+        names == {"pruner", "exporter", "profile:uniform", "profile:vendor", "mask:block4"} | int8
+    )
+    for c in pooled:
+        assert c["ci_low"] <= c["estimate"] <= c["ci_high"] and c["mde"] > 0, c
+        assert c["method"] == "paired"
     summary = (out / "summary.md").read_text()
-    assert "B = " in summary and "95% CI" in summary
+    assert summary.index("The A/A control") < summary.index("Channels:")
+    assert "MDE" in summary and "## Accuracy" in summary and "## Mask structure" in summary
+    assert "## The int8 arm" in summary and "## Time per stage" in summary
+
+
+def test_the_int8_arm_is_refused_with_its_reason_without_vnni(tmp_path, monkeypatch):
+    from study import pipeline
+
+    cfg = load_config("smoke", {"factor_names": ["precision"], "engines": ["onnxruntime"]})
+    failures = pipeline.prepare_model(
+        cfg, "small_cnn", tmp_path, progress=False, isa={"avx512_vnni": False, "avx_vnni": False}
+    )
+    assert [f.stage for f in failures] == ["int8"] and "lacks VNNI" in failures[0].reason
+    assert {r.quant for r in read_manifest(tmp_path)} == {"none"}
+
+
+def test_a_channel_whose_cells_failed_is_reported_missing_and_the_rest_stands(smoke_run, tmp_path):
+    out, _ = smoke_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("paper", "*.onnx", "*.pt"))
+    for rec in read_manifest(out):  # read_manifest keeps records whose files exist
+        (copy / rec.onnx_path).parent.mkdir(parents=True, exist_ok=True)
+        (copy / rec.onnx_path).touch()
+    rows = read_jsonl(copy / "bench.jsonl")
+    lost = [r for r in rows if r["mask"] == "block4" and r["engine"] == "deepsparse"]
+    kept = [r for r in rows if r not in lost]
+    failure = {**lost[0], "status": "failed", "error": "engine crashed (a test)", "trial": -1}
+    (copy / "bench.jsonl").unlink()
+    append_jsonl(copy / "bench.jsonl", [*kept, failure])
+    stats = write_stats(copy)
+    block4 = [c for c in stats["channels"] if c["channel"] == "mask:block4"]
+    broken = [
+        c
+        for c in block4
+        if c["model"] != "pooled" and "deepsparse" in (c["numerator"], c["denominator"])
+    ]
+    assert broken and all(c["estimate"] is None for c in broken), broken
+    assert all("engine crashed (a test)" in c["note"] for c in broken), [c["note"] for c in broken]
+    intact = [c for c in stats["channels"] if c["channel"] == "exporter" and c["model"] != "pooled"]
+    assert intact and all(c["estimate"] is not None for c in intact)
+    assert "could not be measured" in (copy / "summary.md").read_text()
 
 
 def test_the_paper_is_built_at_the_end(smoke_run):
@@ -106,6 +224,13 @@ def test_unknown_engine_flag_lists_the_valid_ones(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--preset", "smoke", "--engines", "onnxruntime,tensorrt", "--out", str(tmp_path)])
     assert "tensorrt" in capsys.readouterr().err
+
+
+def test_unknown_factor_flag_lists_the_factors(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--preset", "smoke", "--factors", "exporter,colour", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert "colour" in err and "pruner, exporter, profile, mask, precision, quantizer" in err
 
 
 def test_resume_of_an_empty_folder_is_an_error(tmp_path, capsys):

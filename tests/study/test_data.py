@@ -108,3 +108,42 @@ def test_loaders_rejects_bad_batch_size():
     train, val = digits()
     with pytest.raises(ValueError, match="`batch_size` must be a positive integer; got 0"):
         loaders(train, val, batch_size=0)
+
+
+def test_random_shift_is_a_zero_filled_translation():
+    from study.data import random_shift
+
+    images = torch.arange(1.0, 2 * 3 * 5 * 5 + 1).reshape(2, 3, 5, 5)  # no zeros anywhere
+    generator = torch.Generator().manual_seed(0)
+    offsets = torch.randint(-2, 3, (2, 2), generator=torch.Generator().manual_seed(0))
+    shifted = random_shift(images, 2, generator)
+    for i, (dy, dx) in enumerate(offsets.tolist()):
+        expected = torch.zeros(3, 5, 5)
+        # out[y, x] = in[y - dy, x - dx] inside the image, 0 where the content left.
+        for y in range(5):
+            for x in range(5):
+                if 0 <= y - dy < 5 and 0 <= x - dx < 5:
+                    expected[:, y, x] = images[i, :, y - dy, x - dx]
+        assert torch.equal(shifted[i], expected), (dy, dx)
+
+
+def test_random_shift_moves_content_and_leaves_zeros():
+    from study.data import random_shift
+
+    images = torch.ones(64, 1, 8, 8)
+    shifted = random_shift(images, 3, torch.Generator().manual_seed(1))
+    zeros = (shifted == 0).flatten(1).sum(1)  # per image
+    # 64 draws of (dy, dx) in [-3, 3]^2: some image moved, and what moved in is zeros, not a wrap.
+    assert int((zeros > 0).sum()) > 50
+    assert set(shifted.unique().tolist()) == {0.0, 1.0}
+
+
+def test_random_shift_zero_is_the_identity_and_bad_values_raise():
+    from study.data import random_shift
+
+    images = torch.randn(2, 1, 4, 4)
+    assert random_shift(images, 0, torch.Generator()) is images
+    with pytest.raises(ValueError, match="`max_shift` must be an integer >= 0; got -1"):
+        random_shift(images, -1, torch.Generator())
+    with pytest.raises(ValueError, match=r"`images` must be \[N, C, H, W\]"):
+        random_shift(images[0], 1, torch.Generator())

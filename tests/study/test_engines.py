@@ -2,6 +2,8 @@
 
 Each adapter's output is checked against NumPy computing the same Gemm + Relu from the same weights
 (an outside reference), and the settings it reports are checked against what was asked for.
+The int8 tests use real int8 files of the torch path (FX-quantized, exported and cleaned by
+study.quantize), checked against ONNX Runtime under the worker's int8 rule.
 """
 
 from __future__ import annotations
@@ -363,3 +365,196 @@ def test_deepsparse_adapter_prints_no_banner(tmp_path):
     ]
     assert "DeepSparse, Copyright" in errs[0]
     assert "DeepSparse, Copyright" not in errs[1]
+
+
+# --- int8 files and precision "f32-sparse" ---------------------------------------------------
+
+
+def _torch_int8_onnx(path, net, input_shape: tuple[int, ...]) -> str:
+    """A real int8 file of the torch path: FX QAT observers calibrated on random batches, converted,
+    exported and cleaned (study.quantize.export_int8_torch). No training: the weights are ``net``'s.
+    """
+    import torch  # here, not at the top: spawned test workers import this module
+    from torch.ao.quantization import get_default_qat_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_qat_fx
+
+    from study.quantize import export_int8_torch
+
+    torch.manual_seed(0)
+    example = torch.randn(*input_shape)
+    prepared = prepare_qat_fx(net.train(), get_default_qat_qconfig_mapping("x86"), (example,))
+    with torch.no_grad():
+        for _ in range(4):
+            prepared(torch.randn(16, *input_shape[1:]))
+    prepared.eval()
+    return str(export_int8_torch(convert_fx(prepared), path, input_shape))
+
+
+@pytest.fixture(scope="module")
+def int8_cnn(tmp_path_factory) -> str:
+    from study.models import build_model
+
+    net = build_model("small_cnn", num_classes=10, seed=0)
+    return _torch_int8_onnx(tmp_path_factory.mktemp("int8") / "cnn.onnx", net, (1, 3, 16, 16))
+
+
+@pytest.fixture(scope="module")
+def int8_sparse_fc(tmp_path_factory) -> str:
+    """One 90%-sparse int8 FullyConnected 256 -> 128 (both multiples of 64, as OpenVINO's sparse
+    kernel needs)."""
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(256, 128))
+    with torch.no_grad():
+        w = net[0].weight
+        w[w.abs() <= w.abs().flatten().kthvalue(int(0.9 * w.numel())).values] = 0.0
+    return _torch_int8_onnx(tmp_path_factory.mktemp("int8") / "fc.onnx", net, (1, 256))
+
+
+def _amx() -> bool:
+    flags = next(
+        (
+            line.split(":", 1)[1].split()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("flags")
+        ),
+        [],
+    )
+    return {"amx_int8", "amx_tile"} <= set(flags)
+
+
+def test_precision_f32_sparse_is_openvino_only(model):
+    for name in ("onnxruntime", "deepsparse", "torch"):
+        with pytest.raises(
+            ValueError,
+            match=rf"engine '{name}' supports precision \['f32', 'default'\]; got 'f32-sparse'",
+        ):
+            ENGINES[name](EngineConfig(model, 1, 1, precision="f32-sparse"))
+    with pytest.raises(ValueError, match=r"supports precision \['f32', 'default', 'f32-sparse'\]"):
+        ENGINES["openvino"](EngineConfig(model, 1, 1, precision="bf16"))
+
+
+def test_openvino_reports_int8_runtime_precisions(int8_cnn):
+    _, settings, _, _ = _run("openvino", int8_cnn)
+    precisions = settings["runtime_precisions"]
+    # small_cnn's 3 convolutions and its classifier run in int8 (u8 activations, i8 weights).
+    assert set(precisions["Convolution"]) <= {"u8", "i8"}
+    assert sum(precisions["Convolution"].values()) == 3
+    assert set(precisions["FullyConnected"]) <= {"u8", "i8"}
+    assert any("I8" in kernel for kernel in settings["exec_types"])
+    assert settings["sparse_weights_layers"] == 0 and "sparse_weights_took_effect" not in settings
+
+
+def test_openvino_f32_sparse_says_whether_it_took_effect(int8_sparse_fc):
+    out, settings, _, x = _run("openvino", int8_sparse_fc, precision="f32-sparse")
+    assert settings["CPU_SPARSE_WEIGHTS_DECOMPRESSION_RATE"] == pytest.approx(0.5)
+    assert settings["precision"] == "f32"
+    took = settings["sparse_weights_took_effect"]
+    assert took == (settings["sparse_weights_layers"] > 0)
+    assert (settings["sparse_weights_reason"] == "") == took
+    if not _amx():  # read from this machine's /proc/cpuinfo, not assumed
+        assert took is False and "the CPU has no AMX" in settings["sparse_weights_reason"]
+
+
+def test_sparse_weights_reason_names_every_cause():
+    from study.engines.openvino import sparse_weights_reason
+
+    amx = {"amx_int8", "amx_tile", "avx512f"}
+    assert sparse_weights_reason(amx, {"FullyConnected": {"u8": 1}}, 1) == ""
+    no_amx = sparse_weights_reason({"avx512f"}, {"FullyConnected": {"u8": 1}}, 0)
+    assert no_amx.startswith("the CPU has no AMX") and "FullyConnected layer runs" not in no_amx
+    fp32_fc = sparse_weights_reason(amx, {"FullyConnected": {"f32": 2}}, 0)
+    assert fp32_fc.startswith("no FullyConnected layer runs in INT8")
+    assert "qualified" in sparse_weights_reason(amx, {"FullyConnected": {"u8": 1}}, 0)
+    assert "unknown" in sparse_weights_reason(None, {"FullyConnected": {"u8": 1}}, 0)
+
+
+def test_deepsparse_compiles_an_int8_file_and_reports_support(int8_cnn):
+    _, settings, window, _ = _run("deepsparse", int8_cnn)
+    # DeepSparse 1.8 runs the torch path's QDQ file but does not compile its QDQ ops itself
+    # (fraction 0.0 here, recorded, never assumed); the range is what is checked.
+    assert 0.0 <= settings["fraction_of_supported_ops"] <= 1.0
+    assert isinstance(settings["cpu_vnni"], bool) and window.calls > 0
+
+
+def test_output_tolerance_rules():
+    from study.engines.worker import output_tolerance
+
+    assert output_tolerance("f32", False, 1e-3) == (1e-3, "f32")
+    assert output_tolerance("f32-sparse", False, 1e-3) == (1e-3, "f32")
+    assert output_tolerance("default", False, 1e-3) == (5e-2, "bf16")
+    assert output_tolerance("f32", True, 1e-3) == (0.1, "int8")
+    assert output_tolerance("default", True, 1e-3) == (0.1, "int8")
+
+
+@pytest.mark.parametrize("engine", ["openvino", "deepsparse"])
+def test_int8_rule_accepts_engines_and_rejects_a_wrong_output(engine, int8_cnn):
+    from study.engines.onnxruntime import ort_session
+    from study.engines.worker import output_tolerance
+
+    rtol, _ = output_tolerance("f32", True, 1e-3)
+    for seed in range(3):
+        adapter = ENGINES[engine](EngineConfig(int8_cnn, 1, 1))
+        adapter.load()
+        try:
+            x = make_inputs(adapter.specs, seed)
+            out = adapter.infer(x)
+        finally:
+            adapter.close()
+        ref = ort_session(int8_cnn, 1).run(None, x)
+        assert compare_outputs(out, ref, rtol).ok
+        wrong = [o + 0.5 * np.abs(r).max() for o, r in zip(out, ref)]  # off by half the range
+        assert compare_outputs(wrong, ref, rtol).ok is False
+
+
+def test_worker_checks_an_int8_file_with_the_int8_rule(int8_cnn):
+    from study.engines.worker import Worker
+
+    worker = Worker(ENGINES["openvino"], EngineConfig(int8_cnn, 1, 1))
+    try:
+        check = worker.start(timeout=300)["check"]
+    finally:
+        worker.stop()
+    assert check.rule == "int8" and check.rtol == pytest.approx(0.1) and check.ok
+    assert check.detail.startswith("int8 rule") and "top-1 agrees on 1/1 rows" in check.detail
+
+
+def _broken_qdq(path) -> str:
+    """A QDQ conv whose per-channel weight scale has 3 entries for 16 output channels: valid for
+    onnx.checker, impossible to run."""
+    w = np.ones((16, 3, 3, 3), np.int8)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 8, 8])
+    inits = [
+        numpy_helper.from_array(w, "W"),
+        numpy_helper.from_array(np.full(3, 0.01, np.float32), "sw"),
+        numpy_helper.from_array(np.zeros(3, np.int8), "zw"),
+        numpy_helper.from_array(np.array(0.05, np.float32), "sx"),
+        numpy_helper.from_array(np.array(128, np.uint8), "zx"),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "sx", "zx"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "sx", "zx"], ["xd"]),
+        helper.make_node("DequantizeLinear", ["W", "sw", "zw"], ["wd"], axis=0),
+        helper.make_node("Conv", ["xd", "wd"], ["y"], pads=[1, 1, 1, 1]),
+    ]
+    model = helper.make_model(
+        helper.make_graph(nodes, "broken", [x], [y], inits),
+        opset_imports=[helper.make_opsetid("", 13)],
+    )
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return str(path)
+
+
+def test_a_qdq_file_an_engine_cannot_run_fails_with_its_reason(tmp_path):
+    from study.engines.worker import Worker, WorkerError
+
+    worker = Worker(ENGINES["openvino"], EngineConfig(_broken_qdq(tmp_path / "broken.onnx"), 1, 1))
+    try:
+        with pytest.raises(WorkerError, match=r"(?s)DequantizeLinear.*scale_dim"):
+            worker.start(timeout=300)
+    finally:
+        worker.stop()

@@ -6,9 +6,8 @@ import pytest
 import torch
 
 from study.jsonl import append_jsonl, read_jsonl
-from study.manifest import onnx_name
 from study.models import build_model
-from study.pipeline import oneshot_prune
+from study.pipeline import oneshot_prune, vnni_missing
 
 
 @pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.9, 0.99])
@@ -54,12 +53,7 @@ def test_reading_a_missing_jsonl_names_the_path_unless_allowed(tmp_path):
     assert read_jsonl(tmp_path / "none.jsonl", missing_ok=True) == []
 
 
-def test_onnx_names_are_deterministic_and_distinct():
-    names = {
-        onnx_name("resnet50", p, e, s)
-        for p in ("gmp", "sparseml")
-        for e in ("torch", "sparseml")
-        for s in (0.9, 0.95)
-    }
-    assert len(names) == 8
-    assert onnx_name("resnet50", "gmp", "torch", 0.9) == "resnet50-gmp-torch-s0.90.onnx"
+def test_vnni_is_required_for_the_int8_arm():
+    assert vnni_missing({"avx512_vnni": True}) is None
+    assert vnni_missing({"avx_vnni": True}) is None
+    assert "lacks VNNI" in vnni_missing({"avx512_vnni": False, "avx512f": True})

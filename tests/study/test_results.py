@@ -1,4 +1,4 @@
-"""Results storage: atomic appends, crash-truncated lines, merging machines, CSV, stopping rule."""
+"""Results storage: atomic appends, crash-truncated lines, merging machines, CSV, old schemas, resume."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from study.results import (
 )
 from study.schema import TrialRow
 
-RULE = {"target_ci": 0.01, "min_trials": 3, "max_trials": 5, "max_seconds": 30.0}
+RULE = {"target_ci": 0.01, "min_trials": 3, "max_trials": 5, "max_seconds_per_cell": 30.0}
 
 
 def row(
@@ -54,6 +54,8 @@ def row(
     base.update(
         calls=0 if math.isnan(throughput) else int(throughput),
         engine_settings={"bench": {"cell_seconds": 1.0 * (trial + 1)}},
+        block="b0",
+        round=trial,
     )
     base.update(kw)
     return TrialRow(**base)
@@ -132,55 +134,77 @@ def test_ci_half_width_matches_scipy_interval():
     assert math.isnan(ci_half_width([1.0]))
 
 
-def test_stop_reason_rules():
-    assert stop_reason([100.0, 100.0], 1.0, **RULE) is None  # fewer than min_trials
-    assert stop_reason([100.0, 100.2, 99.9], 3.0, **RULE) == "ci"
-    assert stop_reason([100.0, 120.0, 80.0], 3.0, **RULE) is None
-    assert stop_reason([100.0, 120.0, 80.0, 90.0, 110.0], 5.0, **RULE) == "max_trials"
-    assert stop_reason([100.0, 120.0, 80.0], 31.0, **RULE) == "max_seconds"
-    # Time spent on trials rejected for CPU steal does not count against the cap ...
-    stolen = {"rejected": 1, "rejected_seconds": 5.0}
-    assert stop_reason([100.0, 120.0, 80.0], 31.0, **stolen, **RULE) is None
-    # ... but max_trials rejections stop a cell, even one without a kept trial.
-    assert stop_reason([], 0.0, rejected=5, **RULE) == "rejected"
+def test_rows_of_older_schemas_load_as_version_3(tmp_path):
+    old = row(trial=3).to_dict()
+    for key in ("profile", "mask", "quant", "block", "round", "cpu_steal"):
+        del old[key]
+    old.update(schema_version=1, pruner="gmp")
+    append_rows(tmp_path / "b.jsonl", [row(trial=0)])
+    with open(tmp_path / "b.jsonl", "a") as f:
+        f.write(json.dumps(old) + "\n")
+    df = load_results(tmp_path / "b.jsonl")
+    v1 = df.iloc[1]
+    assert (v1.profile, v1["mask"], v1.quant) == ("uniform", "unstructured", "none")
+    assert (v1.block, v1["round"]) == ("cell:c0", 3)  # its own block: it pairs with nothing
+    assert (df.iloc[0].block, df.iloc[0]["round"]) == ("b0", 0)  # version 3 rows stay as written
+
+
+def test_stop_reason_applies_the_block_rule_to_stored_progress(tmp_path):
+    rows = [row(cell=c, trial=t, throughput=tp + t / 10) for c, tp in (("a", 100), ("b", 50)) for t in range(3)]  # fmt: skip
+    append_rows(tmp_path / "b.jsonl", rows)
+    progress = cell_progress(load_results(tmp_path / "b.jsonl"), "m0", "b0")
+    assert stop_reason(progress, **RULE) == "ci"
+    assert stop_reason(progress, **{**RULE, "target_ci": 1e-6}) is None
+    assert stop_reason(progress, **{**RULE, "target_ci": 1e-6, "max_trials": 3}) == "max_trials"
 
 
 def test_finished_cells_for_resume(tmp_path):
-    rows = [row(cell="done", trial=t, throughput=100.0) for t in range(3)]
+    rows = [row(cell="done", trial=t, throughput=100.0, block="quiet") for t in range(3)]
     rows += [row(cell="partial", trial=t, throughput=100.0 + 20 * t) for t in range(3)]
+    rows += [row(cell="peer", trial=t, throughput=100.0) for t in range(3)]
     rows += [row(cell="crashed", trial=-1, throughput=math.nan, status="failed", error="died")]
     rows += [row(machine="other", cell="elsewhere", trial=0)]
     append_rows(tmp_path / "b.jsonl", rows)
     df = load_results(tmp_path / "b.jsonl")
+    # Block b0 is not finished (the partial cell's CI is wide), so neither is its quiet peer.
     assert finished_cells(df, "m0", **RULE) == {"done", "crashed"}
     partial = cell_progress(df, "m0")["partial"]
-    assert (
-        partial.throughputs == (100.0, 120.0, 140.0)
-        and partial.next_trial == 3
-        and partial.seconds_spent == 3.0
-    )
+    assert partial.throughputs == (100.0, 120.0, 140.0) and partial.rounds == (0, 1, 2)
+    assert partial.next_trial == 3 and partial.seconds_spent == 3.0 and partial.last_round == 2
+    assert partial.by_round == {0: 100.0, 1: 120.0, 2: 140.0}
+
+
+def test_progress_of_one_block_leaves_the_cells_other_blocks_out(tmp_path):
+    rows = [row(trial=t, block="x") for t in range(2)] + [row(trial=2, round=0, block="y")]
+    append_rows(tmp_path / "b.jsonl", rows)
+    df = load_results(tmp_path / "b.jsonl")
+    assert cell_progress(df, "m0", "x")["c0"].rounds == (0, 1)
+    assert cell_progress(df, "m0", "y")["c0"].rounds == (0,)
+    assert cell_progress(df, "m0")["c0"].next_trial == 3
 
 
 def test_progress_counts_rejected_trials_but_not_their_throughput(tmp_path):
-    def stolen(trial, seconds, rejected_seconds):
+    def stolen(trial, round, seconds, rejected_seconds):
         bench = {"cell_seconds": seconds, "rejected_seconds": rejected_seconds}
         return row(
-            cell="c", trial=trial, throughput=100.0 + trial, engine_settings={"bench": bench}
-        )
+            cell="c", trial=trial, round=round, throughput=100.0 + trial,
+            engine_settings={"bench": bench},
+        )  # fmt: skip
 
     rows = [
-        stolen(0, 1.0, 0.0),
-        dataclasses.replace(stolen(1, 2.0, 1.0), status="rejected", error="steal"),
-        stolen(2, 3.0, 1.0),
-        dataclasses.replace(stolen(3, 4.0, 2.0), status="rejected", error="steal"),
+        stolen(0, 0, 1.0, 0.0),
+        dataclasses.replace(stolen(1, 1, 2.0, 1.0), status="rejected", error="steal"),
+        stolen(2, 1, 3.0, 1.0),
+        dataclasses.replace(stolen(3, 2, 4.0, 2.0), status="rejected", error="steal"),
     ]
     append_rows(tmp_path / "b.jsonl", rows)
     df = load_results(tmp_path / "b.jsonl")
     p = cell_progress(df, "m0")["c"]
-    assert p.throughputs == (100.0, 102.0)  # the rejected trials' throughputs are left out
-    assert p.next_trial == 4 and p.rejected == 2
+    assert p.throughputs == (100.0, 102.0) and p.rounds == (0, 1)  # rejected ones left out
+    assert p.next_trial == 4 and p.rejected == 2 and p.last_round == 2
     assert p.seconds_spent == 4.0 and p.rejected_seconds == 2.0
-    rule = {**RULE, "min_trials": 2}
-    assert finished_cells(df, "m0", **{**rule, "max_seconds": 3.0}) == set()  # 4 - 2 s < 3 s
-    assert finished_cells(df, "m0", **{**rule, "max_seconds": 2.0}) == {"c"}
+    rule = {**RULE, "min_trials": 2, "target_ci": 1e-6}
+    # 4 s spent, 2 of them on rejected trials: below a 3-s cap, at a 2-s cap.
+    assert finished_cells(df, "m0", **{**rule, "max_seconds_per_cell": 3.0}) == set()
+    assert finished_cells(df, "m0", **{**rule, "max_seconds_per_cell": 2.0}) == {"c"}
     assert finished_cells(df, "m0", **{**RULE, "max_trials": 2}) == {"c"}  # 2 rejections

@@ -11,36 +11,24 @@ import scipy.stats
 
 from study.stats import (
     CI,
-    bias_table,
     bootstrap_ci,
     cell_table,
+    common_effect,
     engine_comparison,
+    geometric_ci,
     holm,
     pruning_speedup,
     random_effects,
     throughput_ratio,
-    toolchain_bias,
     tost,
     tost_one_sample,
     welch_contrast,
 )
 from tests.study._synth import synth_trials
 
-MODELS5 = ("resnet50", "vgg19", "mobilenetv1_100", "efficientnet_b0", "inception_v3")
-
 
 def _lognormal(seed: int, n: int, mean: float, sigma: float = 0.03) -> np.ndarray:
     return mean * np.exp(np.random.default_rng(seed).normal(0.0, sigma, n))
-
-
-def _bias_frame(**kwargs) -> pd.DataFrame:
-    defaults = dict(pruners=("gmp", "sparseml"), engines=("openvino", "deepsparse"))
-    return synth_trials(**{**defaults, **kwargs})
-
-
-def _pooled(results):
-    (row,) = [r for r in results if r.model == "pooled"]
-    return row
 
 
 # --- bootstrap and cell table -------------------------------------------------------------------
@@ -66,19 +54,29 @@ def test_bootstrap_ci_constant_values_give_degenerate_interval():
     assert bootstrap_ci([5.0, 5.0, 5.0]) == CI(5.0, 5.0, 5.0, 0.95)
 
 
-def test_cell_table_one_row_per_cell_with_trial_means_and_failures():
+def test_geometric_ci_is_exp_of_the_scipy_t_interval_on_logs():
+    x = _lognormal(12, 6, 100.0, 0.05)
+    ci = geometric_ci(x, confidence=0.9)
+    ref = scipy.stats.ttest_1samp(np.log(x), 0.0).confidence_interval(confidence_level=0.9)
+    assert ci.estimate == pytest.approx(scipy.stats.gmean(x), rel=1e-12)
+    assert (ci.low, ci.high) == pytest.approx((math.exp(ref.low), math.exp(ref.high)), rel=1e-12)
+
+
+def test_cell_table_one_row_per_cell_with_geometric_means_and_failures():
     df = synth_trials(
         models=("resnet50",), n_trials=5,
         fail=lambda c: "boom" if (c["engine"], c["pruner"]) == ("openvino", "gmp") else None,
     )  # fmt: skip
-    table = cell_table(df, n_resamples=500)
+    table = cell_table(df)
     ok = df[df["status"] == "ok"]
     assert len(table) == ok["cell"].nunique() == 8  # 9 cells, one failed entirely
-    means = ok.groupby("cell")["throughput"].mean()
+    means = ok.groupby("cell")["throughput"].agg(scipy.stats.gmean)
     assert np.allclose(table.set_index("cell")["throughput"], means.loc[table["cell"]])
     assert (table["n_trials"] == 5).all() and (table["n_failed"] == 0).all()
-    assert (table["ci_low"] < table["throughput"]).all()
-    assert (table["throughput"] < table["ci_high"]).all()
+    first = table.iloc[0]
+    ci = geometric_ci(ok.loc[ok["cell"] == first["cell"], "throughput"])
+    assert (first["ci_low"], first["ci_high"]) == pytest.approx((ci.low, ci.high), rel=1e-12)
+    assert {"profile", "mask", "quant", "log_sd"} <= set(table.columns)
 
 
 def test_zero_throughput_on_an_ok_row_raises_naming_it():
@@ -147,7 +145,7 @@ def test_engine_comparison_holm_within_models_and_failed_engine_note():
     failed = out[(out["model"] == "vgg19") & (out["pruner"] == "gmp")].iloc[0]
     assert math.isnan(failed["estimate"]) and "compile error" in failed["note"]
     dense = out[out["pruner"] == "none"]
-    assert dense["p_holm"].to_numpy() == pytest.approx(holm(dense["welch_p"].to_numpy()))
+    assert dense["p_holm"].to_numpy() == pytest.approx(holm(dense["pvalue"].to_numpy()))
     ok = out.dropna(subset=["estimate"])
     assert ((ok["ci_low"] < 1.15) & (ok["ci_high"] > 1.15)).sum() >= 7  # 95% CIs, 8 rows
 
@@ -165,6 +163,47 @@ def test_pruning_speedup_uses_exporter_matched_dense_else_torch():
     assert ((out["ci_low"] < 1.5) & (out["ci_high"] > 1.5)).all()
     dense = df[(df["pruner"] == "none") & (df["exporter"] == "torch")]["cell"].unique()
     assert out2.iloc[0]["cells_b"] == tuple(dense)
+
+
+_DRIFT = np.random.default_rng(99).normal(0.0, 0.2, 50)  # log drift of the machine per round
+
+
+def _blocked_frame(**kwargs) -> pd.DataFrame:
+    """synth_trials (each model a block, trial i its round i) with a common drift per round."""
+    return synth_trials(drift=lambda cell, r: math.exp(_DRIFT[r]), **kwargs)
+
+
+def test_engine_comparison_pairs_by_round_in_a_block_as_scipy_ttest_rel():
+    df = _blocked_frame(models=("resnet50",), pruners=("gmp",), n_trials=7)
+    row = engine_comparison(df, "deepsparse", "openvino").iloc[0]
+    logs = np.log(df.pivot(index="round", columns="engine", values="throughput"))
+    ref = scipy.stats.ttest_rel(logs["deepsparse"], logs["openvino"])
+    ci = ref.confidence_interval()
+    assert row["method"] == "paired" and row["n_rounds"] == 7
+    assert (row["pvalue"], row["t"], row["dof"]) == pytest.approx((ref.pvalue, ref.statistic, 6))
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((math.exp(ci.low), math.exp(ci.high)))
+    welch = scipy.stats.ttest_ind(logs["deepsparse"], logs["openvino"], equal_var=False)
+    assert row["welch_p"] == pytest.approx(welch.pvalue)  # kept: the unpaired test of all trials
+
+
+def test_engine_comparison_without_blocks_is_welch_and_holm_uses_pvalue():
+    unblocked = synth_trials(pruners=("gmp",)).assign(block="")  # rows of schema version < 3
+    out = engine_comparison(unblocked, "deepsparse", "openvino")
+    assert (out["method"] == "unpaired").all() and (out["n_rounds"] == 0).all()
+    assert out["pvalue"].to_numpy() == pytest.approx(out["welch_p"].to_numpy())
+    assert out["p_holm"].to_numpy() == pytest.approx(holm(out["pvalue"].to_numpy()))
+
+
+def test_pruning_speedup_int8_variant_falls_back_to_the_fp32_dense_file():
+    df = _blocked_frame(models=("resnet50",), pruners=("none", "gmp"), engines=("openvino",))
+    int8 = df[df["pruner"] == "gmp"].assign(quant="torch", cell=lambda d: d["cell"] + "-q")
+    out = pruning_speedup(pd.concat([df, int8], ignore_index=True))
+    assert list(zip(out["quant"], out["dense_quant"])) == [("none", "none"), ("torch", "none")]
+    assert (out["method"] == "paired").all() and (out["dense_exporter"] == "torch").all()
+    dense_int8 = df[df["pruner"] == "none"].assign(quant="torch", cell=lambda d: d["cell"] + "-q")
+    out2 = pruning_speedup(pd.concat([df, int8, dense_int8], ignore_index=True))
+    assert list(out2["dense_quant"]) == ["none", "torch"]
+    assert out2.iloc[1]["cells_b"] == tuple(dense_int8["cell"].unique())
 
 
 # --- TOST ---------------------------------------------------------------------------------------
@@ -233,18 +272,20 @@ def test_random_effects_matches_metafor_dl_knha_raudenbush():
     assert r.se_dl == pytest.approx(0.0558, abs=6e-5)
 
 
+# metafor::dat.bcg (BCG vaccine trials): tpos, tneg, cpos, cneg
+BCG = [(4, 119, 11, 128), (6, 300, 29, 274), (3, 228, 11, 209), (62, 13536, 248, 12619),
+       (33, 5036, 47, 5761), (180, 1361, 372, 1079), (8, 2537, 10, 619), (505, 87886, 499, 87892),
+       (29, 7470, 45, 7232), (17, 1699, 65, 1600), (186, 50448, 141, 27197), (5, 2493, 3, 2338),
+       (27, 16886, 29, 17825)]  # fmt: skip
+
+
 def test_random_effects_matches_metafor_dl_on_bcg():
     # R: dat <- escalc(measure="RR", ai=tpos, bi=tneg, ci=cpos, di=cneg, data=dat.bcg)
     #    rma(yi, vi, data=dat, method="DL")  -> estimate -0.7141, CI [-1.0644, -0.3638] (z-based),
     #    tau^2 0.3088 (the DL fit printed in metafor's documentation of rma)
     #    rma(yi, vi, data=dat, method="EE")  -> QE 152.2330
     # (metafor tests/testthat/test_misc_metan_vs_rma.uni_with_dat.bcg.r, checked against Stata)
-    bcg = np.array([(4, 119, 11, 128), (6, 300, 29, 274), (3, 228, 11, 209), (62, 13536, 248, 12619),
-                    (33, 5036, 47, 5761), (180, 1361, 372, 1079), (8, 2537, 10, 619),
-                    (505, 87886, 499, 87892), (29, 7470, 45, 7232), (17, 1699, 65, 1600),
-                    (186, 50448, 141, 27197), (5, 2493, 3, 2338), (27, 16886, 29, 17825)],
-                   dtype=float)  # fmt: skip
-    a, b, c, d = bcg.T
+    a, b, c, d = np.array(BCG, dtype=float).T
     yi = np.log(a / (a + b)) - np.log(c / (c + d))
     vi = 1 / a - 1 / (a + b) + 1 / c - 1 / (c + d)
     r = random_effects(yi, vi)
@@ -262,116 +303,17 @@ def test_hksj_floor_never_narrower_than_dl():
     assert plain.se < plain.se_dl and floored.se == pytest.approx(floored.se_dl)
 
 
-# --- toolchain bias -----------------------------------------------------------------------------
+def test_common_effect_matches_metafor_ee_on_bcg():
+    # R: rma(yi, vi, data=dat, method="EE")  -> estimate -0.4303, se 0.0405,
+    #    ci [-0.5097, -0.3509], QE 152.2330 (normal reference: known variances, dof inf here)
+    a, b, c, d = np.array(BCG, dtype=float).T
+    yi = np.log(a / (a + b)) - np.log(c / (c + d))
+    vi = 1 / a - 1 / (a + b) + 1 / c - 1 / (c + d)
+    r = common_effect(yi, vi, [np.inf] * len(yi))
+    assert (r.estimate, r.se, r.q) == pytest.approx((-0.4303, 0.0405, 152.2330), abs=6e-5)
+    assert (r.ci_low, r.ci_high) == pytest.approx((-0.5097, -0.3509), abs=6e-5)
 
 
-def test_bias_per_architecture_equals_hand_computed_log_contrast():
-    df = _bias_frame(effect=lambda c: 1.1 if c["engine"] == "deepsparse" else 1.0)
-    r = toolchain_bias(df)[0]
-    sel = df[df["model"] == r.model]
-
-    def mean_log(engine, pruner):
-        rows = sel[(sel["engine"] == engine) & (sel["pruner"] == pruner)]
-        return np.log(rows["throughput"]).mean()
-
-    log_b = (mean_log("deepsparse", "sparseml") - mean_log("openvino", "sparseml")) - (
-        mean_log("deepsparse", "gmp") - mean_log("openvino", "gmp")
-    )
-    assert r.log_estimate == pytest.approx(log_b, rel=1e-12)
-    assert r.estimate == pytest.approx(math.exp(log_b)) and len(r.cells) == 4 and r.n_trials == 32
-    half = scipy.stats.t.ppf(0.975, r.dof) * r.se
-    assert (r.ci_low, r.ci_high) == pytest.approx((math.exp(log_b - half), math.exp(log_b + half)))
-
-
-def test_bias_is_exactly_one_when_both_pruners_cells_are_identical():
-    gmp = _bias_frame(pruners=("gmp",))
-    same = pd.concat([gmp, gmp.assign(pruner="sparseml", cell=gmp["cell"] + "-s")])
-    for r in toolchain_bias(same):
-        assert r.estimate == 1.0 and r.pvalue == 1.0
-
-
-def test_swapping_levels_inverts_bias_and_ci():
-    df = _bias_frame(effect=lambda c: 1.07 if c["engine"] == "deepsparse" else 1.0, sigma=0.05)
-    ab = toolchain_bias(df)
-    ba = toolchain_bias(df, level_a="gmp", level_b="sparseml")
-    for x, y in zip(ab, ba):
-        assert x.model == y.model and x.estimate * y.estimate == pytest.approx(1.0)
-        assert x.ci_low * y.ci_high == pytest.approx(1.0) and x.pvalue == pytest.approx(y.pvalue)
-
-
-def test_tost_declares_no_bias_for_tight_data_around_one():
-    df = _bias_frame(models=MODELS5, sigma=0.01, n_trials=10, seed=3)
-    pooled = _pooled(toolchain_bias(df, margin=0.05))
-    assert pooled.k == 5 and pooled.equivalent and 0.95 < pooled.ci_low < pooled.ci_high < 1.05
-
-
-def test_tost_rejects_equivalence_for_a_true_ten_percent_bias():
-    def effect(c):
-        return 1.10 if (c["engine"], c["pruner"]) == ("deepsparse", "sparseml") else 1.0
-
-    results = toolchain_bias(_bias_frame(models=MODELS5, sigma=0.02, effect=effect, seed=4))
-    pooled = _pooled(results)
-    assert not pooled.equivalent and pooled.pvalue < 0.05
-    assert pooled.ci_low < 1.10 < pooled.ci_high
-    assert all(r.ci_low > 1.05 for r in results)
-
-
-def test_bias_is_per_machine():
-    df = _bias_frame(machines=("m0", "m1"), models=("resnet50", "vgg19"))
-    results = toolchain_bias(df)
-    assert [(r.machine, r.model) for r in results] == [
-        ("m0", "resnet50"), ("m0", "vgg19"), ("m0", "pooled"),
-        ("m1", "resnet50"), ("m1", "vgg19"), ("m1", "pooled"),
-    ]  # fmt: skip
-    assert all(set(r.cells) <= set(df.loc[df["machine"] == r.machine, "cell"]) for r in results)
-
-
-def test_failed_cell_is_skipped_with_reason_and_pool_uses_the_rest():
-    def fail(c):
-        return "engine crashed" if (c["model"], c["engine"], c["pruner"]) == (
-            "vgg19", "deepsparse", "gmp") else None  # fmt: skip
-
-    results = toolchain_bias(_bias_frame(fail=fail))
-    vgg = next(r for r in results if r.model == "vgg19")
-    assert math.isnan(vgg.estimate) and not vgg.equivalent
-    assert "deepsparse/gmp" in vgg.note and "engine crashed" in vgg.note
-    pooled = _pooled(results)
-    assert pooled.k == 2 and "skipped vgg19" in pooled.note and math.isfinite(pooled.estimate)
-
-
-def test_single_trial_cell_gives_nan_ci_and_pool_of_one_copies_the_other():
-    def n_trials(c):
-        return 1 if (c["model"], c["engine"]) == ("vgg19", "openvino") else 6
-
-    results = toolchain_bias(_bias_frame(models=("resnet50", "vgg19"), n_trials=n_trials))
-    resnet, vgg, pooled = results
-    assert math.isfinite(vgg.estimate) and math.isnan(vgg.ci_low) and not vgg.equivalent
-    assert pooled.k == 1 and pooled.estimate == resnet.estimate
-    assert (pooled.ci_low, pooled.ci_high) == (resnet.ci_low, resnet.ci_high)
-
-
-def test_exporter_factor_holds_pruner_fixed():
-    df = _bias_frame(pruners=("gmp",), exporters=("torch", "sparseml"), models=("resnet50",))
-    results = toolchain_bias(df, factor="exporter", level_a="sparseml", level_b="torch")
-    assert [(r.model, r.held, r.factor) for r in results] == [
-        ("resnet50", "gmp", "exporter"), ("pooled", "gmp", "exporter"),
-    ]  # fmt: skip
-    assert math.isfinite(results[0].estimate) and len(results[0].cells) == 4
-
-
-def test_bias_table_flattens_tost_on_the_b_scale():
-    results = toolchain_bias(_bias_frame(models=("resnet50", "vgg19")))
-    table = bias_table(results)
-    assert len(table) == 3 and "tost" not in table.columns
-    assert table["tost_ci90_low"].to_numpy() == pytest.approx(
-        [math.exp(r.tost.ci90_low) for r in results]
-    )
-    assert list(table["equivalent"]) == [r.equivalent for r in results]
-
-
-def test_toolchain_bias_rejects_bad_arguments():
-    df = _bias_frame(models=("resnet50",))
-    with pytest.raises(ValueError, match="`factor` must be one of"):
-        toolchain_bias(df, factor="engine")
-    with pytest.raises(ValueError, match="`margin` must be in"):
-        toolchain_bias(df, margin=1.5)
+def test_common_effect_dof_of_equal_studies_is_their_sum():
+    r = common_effect([0.01, 0.02, 0.0], [1e-4, 1e-4, 1e-4], [9, 9, 9])
+    assert r.dof == pytest.approx(27.0) and r.se == pytest.approx(math.sqrt(1e-4 / 3))

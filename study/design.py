@@ -1,0 +1,171 @@
+"""The study's design: which model variants a configuration makes, and which contrasts it measures.
+
+A *variant* is one model file, described by the columns of :mod:`study.schema` (pruner, profile,
+mask, quant, exporter, sparsity). The design is one factor at a time around a *reference*: the
+gmp-pruned model under one global magnitude threshold, unstructured, fp32, exported by
+``torch.onnx`` (:data:`REFERENCE`). Each other level
+of each factor of :data:`study.config.FACTORS` gives one variant that differs from the reference in
+that factor alone, and one *channel*: the contrast of that variant with the reference, measured as
+B on every pair of engines (:func:`study.stats.channel_bias`). Two variants sit outside the factors:
+the dense model (the speed-ups' denominator) and the one-shot sweep.
+
+Example:
+    >>> from study.config import load_config
+    >>> cfg = load_config("smoke")
+    >>> [c.name for c in channels(cfg, "small_cnn")]  # doctest: +NORMALIZE_WHITESPACE
+    ['pruner', 'exporter', 'profile:uniform', 'profile:vendor', 'mask:block4', 'precision',
+     'quantizer']
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from study.config import StudyConfig
+from study.stats import Channel
+
+__all__ = [
+    "CHANNEL_TEXT",
+    "REFERENCE",
+    "Variant",
+    "is_reference",
+    "channels",
+    "dense",
+    "reference",
+    "target_sparsity",
+    "variants",
+]
+
+# The reference variant's columns: every channel compares one variant with it.
+REFERENCE = {
+    "pruner": "gmp",
+    "profile": "global",
+    "mask": "unstructured",
+    "quant": "none",
+    "exporter": "torch",
+}
+
+# What each channel asks, in plain words (the report's sentence starts from it).
+CHANNEL_TEXT = {
+    "pruner": "SparseML's GMP vs gmp's (the same algorithm: an A/A control when the files are identical)",
+    "exporter": "SparseML's ModuleExporter (BatchNorm kept) vs torch.onnx (BatchNorm folded)",
+    "profile:uniform": "the same sparsity in every prunable layer vs one global magnitude threshold",
+    "profile:vendor": "SparseZoo-style profile (stem, depthwise convs and classifier dense, the rest ramped) vs one global threshold",
+    "mask:block4": "SparseML's 1x4 block masks vs unstructured (both under one global threshold)",
+    "precision": "int8 (torch.ao QAT) vs fp32 weights: the int8 speed-up, not a toolchain bias",
+    "quantizer": "int8 by SparseML's QuantizationModifier and exporter vs by torch.ao and torch.onnx",
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One model file of one architecture (the schema's variant columns)."""
+
+    model: str  # architecture (registry name)
+    pruner: str = "gmp"  # "none" (dense), "gmp", "sparseml" or "oneshot"
+    profile: str = "global"  # "dense", "global", "uniform" or "vendor"
+    mask: str = "unstructured"  # "none", "unstructured" or "block4"
+    quant: str = "none"  # "none" (fp32), "torch" or "sparseml" (int8 by that toolchain)
+    exporter: str = "torch"  # "torch" or "sparseml"
+    sparsity: float = 0.9  # target overall sparsity
+
+    @property
+    def name(self) -> str:
+        """The file stem, e.g. ``mobilenetv1-gmp-uniform-unstructured-fp32-torch-s0.90``."""
+        precision = "fp32" if self.quant == "none" else f"int8{self.quant}"
+        return "-".join(
+            (self.model, self.pruner, self.profile, self.mask, precision, self.exporter)
+        ) + (f"-s{self.sparsity:.2f}")
+
+    @property
+    def training(self) -> tuple[str, str, str]:
+        """The fp32 training run this variant's weights come from: (pruner, profile, mask)."""
+        return (self.pruner, self.profile, self.mask)
+
+    def columns(self) -> dict[str, Any]:
+        """The variant's columns as a row selection (every column but ``model``)."""
+        out = asdict(self)
+        out.pop("model")
+        return out
+
+
+def is_reference(row: Any, *, exporter: bool = True) -> bool:
+    """Whether a record or row (mapping or object) is the reference variant (any sparsity).
+
+    With ``exporter=False`` the exporter column is not compared (the reference weights exported
+    by either exporter).
+    """
+    get = row.get if isinstance(row, dict) else lambda k, d=None: getattr(row, k, d)
+    keys = [k for k in REFERENCE if exporter or k != "exporter"]
+    return all(get(k) == REFERENCE[k] for k in keys)
+
+
+def target_sparsity(recipe: str) -> float:
+    """The highest final sparsity of the recipe's GMP modifiers (the pruned variants' label).
+
+    Raises:
+        ValueError: the recipe has no pruning modifier.
+    """
+    from gmp.recipe import load_recipe
+
+    targets = [p.final_sparsity for p in load_recipe(recipe).pruning if p.kind == "gmp"]
+    if not targets:
+        raise ValueError(
+            "`recipe` has no pruning modifier; the study needs one (e.g. !GMPruningModifier)"
+        )
+    return float(max(targets))
+
+
+def dense(model: str) -> Variant:
+    """The trained dense model of ``model``, exported by torch.onnx."""
+    return Variant(model, pruner="none", profile="dense", mask="none", sparsity=0.0)
+
+
+def reference(cfg: StudyConfig, model: str) -> Variant:
+    """The variant every channel compares with (:data:`REFERENCE` at the recipe's target)."""
+    return Variant(model, sparsity=target_sparsity(cfg.recipe))
+
+
+def _factor_variants(cfg: StudyConfig, model: str) -> list[tuple[str, Variant, Variant]]:
+    """(channel name, variant a, variant b) for every factor level this run measures."""
+    ref = reference(cfg, model)
+    out = []
+    if "sparseml" in cfg.levels("pruner"):
+        out.append(("pruner", replace(ref, pruner="sparseml"), ref))
+    if "sparseml" in cfg.levels("exporter"):
+        out.append(("exporter", replace(ref, exporter="sparseml"), ref))
+    for profile in cfg.levels("profile")[1:]:
+        out.append((f"profile:{profile}", replace(ref, profile=profile), ref))
+    for mask in cfg.levels("mask")[1:]:
+        out.append((f"mask:{mask}", replace(ref, mask=mask), ref))
+    if cfg.int8_for(model):
+        int8 = replace(ref, quant="torch")
+        out.append(("precision", int8, ref))
+        if "sparseml" in cfg.levels("quantizer"):
+            out.append(("quantizer", replace(ref, quant="sparseml", exporter="sparseml"), int8))
+    return out
+
+
+def variants(cfg: StudyConfig, model: str) -> list[Variant]:
+    """Every variant of ``model`` this configuration makes, each once, in a fixed order.
+
+    Dense, the reference, one variant per other factor level, then the one-shot sweep.
+    """
+    found = [dense(model), reference(cfg, model)]
+    for _, a, b in _factor_variants(cfg, model):
+        found += [b, a]
+    found += [
+        Variant(model, pruner="oneshot", profile="uniform", sparsity=float(s))
+        for s in cfg.sweep
+        if float(s) > 0
+    ]
+    return list(dict.fromkeys(found))
+
+
+def channels(cfg: StudyConfig, model: str) -> list[Channel]:
+    """The contrasts measured on ``model``: one :class:`~study.stats.Channel` per factor level."""
+    return [
+        Channel(name, a.columns(), b.columns(), CHANNEL_TEXT.get(name, name))
+        for name, a, b in _factor_variants(cfg, model)
+    ]

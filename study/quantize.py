@@ -1,0 +1,533 @@
+"""Int8 models from a pruned fp32 model by pure PyTorch (``torch.ao`` FX QAT), and int8 ONNX facts.
+
+The torch path: ``prepare_qat_fx`` with ``get_default_qat_qconfig_mapping(config.backend)``
+("x86": per-channel symmetric int8 weights, so a zero weight is int8 0; uint8 activations with
+``reduce_range``), fine-tuned on the shared loop :func:`study.train.train` with the recipe of
+:func:`hold_recipe` (``ConstantPruningModifier`` over ``__ALL_PRUNABLE__`` run by ``gmp``: the
+pruned weights stay zero after every optimizer step), then ``convert_fx``. The SparseML path
+(``baselines.quantize.qat_sparseml``) runs the same recipe under SparseML with its
+``QuantizationModifier``, so both see the same data in the same order with the same optimizer
+and learning rate. Neither freezes observers or batch-norm statistics (SparseML's defaults).
+
+:func:`export_int8_torch` writes the torch int8 model with ``torch.onnx.export`` and applies
+:func:`study.onnx_cleanup.clean_qdq`, so the file is the standard QDQ pattern.
+
+ONNX facts about any int8 file: :func:`is_quantized`, :func:`op_counts`,
+:func:`int8_weight_zeros` (zeros of int8 weights: values equal to the tensor's zero point) and
+:func:`check_int8_zeros` (every zero of the fp32 model is a zero of an int8 weight).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import onnx
+    import torch
+    from torch.utils.data import DataLoader
+
+    from study.export import ZeroCheck
+    from study.train import TrainResult
+
+__all__ = [
+    "QatConfig",
+    "QatResult",
+    "check_int8_zeros",
+    "check_masks_held",
+    "export_int8_torch",
+    "hold_recipe",
+    "int8_onnx_accuracy",
+    "int8_weight_zeros",
+    "is_quantized",
+    "op_counts",
+    "prunable_zero_masks",
+    "qat_torch",
+]
+
+# Op types that only a quantized graph holds.
+_QUANT_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"})
+
+# Op type -> (index of its weight input, index of that weight's zero point) for the integer ops
+# whose weight is an int8/uint8 tensor (``DequantizeLinear``: the quantized tensor itself).
+_WEIGHT_INPUTS = {
+    "DequantizeLinear": (0, 2),
+    "QLinearConv": (3, 5),
+    "ConvInteger": (1, 3),
+    "MatMulInteger": (1, 3),
+    "QLinearMatMul": (3, 5),
+}
+
+
+@dataclass(frozen=True)
+class QatConfig:
+    """Quantization-aware fine-tuning of a pruned fp32 model (both toolchains read the same one)."""
+
+    # Fine-tuning length in epochs (whole passes over the training loader).
+    epochs: int = 1
+    # Learning rate, constant over the run (the recipe's SetLearningRateModifier sets it at 0).
+    lr: float = 0.01
+    # SGD momentum.
+    momentum: float = 0.9
+    # L2 weight decay.
+    weight_decay: float = 0.0
+    # Seed of torch's RNG and of the training loader's shuffle generator (study.train.train).
+    seed: int = 0
+    # Batch size the caller's loaders were built with (recorded only).
+    batch_size: int = 64
+    # torch.ao backend of the torch path's qconfig mapping ("x86", "fbgemm" or "qnnpack").
+    backend: str = "x86"
+    # Log per-layer zero counts every this many steps (1: every step, the masks are checked).
+    log_zeros_every: int = 1
+    # Random translation of training images by up to this many pixels (study.train; 0: none).
+    augment_shift: int = 0
+
+    def __post_init__(self) -> None:
+        _check_qat_config(self)
+
+    def train_config(self):  # -> study.train.TrainConfig
+        """The shared loop's config for this fine-tuning (SGD, constant ``lr``)."""
+        from study.train import TrainConfig
+
+        return TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            seed=self.seed,
+            optimizer="sgd",
+            log_zeros_every=self.log_zeros_every,
+            augment_shift=self.augment_shift,
+        )
+
+
+@dataclass(frozen=True)
+class QatResult:
+    """The outcome of one quantization-aware fine-tuning (torch or SparseML)."""
+
+    # "torch" or "sparseml".
+    toolchain: str
+    # torch: the converted int8 module (convert_fx). sparseml: the QAT (fake-quant) module,
+    # which SparseML's exporter turns into the int8 graph.
+    model: Any
+    # Top-1 validation accuracy of ``model`` (study.train.evaluate, training resolution).
+    val_accuracy: float
+    # Top-1 validation accuracy of the fake-quant model at the end of the last epoch.
+    qat_accuracy: float
+    # Wall-clock seconds: preparation, fine-tuning, conversion and the final evaluation.
+    seconds: float
+    # Zeros per prunable weight of the fp32 model, held through every step.
+    zeros: dict[str, int]
+    # The shared loop's record (per-step loss, lr and zeros; per-epoch accuracy).
+    train: TrainResult
+    # The configuration used.
+    config: QatConfig
+
+
+def _check_qat_config(config: QatConfig) -> None:
+    if not isinstance(config.epochs, int) or isinstance(config.epochs, bool) or config.epochs < 1:
+        raise ValueError(f"`epochs` must be a positive integer; got {config.epochs!r}")
+    if not (isinstance(config.lr, (int, float)) and config.lr > 0):
+        raise ValueError(f"`lr` must be a positive number; got {config.lr!r}")
+    if config.backend not in ("x86", "fbgemm", "qnnpack"):
+        raise ValueError(f"`backend` must be 'x86', 'fbgemm' or 'qnnpack'; got {config.backend!r}")
+    if not isinstance(config.log_zeros_every, int) or config.log_zeros_every < 0:
+        raise ValueError(
+            f"`log_zeros_every` must be an integer >= 0; got {config.log_zeros_every!r}"
+        )
+
+
+def hold_recipe(config: QatConfig) -> str:
+    """The recipe both paths fine-tune with: hold the masks, constant learning rate.
+
+    ``EpochRangeModifier`` (0 to ``config.epochs``), ``ConstantPruningModifier`` over
+    ``__ALL_PRUNABLE__`` (the zeros of every Conv/Linear weight stay zero after every step),
+    ``SetLearningRateModifier`` at epoch 0 to ``config.lr``. Block style, which both SparseML's
+    and gmp's recipe readers accept.
+
+    Args:
+        config: The fine-tuning configuration.
+
+    Returns:
+        The recipe YAML text.
+
+    Example:
+        >>> "ConstantPruningModifier" in hold_recipe(QatConfig(epochs=2))
+        True
+    """
+    return (
+        "modifiers:\n"
+        "  - !EpochRangeModifier\n"
+        "    start_epoch: 0.0\n"
+        f"    end_epoch: {float(config.epochs)}\n"
+        "  - !ConstantPruningModifier\n"
+        "    start_epoch: 0.0\n"
+        "    params: __ALL_PRUNABLE__\n"
+        "  - !SetLearningRateModifier\n"
+        "    start_epoch: 0.0\n"
+        f"    learning_rate: {float(config.lr)!r}\n"
+    )
+
+
+def prunable_zero_masks(model: torch.nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """``(name, weight == 0)`` of every prunable weight (``__ALL_PRUNABLE__``), in module order.
+
+    QAT renames layers (SparseML wraps them: ``0.weight`` becomes ``0.module.weight``) but keeps
+    their order and shapes, so masks are compared by position.
+
+    Example:
+        >>> prunable_zero_masks(torch.nn.Linear(2, 2))[0][0]
+        'weight'
+    """
+    from gmp.params import select_params
+
+    return [
+        (name, (getattr(module, attr) == 0).detach().clone())
+        for name, module, attr in select_params(model, "__ALL_PRUNABLE__")
+    ]
+
+
+def check_masks_held(
+    before: list[tuple[str, torch.Tensor]], model: torch.nn.Module, where: str
+) -> None:
+    """Raise unless every zero of ``before`` (in module order) is a zero of ``model``'s weights.
+
+    Args:
+        before: ``(name, zero mask)`` of the fp32 model's prunable weights, in module order.
+        model: The fine-tuned model (its prunable weights in the same order and shapes).
+        where: The toolchain, for the message.
+
+    Raises:
+        RuntimeError: If the prunable weights differ in number or shape, or a zero was lost.
+    """
+    after = prunable_zero_masks(model)
+    if [m.shape for _, m in before] != [m.shape for _, m in after]:
+        raise RuntimeError(
+            f"{where}: the fine-tuned model's prunable weights {[n for n, _ in after]} do not "
+            f"match the fp32 model's {[n for n, _ in before]}"
+        )
+    lost = {
+        name: int((zero & ~now).sum())
+        for (name, zero), (_, now) in zip(before, after)
+        if bool((zero & ~now).any())
+    }
+    if lost:
+        raise RuntimeError(f"{where}: pruned weights became non-zero during QAT: {lost}")
+
+
+def qat_torch(
+    model: torch.nn.Module,
+    train_loader: DataLoader,
+    val_loader: DataLoader,
+    config: QatConfig,
+    *,
+    example_input: torch.Tensor,
+    progress: bool = False,
+) -> QatResult:
+    """Quantization-aware fine-tuning with ``torch.ao`` FX, pruned weights held at zero; int8 out.
+
+    Args:
+        model: A trained, pruned fp32 model (plain weights holding zeros); it is not modified.
+        train_loader: Training batches (the shared loop re-seeds its shuffle generator).
+        val_loader: Validation batches at the training resolution.
+        config: Fine-tuning settings.
+        example_input: A sample batch for FX tracing, e.g. ``torch.zeros(1, 3, 16, 16)``.
+        progress: Show the loop's progress bar.
+
+    Returns:
+        A :class:`QatResult` whose model is the converted int8 module.
+
+    Raises:
+        ValueError: If pruning state (``weight_orig``/``weight_mask``) is still attached.
+        RuntimeError: If a pruned weight became non-zero.
+
+    Example:
+        >>> result = qat_torch(pruned, tl, vl, QatConfig(), example_input=torch.zeros(1, 3, 16, 16))  # doctest: +SKIP
+        >>> result.val_accuracy  # doctest: +SKIP
+        0.93
+    """
+    import torch
+    from torch.ao.quantization import get_default_qat_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_qat_fx
+
+    from study.export import check_no_pruning_state
+    from study.train import evaluate, train
+
+    check_no_pruning_state(model)
+    start = time.perf_counter()
+    fp32 = copy.deepcopy(model).cpu().train()
+    masks = prunable_zero_masks(fp32)
+    with warnings.catch_warnings():
+        # torch 2.15 warns that FX quantization is deprecated in favour of torchao (not installed).
+        warnings.filterwarnings("ignore", message=r"(?s).*torchao", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=r"(?s).*torchao", category=UserWarning)
+        mapping = get_default_qat_qconfig_mapping(config.backend)
+        prepared = prepare_qat_fx(fp32, mapping, (example_input.cpu(),))
+        result = train(
+            prepared,
+            hold_recipe(config),
+            train_loader,
+            val_loader,
+            toolchain="gmp",
+            config=config.train_config(),
+            progress=progress,
+        )
+        check_masks_held(masks, prepared, "torch")
+        prepared.eval()
+        with torch.no_grad():
+            qmodel = convert_fx(prepared)
+    return QatResult(
+        toolchain="torch",
+        model=qmodel,
+        val_accuracy=evaluate(qmodel, val_loader),
+        qat_accuracy=result.epochs[-1].val_accuracy,
+        seconds=time.perf_counter() - start,
+        zeros={name: int(m.sum()) for name, m in masks},
+        train=result,
+        config=config,
+    )
+
+
+def export_int8_torch(
+    qmodel: torch.nn.Module,
+    path: str | Path,
+    input_shape: tuple[int, ...],
+    opset: int = 13,
+    *,
+    dynamic_batch: bool = False,
+) -> Path:
+    """Export a ``convert_fx`` int8 module to ONNX and clean it into the standard QDQ form.
+
+    ``torch.onnx.export(..., dynamo=False)`` (the prepared fake-quant model does not export;
+    the converted one does), then :func:`study.onnx_cleanup.clean_qdq` (exact rewrites only),
+    then ``onnx.checker``. Input ``"input"``, output ``"output"``.
+
+    Args:
+        qmodel: The int8 module of :func:`qat_torch`.
+        path: Destination ``.onnx`` file; parent folders are created.
+        input_shape: Shape of the sample batch, e.g. ``(1, 3, 224, 224)``.
+        opset: ONNX opset (13 or later).
+        dynamic_batch: Make the batch dimension dynamic (as SparseML's exporter does).
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: If ``input_shape`` has a non-positive entry or ``opset`` is below 13.
+
+    Example:
+        >>> export_int8_torch(result.model, "runs/m-int8.onnx", (1, 3, 16, 16))  # doctest: +SKIP
+    """
+    import onnx
+    import torch
+
+    from study.onnx_cleanup import clean_qdq
+
+    if not input_shape or any(int(d) < 1 for d in input_shape):
+        raise ValueError(f"`input_shape` must be a tuple of positive integers; got {input_shape!r}")
+    if not isinstance(opset, int) or opset < 13:
+        raise ValueError(f"`opset` must be an integer >= 13; got {opset!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sample = torch.zeros(tuple(int(d) for d in input_shape))
+    axes = {"input": {0: "batch"}, "output": {0: "batch"}} if dynamic_batch else None
+    raw = path.with_name(path.stem + ".raw.onnx")
+    qmodel.eval()
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # per-op "quantized op" export notes
+            torch.onnx.export(
+                qmodel,
+                (sample,),
+                str(raw),
+                opset_version=opset,
+                do_constant_folding=True,
+                input_names=["input"],
+                output_names=["output"],
+                dynamic_axes=axes,
+                dynamo=False,
+            )
+        cleaned = clean_qdq(onnx.load(str(raw))).model
+    finally:
+        raw.unlink(missing_ok=True)
+    onnx.save(cleaned, str(path))
+    return path
+
+
+def _load(onnx_path: str | Path | onnx.ModelProto) -> onnx.ModelProto:
+    import onnx
+
+    if isinstance(onnx_path, onnx.ModelProto):
+        return onnx_path
+    return onnx.load(str(onnx_path), load_external_data=False)
+
+
+def op_counts(onnx_path: str | Path | onnx.ModelProto) -> dict[str, int]:
+    """Nodes per op type of an ONNX graph, most frequent first.
+
+    Example:
+        >>> op_counts("model-int8.onnx")  # doctest: +SKIP
+        {'DequantizeLinear': 15, 'QuantizeLinear': 7, 'Conv': 3, ...}
+    """
+    return dict(Counter(node.op_type for node in _load(onnx_path).graph.node).most_common())
+
+
+def is_quantized(onnx_path: str | Path | onnx.ModelProto) -> bool:
+    """Whether the graph holds a quantization op (Q/DQ, ``QLinear*`` or ``*Integer``).
+
+    Example:
+        >>> is_quantized("model-int8.onnx"), is_quantized("model.onnx")  # doctest: +SKIP
+        (True, False)
+    """
+    return any(
+        op in _QUANT_OPS or op.startswith("QLinear") or op.endswith("Integer")
+        for op in (node.op_type for node in _load(onnx_path).graph.node)
+    )
+
+
+def _centered_int8_weights(onnx_path: str | Path | onnx.ModelProto) -> dict[str, np.ndarray]:
+    """Every int8/uint8 weight initializer minus its zero point (int32): zeros are 0 here.
+
+    A weight is the quantized input of ``DequantizeLinear`` or the weight input of
+    ``QLinearConv``/``ConvInteger``/``MatMulInteger``/``QLinearMatMul``, when it is an
+    initializer. Per-axis zero points are broadcast along their axis (``DequantizeLinear``'s
+    ``axis`` attribute, default 1; output channels, axis 0, for convolution weights; columns,
+    the last axis, for the matmul weights); a missing zero point is 0.
+    """
+    from onnx import helper, numpy_helper
+
+    graph = _load(onnx_path).graph
+    inits = {init.name: init for init in graph.initializer}
+    out: dict[str, np.ndarray] = {}
+    for node in graph.node:
+        if node.op_type not in _WEIGHT_INPUTS:
+            continue
+        w_i, zp_i = _WEIGHT_INPUTS[node.op_type]
+        if len(node.input) <= w_i or node.input[w_i] not in inits or node.input[w_i] in out:
+            continue
+        weight = numpy_helper.to_array(inits[node.input[w_i]])
+        if weight.dtype not in (np.int8, np.uint8):
+            continue
+        zp_name = node.input[zp_i] if len(node.input) > zp_i else ""
+        zp = numpy_helper.to_array(inits[zp_name]) if zp_name in inits else np.zeros((), np.int32)
+        zp = zp.astype(np.int32)
+        if zp.size > 1:
+            if node.op_type == "DequantizeLinear":
+                attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+                axis = attrs.get("axis", 1) % weight.ndim
+            else:
+                axis = 0 if node.op_type in ("QLinearConv", "ConvInteger") else weight.ndim - 1
+            shape = [1] * weight.ndim
+            shape[axis] = zp.size
+            zp = zp.reshape(shape)
+        out[node.input[w_i]] = weight.astype(np.int32) - zp
+    return out
+
+
+def int8_weight_zeros(onnx_path: str | Path | onnx.ModelProto) -> dict[str, tuple[int, int]]:
+    """``(numel, zeros)`` of every int8/uint8 weight initializer; a zero is a value equal to
+    that tensor's zero point (0 for symmetric int8, 128 for SparseML's uint8 weights).
+
+    Weights are the initializers quantized by ``DequantizeLinear`` or read as weights by
+    ``QLinearConv``, ``ConvInteger``, ``MatMulInteger`` and ``QLinearMatMul``.
+
+    Args:
+        onnx_path: An ONNX file (or a loaded model).
+
+    Returns:
+        Initializer name -> ``(numel, zeros)``; empty for an fp32 graph.
+
+    Example:
+        >>> int8_weight_zeros("model-int8.onnx")  # doctest: +SKIP
+        {'/0/Constant_output_0': (432, 216), ...}
+    """
+    return {
+        name: (int(w.size), int(np.count_nonzero(w == 0)))
+        for name, w in _centered_int8_weights(onnx_path).items()
+    }
+
+
+def check_int8_zeros(model: torch.nn.Module, onnx_path: str | Path) -> ZeroCheck:
+    """Check that every zero of each prunable fp32 weight is a zero of an int8 weight of the file.
+
+    Each prunable weight of ``model`` (Conv, Linear, Embedding; module order) is matched to an
+    unused int8 weight initializer of the same shape, or transposed for 2-D weights (a Linear
+    exported as ``MatMulInteger`` is stored ``[in, out]``), whose zeros include all the fp32
+    zeros. Rounding can add zeros (a small weight quantized to the zero point), never remove
+    one from a faithful quantization.
+
+    Args:
+        model: The pruned fp32 model the int8 file was made from.
+        onnx_path: The int8 ONNX file.
+
+    Returns:
+        A :class:`study.export.ZeroCheck`: ``torch_zeros`` from the fp32 model, ``onnx_zeros``
+        of the matched int8 weights, ``ok`` False with a line per unmatched weight.
+
+    Example:
+        >>> check_int8_zeros(pruned, "model-int8.onnx").ok  # doctest: +SKIP
+        True
+    """
+    from study.export import ZeroCheck
+
+    weights = _centered_int8_weights(onnx_path)
+    torch_zeros: dict[str, int] = {}
+    onnx_zeros: dict[str, int] = {}
+    matches: dict[str, str] = {}
+    mismatches: list[str] = []
+    for name, zero in prunable_zero_masks(model):
+        mask = zero.cpu().numpy()
+        torch_zeros[name] = int(mask.sum())
+        found = None
+        for init_name, w in weights.items():
+            if init_name in matches.values():
+                continue
+            views = [w, w.T] if w.ndim == 2 else [w]
+            if any(v.shape == mask.shape and not np.any(v[mask]) for v in views):
+                found = init_name
+                break
+        if found is None:
+            mismatches.append(
+                f"{name}: no int8 weight of shape {tuple(mask.shape)} keeps its {torch_zeros[name]} zeros"
+            )
+            continue
+        matches[name] = found
+        onnx_zeros[name] = int(np.count_nonzero(weights[found] == 0))
+    return ZeroCheck(not mismatches, torch_zeros, onnx_zeros, matches, tuple(mismatches))
+
+
+def int8_onnx_accuracy(onnx_path: str | Path, loader: DataLoader) -> float:
+    """Top-1 accuracy of an ONNX file under ONNX Runtime (CPU) on ``loader``, one item per call.
+
+    One item per call, so the file's batch dimension may be static (batch 1) or dynamic.
+
+    Args:
+        onnx_path: The (int8 or fp32) classifier, one image input, logits output.
+        loader: Yields ``(images, labels)``.
+
+    Returns:
+        The fraction of correctly classified samples, in [0, 1].
+
+    Example:
+        >>> int8_onnx_accuracy("model-int8.onnx", val_loader)  # doctest: +SKIP
+        0.92
+    """
+    from study.engines.onnxruntime import ort_session
+
+    session = ort_session(str(onnx_path), 1)
+    name = session.get_inputs()[0].name
+    correct = total = 0
+    for images, labels in loader:
+        for image, label in zip(images.numpy(), labels.numpy()):
+            (logits,) = session.run(None, {name: image[None].astype(np.float32)})
+            correct += int(np.argmax(logits[0]) == label)
+            total += 1
+    return correct / total if total else float("nan")

@@ -1,0 +1,229 @@
+"""The study's statistics and its summary: ``stats.json`` and ``summary.md`` of a results folder.
+
+Everything here reads the results folder (bench.jsonl, the manifest, config.yaml, timings.csv,
+failures.jsonl) and never measures. The central table is one B per channel and engine pair
+(:func:`study.stats.channel_bias`), the A/A control first, with its CI, tests and minimum
+detectable effect; then accuracy, mask structure, what the engines did with the int8 files,
+stage times, the per-cell tables and the failures.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from study.config import StudyConfig, load_config
+from study.design import REFERENCE, is_reference
+from study.jsonl import read_jsonl
+from study.manifest import read_manifest
+from study.schema import ModelRecord
+
+__all__ = [
+    "ENGINE_PAIRS",
+    "StudyStats",
+    "accuracy_table",
+    "channel_results",
+    "compute_stats",
+    "identity",
+    "variant_label",
+    "write_stats",
+]
+
+# The engine pairs every B is computed for, the original study's pair first.
+ENGINE_PAIRS = (
+    ("deepsparse", "openvino"),
+    ("deepsparse", "onnxruntime"),
+    ("openvino", "onnxruntime"),
+)
+
+
+def variant_label(row: Any) -> str:
+    """A short name for a variant (a ModelRecord, a row or a mapping with the variant columns).
+
+    Example:
+        >>> variant_label({"pruner": "gmp", "profile": "vendor", "mask": "unstructured",
+        ...                "quant": "none", "exporter": "torch", "sparsity": 0.9})
+        'vendor profile'
+    """
+    get = row.get if isinstance(row, dict) else lambda k, d=None: getattr(row, k, d)
+    pruner, exporter = get("pruner"), get("exporter")
+    if pruner == "none":
+        return "dense"
+    if pruner == "oneshot":
+        return f"one-shot {float(get('sparsity')):.2f}"
+    if get("quant", "none") != "none":
+        return {"torch": "int8 (torch.ao)", "sparseml": "int8 (SparseML)"}.get(
+            get("quant"), f"int8 ({get('quant')})"
+        )
+    parts = []
+    if pruner != "gmp":
+        parts.append(f"{pruner}-pruned")
+    if get("profile") not in (None, REFERENCE["profile"]):
+        parts.append(f"{get('profile')} profile")
+    if get("mask") not in (None, "unstructured"):
+        parts.append(f"{get('mask')} mask")
+    if exporter != "torch":
+        parts.append(f"{exporter} export")
+    return ", ".join(parts) or "reference"
+
+
+def identity(records: list[ModelRecord]) -> dict[str, bool]:
+    """Per architecture: is the SparseML-pruned reference content-identical to gmp's?"""
+    out = {}
+    for r in records:
+        if r.pruner == "sparseml" and is_reference({**r.to_dict(), "pruner": "gmp"}):
+            out[r.model] = "identical_to" in r.extra
+    return out
+
+
+def _config(out: Path) -> StudyConfig | None:
+    path = out / "config.yaml"
+    return load_config(path, check_paths=False) if path.is_file() else None
+
+
+def _channels(cfg: StudyConfig) -> list[tuple[Any, list[str]]]:
+    """Each channel of the design with the architectures it is measured on."""
+    from study.design import channels
+
+    seen: dict[str, tuple[Any, list[str]]] = {}
+    for model in cfg.models:
+        for ch in channels(cfg, model):
+            seen.setdefault(ch.name, (ch, []))[1].append(model)
+    return list(seen.values())
+
+
+def channel_results(df: pd.DataFrame, cfg: StudyConfig) -> list:
+    """Every channel's B on every engine pair of :data:`ENGINE_PAIRS` measured in ``df``.
+
+    Per machine and architecture, and pooled; the pooled rows carry Holm-adjusted p-values
+    across all of them (the family the headline claims). Margin and confidence are the
+    configuration's declared ones.
+    """
+    from study import stats
+
+    engines = set(df.loc[df["status"] == "ok", "engine"])
+    a = cfg.analysis
+    results = []
+    for channel, models in _channels(cfg):
+        rows = df[df["model"].isin(models)]  # a channel only where the design measures it
+        for num, den in ENGINE_PAIRS:
+            if num in engines and den in engines:
+                results += stats.channel_bias(
+                    rows, channel, num, den, margin=a.margin, confidence=a.confidence
+                )
+    pooled = [r for r in results if r.model == "pooled"]
+    adjusted = {id(r): p for r, p in zip(pooled, stats.holm_family(pooled))}
+    return [adjusted.get(id(r), r) for r in results]
+
+
+class StudyStats:
+    """The statistics of one results folder (computed once, read by the summary and stats.json)."""
+
+    def __init__(self, out: Path) -> None:
+        from study import stats
+        from study.results import load_results
+
+        self.out = out
+        self.cfg = _config(out)
+        self.df = load_results(out / "bench.jsonl")
+        self.records = read_manifest(out)
+        self.ok = self.df[self.df["status"] == "ok"]
+        self.engines = sorted(self.ok["engine"].unique())
+        self.cells = stats.cell_table(self.df)
+        pairs = [(a, b) for i, a in enumerate(self.engines) for b in self.engines[i + 1 :]]
+        comparisons = [
+            stats.engine_comparison(self.df, a, b).assign(engine_a=a, engine_b=b) for a, b in pairs
+        ]
+        self.engine_table = pd.concat(comparisons, ignore_index=True) if comparisons else None
+        self.speedup = stats.pruning_speedup(self.df)
+        self.identity = identity(self.records)
+        self.margin = self.cfg.analysis.margin if self.cfg else 0.10
+        self.confidence = self.cfg.analysis.confidence if self.cfg else 0.95
+        self.channels = channel_results(self.df, self.cfg) if self.cfg else []
+
+    def channel_table(self) -> pd.DataFrame:
+        from study import stats
+
+        return stats.channel_table(self.channels) if self.channels else pd.DataFrame()
+
+
+def _jsonable(obj: Any) -> Any:
+    if is_dataclass(obj):
+        return {k: _jsonable(v) for k, v in asdict(obj).items()}
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if hasattr(obj, "item"):
+        return _jsonable(obj.item())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def compute_stats(out: Path) -> StudyStats:
+    """The statistics of the results folder ``out``."""
+    return StudyStats(out)
+
+
+def write_stats(out: Path) -> dict[str, Any]:
+    """Compute the statistics; write ``stats.json`` and ``summary.md``; return what stats.json holds."""
+    from study.summary_md import summary_markdown
+
+    s = compute_stats(out)
+    result = {
+        "identical_models": s.identity,
+        "channels": s.channel_table().to_dict(orient="records"),
+        "cells": s.cells.to_dict(orient="records"),
+        "engine_comparison": [] if s.engine_table is None else s.engine_table.to_dict("records"),
+        "pruning_speedup": s.speedup.to_dict(orient="records"),
+        "accuracy": accuracy_table(s.records, s.cfg).to_dict(orient="records"),
+        "margin": s.margin,
+        "confidence": s.confidence,
+    }
+    result = _jsonable(result)
+    (out / "stats.json").write_text(json.dumps(result, indent=1, default=str))
+    (out / "summary.md").write_text(summary_markdown(s))
+    return result
+
+
+def accuracy_table(records: list[ModelRecord], cfg: StudyConfig | None) -> pd.DataFrame:
+    """One row per variant: top-1, the drop from its dense model, the gate's label."""
+    rows = []
+    dense = {r.model: r.accuracy for r in records if r.pruner == "none"}
+    gate = cfg.train.accuracy_gate if cfg else None
+    for r in records:
+        base = dense.get(r.model)
+        drop = np.nan if r.accuracy is None or base is None else 100.0 * (base - r.accuracy)
+        rows.append(
+            {
+                "model": r.model,
+                "variant": variant_label(r),
+                "exporter": r.exporter,
+                "measured_sparsity": r.measured_sparsity,
+                "accuracy": np.nan if r.accuracy is None else r.accuracy,
+                "drop_pp": drop,
+                "trained": "not trained" if r.trained is False else ("yes" if r.trained else "-"),
+                "gate": gate,
+                "dataset": r.accuracy_dataset,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def timings(out: Path) -> pd.DataFrame:
+    """Seconds per stage kind and architecture from ``timings.csv`` (reused stages count 0)."""
+    path = out / "timings.csv"
+    if not path.is_file():
+        return pd.DataFrame(columns=["model", "stage", "seconds", "reused"])
+    return pd.read_csv(path)
+
+
+def failures(out: Path) -> list[dict[str, Any]]:
+    return read_jsonl(out / "failures.jsonl", missing_ok=True)
