@@ -27,7 +27,15 @@ from study.stats import (
     engine_comparison,
     pruning_speedup,
 )
-from study.summary import ENGINE_PAIRS, accuracy_table, channel_results, identity, variant_label
+from study.summary import (
+    ENGINE_PAIRS,
+    accuracy_table,
+    channel_results,
+    identity,
+    one_file,
+    signed_zeros,
+    variant_label,
+)
 
 __all__ = [
     "MAIN_PAIR",
@@ -79,6 +87,7 @@ class Analysis:
     channels: tuple[ChannelResult, ...]  # study.summary.channel_results (pooled rows Holm'd)
     identity: dict[str, bool]  # architecture -> SparseML-pruned file content-identical to gmp's
     signed_zeros: dict[str, int]  # architecture -> zeros of opposite sign in SparseML's own file
+    one_file: dict[str, bool]  # architecture -> gmp's file measured in the SparseML cells too
     int8: Int8Analysis | None  # the int8 arm (None: no int8 file measured)
     accuracy: pd.DataFrame | None  # study.summary.accuracy_table plus machine and sparsity
     margin: float = 0.10  # the declared equivalence margin (config.yaml `analysis`)
@@ -158,14 +167,6 @@ def _not_trained(records: tuple[ModelRecord, ...]) -> frozenset[tuple]:
     return frozenset(out)
 
 
-def _signed_zeros(records: tuple[ModelRecord, ...], same: dict[str, bool]) -> dict[str, int]:
-    out = {}
-    for r in records:
-        if same.get(r.model) and r.pruner == "sparseml" and "identical_to" in r.extra:
-            out[r.model] = int(r.extra.get("signed_zero_differences") or 0)
-    return out
-
-
 def _channels(results: Results, engines: tuple[str, ...], reasons: dict) -> tuple:
     cfg = results.study_config
     if cfg is None:
@@ -236,7 +237,8 @@ def analyse(results: Results) -> Analysis:
         precision=precision,
         channels=_channels(results, engines, reasons),
         identity=same,
-        signed_zeros=_signed_zeros(results.records, same),
+        signed_zeros=signed_zeros(list(results.records)),
+        one_file=one_file(list(results.records)),
         int8=int8,
         accuracy=_accuracy(results.records, cfg),
         margin=cfg.analysis.margin if cfg else 0.10,

@@ -16,10 +16,11 @@ variant of :func:`study.design.variants` into an ONNX file and a
    :func:`study.onnx_hash.content_sha256`), its mask structure described
    (:func:`study.diagnostics.mask_diagnostics`) and its accuracy held against the declared gate.
 
-When the SparseML-pruned reference is content-identical to the gmp one (the expected result: gmp
-reproduces SparseML bit for bit), no second file is written: its record points at the gmp file and
-says so (``extra["identical_to"]``), and the harness measures that one file in two cells, the
-study's A/A control. Finished variants (manifest records whose files exist) and saved checkpoints
+When the SparseML-pruned reference is the same file as gmp's (content-identical and every zero of
+the same sign), no second file is written: its record points at the gmp file
+(``extra["identical_to"]``) and the harness measures that one file in two cells, the study's A/A
+control. When the two hold the same numbers but some zeros differ in sign bit, both files are
+measured (``extra["numerically_identical_to"]``, ``extra["signed_zero_differences"]``). Finished variants (manifest records whose files exist) and saved checkpoints
 are reused, so an interrupted study resumes where it stopped. Stage times go to ``timings.csv``.
 """
 
@@ -461,15 +462,24 @@ def _export_int8(model: nn.Module, path: Path, shape, opset: int, quant: str) ->
 
 
 def _same_file(rec: ModelRecord, twin: ModelRecord | None, out: Path) -> ModelRecord:
-    """Point ``rec`` at ``twin``'s file when their graphs are content-identical (the A/A control)."""
+    """Point ``rec`` at ``twin``'s file when the two files are the same (the A/A control).
+
+    Same = content-identical (:func:`study.onnx_hash.content_sha256`) with every zero of the same
+    sign. Files that hold the same numbers but whose zeros differ in sign bit (SparseML's zeros
+    keep the sign of the pruned weight's last value, gmp's that of its ``weight_orig``) are both
+    kept and measured: ``extra["numerically_identical_to"]`` and the count of such zeros say so.
+    """
     from study.onnx_hash import signed_zero_differences
 
     if twin is None or not rec.content_sha256 or rec.content_sha256 != twin.content_sha256:
         return rec
     signs = signed_zero_differences(out / twin.onnx_path, out / rec.onnx_path)
+    if signs:  # equal numbers, opposite sign bits (-0.0 vs 0.0): both files are measured
+        extra = {**rec.extra, "numerically_identical_to": twin.onnx_path}
+        return dataclasses.replace(rec, extra={**extra, "signed_zero_differences": signs})
     (out / rec.onnx_path).unlink()
     extra = {**rec.extra, "identical_to": twin.onnx_path, "own_file_sha256": rec.onnx_sha256}
-    extra["signed_zero_differences"] = signs  # equal numbers, opposite sign bits (-0.0 vs 0.0)
+    extra["signed_zero_differences"] = 0
     return dataclasses.replace(
         rec, onnx_path=twin.onnx_path, onnx_sha256=twin.onnx_sha256, extra=extra
     )

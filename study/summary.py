@@ -31,6 +31,8 @@ __all__ = [
     "channel_results",
     "compute_stats",
     "identity",
+    "one_file",
+    "signed_zeros",
     "variant_label",
     "write_stats",
 ]
@@ -73,13 +75,36 @@ def variant_label(row: Any) -> str:
     return ", ".join(parts) or "reference"
 
 
+def _twins(records: list[ModelRecord]) -> list[ModelRecord]:
+    """The SparseML-pruned references (the pruner factor's variant)."""
+    return [
+        r
+        for r in records
+        if r.pruner == "sparseml" and is_reference({**r.to_dict(), "pruner": "gmp"})
+    ]
+
+
 def identity(records: list[ModelRecord]) -> dict[str, bool]:
-    """Per architecture: is the SparseML-pruned reference content-identical to gmp's?"""
-    out = {}
-    for r in records:
-        if r.pruner == "sparseml" and is_reference({**r.to_dict(), "pruner": "gmp"}):
-            out[r.model] = "identical_to" in r.extra
-    return out
+    """Per architecture: does the SparseML-pruned reference hold the same numbers as gmp's?
+
+    True both when it is the same file (measured once in two cells: ``extra["identical_to"]``)
+    and when only the sign bits of some zeros differ (both files measured:
+    ``extra["numerically_identical_to"]``); see :func:`one_file` and :func:`signed_zeros`.
+    """
+    return {
+        r.model: "identical_to" in r.extra or "numerically_identical_to" in r.extra
+        for r in _twins(records)
+    }
+
+
+def one_file(records: list[ModelRecord]) -> dict[str, bool]:
+    """Per architecture: was gmp's file measured in the SparseML cells too (bytes equal)?"""
+    return {r.model: "identical_to" in r.extra for r in _twins(records)}
+
+
+def signed_zeros(records: list[ModelRecord]) -> dict[str, int]:
+    """Per architecture: zeros of opposite sign bit in SparseML's file vs gmp's (0: none)."""
+    return {r.model: int(r.extra.get("signed_zero_differences") or 0) for r in _twins(records)}
 
 
 def _config(out: Path) -> StudyConfig | None:
@@ -143,6 +168,8 @@ class StudyStats:
         self.engine_table = pd.concat(comparisons, ignore_index=True) if comparisons else None
         self.speedup = stats.pruning_speedup(self.df)
         self.identity = identity(self.records)
+        self.one_file = one_file(self.records)
+        self.signed_zeros = signed_zeros(self.records)
         self.margin = self.cfg.analysis.margin if self.cfg else 0.10
         self.confidence = self.cfg.analysis.confidence if self.cfg else 0.95
         self.channels = channel_results(self.df, self.cfg) if self.cfg else []
@@ -179,6 +206,8 @@ def write_stats(out: Path) -> dict[str, Any]:
     s = compute_stats(out)
     result = {
         "identical_models": s.identity,
+        "one_file": s.one_file,
+        "signed_zero_differences": s.signed_zeros,
         "channels": s.channel_table().to_dict(orient="records"),
         "cells": s.cells.to_dict(orient="records"),
         "engine_comparison": [] if s.engine_table is None else s.engine_table.to_dict("records"),

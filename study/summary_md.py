@@ -39,15 +39,21 @@ def _pct(x: float) -> str:
     return "n/a" if not math.isfinite(x) else f"{x:.1%}"
 
 
-def channel_sentence(r: Any, identical: bool = False) -> str:
-    """What one pooled B says, in plain words."""
+def channel_sentence(r: Any, identical: bool = False, one_file: bool = True) -> str:
+    """What one pooled B says, in plain words.
+
+    ``identical``: the pruner channel's two variants hold the same numbers (an A/A control);
+    ``one_file``: and the same file was measured in both cells (else both files, whose zeros
+    differ only in sign bit).
+    """
     pair = f"{r.numerator}/{r.denominator}"
     if not math.isfinite(r.estimate):
         return f"{pair}: could not be measured ({r.note or 'cells missing'})."
     m = f"{r.margin:.0%}"
     if identical:
+        what = "the same file in two cells" if one_file else "the two numerically identical files"
         return (
-            f"{pair}: the same file in two cells gives B = {_ci(r)}: the study could not have "
+            f"{pair}: {what} gives B = {_ci(r)}: the study could not have "
             f"seen a bias smaller than {_pct(r.mde)} (its detection limit at 80% power)"
             + (
                 "; the CI excludes 1, so the harness itself is biased by position or time."
@@ -103,14 +109,25 @@ def _aa_section(s: StudyStats) -> list[str]:
         return lines + ["_Not measured (the pruner factor is not in this run)._", ""]
     same = [m for m, ok in s.identity.items() if ok]
     differ = [m for m, ok in s.identity.items() if not ok]
+    one = bool(same) and all(s.one_file.get(m) for m in same)
     if same and not differ:
         lines.append(
             f"**Identical models: the pruning implementation cannot bias the engines.** On every "
             f"architecture ({', '.join(same)}) gmp and SparseML gave content-identical ONNX graphs "
-            "(order-free hash of nodes and initializers). The one file was measured in two cells "
-            "in the same rounds; the B between them is the harness's A/A control, whose CI and "
-            "minimum detectable effect (MDE) are the study's detection limit:"
+            "(order-free hash of nodes and initializers, values compared as numbers)."
         )
+        zeros = {m: n for m, n in s.signed_zeros.items() if n}
+        if zeros:
+            listed = ", ".join(f"{n:,} on {m}" for m, n in zeros.items())
+            lines[-1] += (
+                f" Their bytes differ only in the sign bit of zero weights ({listed}: SparseML "
+                "writes -0.0 where gmp writes 0.0 and vice versa), so both files were measured, "
+                "each in its own cell, in the same rounds: the B between them is an A/A control "
+                "up to the sign of zero, and would show an engine that treats -0.0 differently."
+            )
+        else:
+            lines[-1] += " The one file was measured in two cells in the same rounds."
+        lines[-1] += " Its CI and minimum detectable effect (MDE) are the study's detection limit:"
     else:
         lines.append(
             f"gmp and SparseML gave identical graphs on {', '.join(same) or 'no architecture'} "
@@ -119,7 +136,7 @@ def _aa_section(s: StudyStats) -> list[str]:
         )
     lines.append("")
     for r in (r for r in s.channels if r.channel == "pruner" and r.model == "pooled"):
-        lines.append(f"- {channel_sentence(r, identical=bool(same) and not differ)}")
+        lines.append(f"- {channel_sentence(r, identical=bool(same) and not differ, one_file=one)}")
     return lines + [""]
 
 

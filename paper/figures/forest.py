@@ -39,10 +39,15 @@ _COARSE = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0)  # a wide axis (the r
 _AA_COLOUR = "#f3e3b0"
 
 
-def channel_title(name: str, identical: bool = False) -> str:
-    """A row-group heading: what the channel compares (the A/A control named as such)."""
+def channel_title(name: str, identical: bool = False, one_file: bool = True) -> str:
+    """A row-group heading: what the channel compares (the A/A control named as such).
+
+    ``identical``: gmp's and SparseML's files hold the same numbers; ``one_file``: and the same
+    bytes (one file measured in two cells), else both files (zeros of opposite sign bit).
+    """
     if name == "pruner" and identical:
-        return "A/A control: SparseML vs gmp pruner (same file)"
+        kind = "same file" if one_file else "same numbers, both files"
+        return f"A/A control: SparseML vs gmp pruner ({kind})"
     return _TITLES.get(name, name)
 
 
@@ -101,6 +106,7 @@ def fig_channel_forest(results: Results, analysis: Analysis) -> Figure:
     if not pooled:
         raise MissingData(analysis.reasons.get("channels", "no channel was computed"))
     identical = bool(analysis.identity) and all(analysis.identity.values())
+    one = all(analysis.one_file.get(m, False) for m in analysis.identity)
     colours = palette_for(_pairs(pooled))
     groups = _groups(pooled)
     n_rows = sum(len(rows) + 1 for _, rows in groups)
@@ -112,7 +118,7 @@ def fig_channel_forest(results: Results, analysis: Analysis) -> Figure:
         ticks.append(y)
         k = "/".join(str(n) for n in sorted({r.k for r in rows}))
         where = f" · {context}" if context else ""
-        labels.append(f"{channel_title(channel, identical)}{where} (k = {k})")
+        labels.append(f"{channel_title(channel, identical, one)}{where} (k = {k})")
         right.append("")
         bold.append(True)
         if channel == "pruner":
@@ -155,6 +161,7 @@ def fig_channel_forest_by_architecture(results: Results, analysis: Analysis) -> 
     if not rows:
         raise MissingData(analysis.reasons.get("channels", "no channel was computed"))
     identical = bool(analysis.identity) and all(analysis.identity.values())
+    one = all(analysis.one_file.get(m, False) for m in analysis.identity)
     pairs = _pairs(rows)
     models = sorted({r.model for r in rows if r.model != "pooled"})
     colours = palette_for(models)
@@ -173,7 +180,9 @@ def fig_channel_forest_by_architecture(results: Results, analysis: Analysis) -> 
         ticks, labels, bold, y = [], [], [], 0
         for channel, context in heads:
             ticks.append(y)
-            labels.append(channel_title(channel, identical) + (f" · {context}" if context else ""))
+            labels.append(
+                channel_title(channel, identical, one) + (f" · {context}" if context else "")
+            )
             bold.append(True)
             group = dict(_groups(mine)).get((channel, context), [])
             for model in [*models, "pooled"]:

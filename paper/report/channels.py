@@ -36,13 +36,14 @@ def pooled_results(analysis: Analysis, channel: str | None = None) -> list:
     ]
 
 
-def sentence_bullets(results: list, identical: bool = False) -> list[str]:
+def sentence_bullets(results: list, identical: bool = False, one_file: bool = True) -> list[str]:
     """One Markdown bullet per result: ``channel_sentence``, prefixed by the context that varies."""
     columns = context_columns(results)
     out = []
     for r in results:
         where = " · ".join(str(getattr(r, c)) for c in columns)
-        out.append(f"- {where + ': ' if where else ''}{channel_sentence(r, identical=identical)}")
+        said = channel_sentence(r, identical=identical, one_file=one_file)
+        out.append(f"- {where + ': ' if where else ''}{said}")
     return out
 
 
@@ -56,25 +57,27 @@ def aa_section(analysis: Analysis) -> list[str]:
     same = [m for m, v in sorted(analysis.identity.items()) if v]
     differ = [m for m, v in sorted(analysis.identity.items()) if not v]
     identical = bool(same) and not differ
+    one = identical and all(analysis.one_file.get(m) for m in same)
     if identical:
         text = (
             "**Identical models: the pruning implementation cannot bias the engines.** On every "
             f"architecture ({', '.join(same)}) gmp and SparseML gave content-identical ONNX graphs "
-            "(order-free hash of nodes and initializers), so the study measured one file in two "
-            "cells, in the same rounds."
+            "(order-free hash of nodes and initializers, values compared as numbers)."
         )
         zeros = {m: n for m, n in sorted(analysis.signed_zeros.items()) if n}
         if zeros:
-            listed = ", ".join(f"{n} on {m}" for m, n in zeros.items())
+            listed = ", ".join(f"{n:,} on {m}" for m, n in zeros.items())
             text += (
-                f" SparseML's own file differed from gmp's only in the sign bit of zero weights "
-                f"({listed}: -0.0 where gmp has 0.0, equal values that the content hash treats "
-                "alike); gmp's file was measured in both cells."
+                f" Their bytes differ only in the sign bit of zero weights ({listed}: -0.0 in one "
+                "file where the other has 0.0), so both files were measured, each in its own cell, "
+                "in the same rounds: the B between them is an A/A control up to the sign of zero "
+                "(it would show an engine that treats -0.0 differently)."
             )
+        else:
+            text += " The one file was measured in two cells, in the same rounds."
         text += (
-            " The B between the two cells is the harness's A/A control: its CI and minimum "
-            "detectable effect (MDE) are the study's detection limit, the smallest bias any "
-            "channel below could have shown:"
+            " Its CI and minimum detectable effect (MDE) are the study's detection limit, the "
+            "smallest bias any channel below could have shown:"
         )
     elif not analysis.identity:
         text = (
@@ -88,7 +91,7 @@ def aa_section(analysis: Analysis) -> list[str]:
             f"and different ones on {', '.join(differ)}: there the pruner is a channel like the "
             "others, and the pooled B mixes both:"
         )
-    return lines + [text, ""] + sentence_bullets(pooled, identical) + [""]
+    return lines + [text, ""] + sentence_bullets(pooled, identical, one) + [""]
 
 
 def _explanation(analysis: Analysis) -> str:

@@ -10,7 +10,7 @@ gmp's file), and a config.yaml that ``study.config.load_config`` reads.
 
 Known truths a test can check: every channel's B is 1 except ``mask:block4``, where DeepSparse is
 :data:`BLOCK4_BIAS` times faster on the block-masked file (B = 1.25 for deepsparse/openvino and
-deepsparse/onnxruntime, 1 for openvino/onnxruntime); the A/A B is 1 (the same file twice); the
+deepsparse/onnxruntime, 1 for openvino/onnxruntime); the A/A B is 1 (resnet18: the same file twice; small_cnn: its own file, same numbers); the
 int8 files run int8 kernels in OpenVINO on torch.ao's file and in DeepSparse on SparseML's only;
 ``resnet18``'s block4 model is below the accuracy gate ("not trained"). Every round multiplies all
 cells of a block by a common drift, which round-paired contrasts cancel.
@@ -76,8 +76,9 @@ def _sha(text: str) -> str:
 
 
 def _path(v: Variant) -> str:
-    reference = dataclasses.replace(v, pruner="gmp")  # the A/A twin is gmp's file
-    return f"models/{(reference if _is_twin(v) else v).name}.onnx"
+    reference = dataclasses.replace(v, pruner="gmp")  # a byte-identical A/A twin is gmp's file
+    one_file = _is_twin(v) and not SIGNED_ZEROS[v.model]
+    return f"models/{(reference if one_file else v).name}.onnx"
 
 
 def _is_twin(v: Variant) -> bool:
@@ -223,9 +224,13 @@ def _manifest(cfg: StudyConfig, rng: np.random.Generator) -> list[ModelRecord]:
             payload[: int(raw * v.sparsity)] = 0
             content = _sha("content " + _path(v))
             extra: dict = {"recipe": "smoke"}
-            if _is_twin(v):
-                extra |= {"identical_to": _path(v), "own_file_sha256": _sha(v.name)}
+            if _is_twin(v) and SIGNED_ZEROS[model]:  # same numbers, zeros of other sign: own file
+                gmp = dataclasses.replace(v, pruner="gmp")
+                extra |= {"numerically_identical_to": _path(gmp)}
                 extra["signed_zero_differences"] = SIGNED_ZEROS[model]
+            elif _is_twin(v):  # the same bytes: measured as gmp's file
+                extra |= {"identical_to": _path(v), "own_file_sha256": _sha(v.name)}
+                extra["signed_zero_differences"] = 0
             accuracy = _accuracy(v)
             records.append(
                 ModelRecord(

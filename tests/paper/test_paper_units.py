@@ -194,8 +194,10 @@ def test_rows_of_schema_version_2_load_as_version_3(tmp_path):
 def test_manifest_records_carry_the_gate_and_the_twin(tmp_path):
     results = load_results(write_results(tmp_path))
     (twin,) = [r for r in results.records if r.model == "small_cnn" and r.pruner == "sparseml"]
-    assert twin.extra["signed_zero_differences"] == 17
-    assert twin.onnx_path == twin.extra["identical_to"]  # the A/A twin points at gmp's file
+    assert twin.extra["signed_zero_differences"] == 17  # zeros of opposite sign: its own file
+    assert twin.onnx_path != twin.extra["numerically_identical_to"]
+    (same,) = [r for r in results.records if r.model == "resnet18" and r.pruner == "sparseml"]
+    assert same.onnx_path == same.extra["identical_to"]  # the same bytes: gmp's file
     below = {(r.model, r.mask) for r in results.records if r.trained is False}
     assert ("resnet18", "block4") in below
     assert results.study_config is not None and results.study_config.analysis.margin == 0.10

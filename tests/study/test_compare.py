@@ -14,6 +14,7 @@ from study.design import variants
 from study.export import gzip_size
 from study.jsonl import append_jsonl, read_jsonl
 from study.manifest import read_manifest
+from study.onnx_hash import signed_zero_differences
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +82,7 @@ def test_the_dense_model_is_trained_once_and_saved(smoke_run):
     assert dense.accuracy >= gate and dense.trained is True
 
 
-def test_identical_gmp_and_sparseml_models_are_one_file_in_two_cells(smoke_run):
+def test_gmp_and_sparseml_models_hold_the_same_numbers_and_both_are_measured(smoke_run):
     out, _ = smoke_run
     records = read_manifest(out)
     key = ("global", "unstructured", "none", "torch")
@@ -93,11 +94,21 @@ def test_identical_gmp_and_sparseml_models_are_one_file_in_two_cells(smoke_run):
         for r in records
         if r.pruner == "sparseml" and (r.profile, r.mask, r.quant, r.exporter) == key
     )
-    assert twin.content_sha256 == gmp.content_sha256
-    assert twin.onnx_path == gmp.onnx_path and twin.extra["identical_to"] == gmp.onnx_path
+    assert twin.content_sha256 == gmp.content_sha256  # the same numbers
     ok = _ok_rows(out)
-    same_file = ok[(ok.onnx_sha256 == gmp.onnx_sha256) & (ok.engine == "onnxruntime")]
-    assert set(same_file.pruner) == {"gmp", "sparseml"} and same_file.cell.nunique() == 2
+    ort = ok[ok.engine == "onnxruntime"]
+    if twin.extra["signed_zero_differences"]:  # zeros of opposite sign bit: both files measured
+        assert twin.onnx_path != gmp.onnx_path
+        assert twin.extra["numerically_identical_to"] == gmp.onnx_path
+        assert (
+            signed_zero_differences(out / gmp.onnx_path, out / twin.onnx_path)
+            == (twin.extra["signed_zero_differences"])
+        )
+        assert set(ort[ort.onnx_sha256 == twin.onnx_sha256].pruner) == {"sparseml"}
+    else:  # the same bytes: one file in two cells
+        assert twin.onnx_path == gmp.onnx_path and twin.extra["identical_to"] == gmp.onnx_path
+        same_file = ort[ort.onnx_sha256 == gmp.onnx_sha256]
+        assert set(same_file.pruner) == {"gmp", "sparseml"} and same_file.cell.nunique() == 2
     summary = (out / "summary.md").read_text()
     assert "Identical models: the pruning implementation cannot bias the engines" in summary
 
