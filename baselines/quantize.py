@@ -39,6 +39,7 @@ from study.quantize import (
     check_masks_held,
     hold_recipe,
     prunable_zero_masks,
+    qat_result,
 )
 
 os.environ.setdefault("NM_DISABLE_ANALYTICS", "1")
@@ -115,7 +116,7 @@ def qat_sparseml(
     from sparseml.pytorch.utils.logger import LoggerManager, PythonLogger
 
     from study.export import check_no_pruning_state
-    from study.train import evaluate, train
+    from study.train import train
 
     check_no_pruning_state(model)
     patch_sparseml_qconfig()
@@ -136,16 +137,7 @@ def qat_sparseml(
         progress=progress,
     )
     check_masks_held(masks, qat, "sparseml")
-    return QatResult(
-        toolchain="sparseml",
-        model=qat,
-        val_accuracy=evaluate(qat, val_loader),
-        qat_accuracy=result.epochs[-1].val_accuracy,
-        seconds=time.perf_counter() - start,
-        zeros={name: int(m.sum()) for name, m in masks},
-        train=result,
-        config=config,
-    )
+    return qat_result("sparseml", qat, val_loader, result, masks, start, config)
 
 
 def export_int8_sparseml(

@@ -505,6 +505,7 @@ def prepare_model(
     Returns:
         The failures (recorded and skipped); the manifest gets one ModelRecord per variant.
     """
+    out.mkdir(parents=True, exist_ok=True)
     manifest = [r for r in read_manifest(out) if r.model == name]
     done = {_key(r): r for r in manifest}
     plan = variants(cfg, name)

@@ -49,6 +49,7 @@ __all__ = [
     "is_quantized",
     "op_counts",
     "prunable_zero_masks",
+    "qat_result",
     "qat_torch",
 ]
 
@@ -259,7 +260,7 @@ def qat_torch(
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_qat_fx
 
     from study.export import check_no_pruning_state
-    from study.train import evaluate, train
+    from study.train import train
 
     check_no_pruning_state(model)
     start = time.perf_counter()
@@ -284,10 +285,21 @@ def qat_torch(
         prepared.eval()
         with torch.no_grad():
             qmodel = convert_fx(prepared)
+    return qat_result("torch", qmodel, val_loader, result, masks, start, config)
+
+
+def qat_result(toolchain, model, val_loader, result, masks, start: float, config) -> QatResult:
+    """The :class:`QatResult` of a fine-tuning that began at ``start`` (``time.perf_counter()``).
+
+    ``model`` is evaluated on ``val_loader`` (``val_accuracy``); ``result`` is the loop's
+    TrainResult (its last epoch gives ``qat_accuracy``); ``masks`` the held zero masks.
+    """
+    from study.train import evaluate
+
     return QatResult(
-        toolchain="torch",
-        model=qmodel,
-        val_accuracy=evaluate(qmodel, val_loader),
+        toolchain=toolchain,
+        model=model,
+        val_accuracy=evaluate(model, val_loader),
         qat_accuracy=result.epochs[-1].val_accuracy,
         seconds=time.perf_counter() - start,
         zeros={name: int(m.sum()) for name, m in masks},

@@ -51,9 +51,13 @@ def channel_sentence(r: Any, identical: bool = False, one_file: bool = True) -> 
         return f"{pair}: could not be measured ({r.note or 'cells missing'})."
     m = f"{r.margin:.0%}"
     if identical:
-        what = "the same file in two cells" if one_file else "the two numerically identical files"
+        what = (
+            "the same file in two cells gives"
+            if one_file
+            else "the two numerically identical files give"
+        )
         return (
-            f"{pair}: {what} gives B = {_ci(r)}: the study could not have "
+            f"{pair}: {what} B = {_ci(r)}: the study could not have "
             f"seen a bias smaller than {_pct(r.mde)} (its detection limit at 80% power)"
             + (
                 "; the CI excludes 1, so the harness itself is biased by position or time."
@@ -285,10 +289,23 @@ def summary_markdown(s: StudyStats) -> str:
     cols = ["model", "pruner", "profile", "mask", "quant", "exporter", "engine_a", "engine_b"]
     cols += ["estimate", "ci_low", "ci_high", "method", "p_holm"]
     lines.append(_fmt_table(s.engine_table, cols))
-    lines += ["## Pruning speed-up (pruned / dense throughput, 95% CI)", ""]
-    cols = ["model", "engine", "pruner", "profile", "mask", "quant", "exporter", "sparsity"]
-    cols += ["estimate", "ci_low", "ci_high", "method"]
-    lines.append(_fmt_table(s.speedup, cols))
+    lines += [
+        "## Pruning speed-up (pruned / dense throughput, same engine and precision, 95% CI)",
+        "",
+    ]
+    cols = ["model", "engine", "precision", "pruner", "profile", "mask", "quant", "exporter"]
+    cols += ["sparsity", "estimate", "ci_low", "ci_high", "method"]
+    speed = s.speedup
+    if speed is not None and len(speed):
+        known = speed["estimate"].astype(float).notna()
+        if (~known).any():
+            lines += [
+                f"{int((~known).sum())} comparison(s) without a dense file at the same precision "
+                "setting are left out (e.g. OpenVINO's f32-sparse cells, run on int8 files only).",
+                "",
+            ]
+        speed = speed[known]
+    lines.append(_fmt_table(speed, cols))
     lines += ["## Failures", ""]
     found = failures(s.out)
     lines += (

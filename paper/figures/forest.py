@@ -39,6 +39,17 @@ _COARSE = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0)  # a wide axis (the r
 _AA_COLOUR = "#f3e3b0"
 
 
+def _rows(ax, results, margin: float, y: int, ticks, labels, bold) -> None:
+    """The log B axis with its margin band, and the row labels (group headings in bold)."""
+    _log_axis(ax, results, margin)
+    ax.set_ylim(y - 0.5, -0.7)
+    ax.set_yticks(ticks, labels)
+    for text, is_bold in zip(ax.get_yticklabels(), bold):
+        text.set_fontweight("bold" if is_bold else "normal")
+    ax.tick_params(axis="y", length=0)
+    ax.grid(axis="y", visible=False)
+
+
 def channel_title(name: str, identical: bool = False, one_file: bool = True) -> str:
     """A row-group heading: what the channel compares (the A/A control named as such).
 
@@ -134,13 +145,7 @@ def fig_channel_forest(results: Results, analysis: Analysis) -> Figure:
             right.append(b_ci(r))
             bold.append(False)
         y += 1
-    _log_axis(ax, pooled, analysis.margin)
-    ax.set_ylim(y - 0.5, -0.7)
-    ax.set_yticks(ticks, labels)
-    for text, is_bold in zip(ax.get_yticklabels(), bold):
-        text.set_fontweight("bold" if is_bold else "normal")
-    ax.tick_params(axis="y", length=0)
-    ax.grid(axis="y", visible=False)
+    _rows(ax, pooled, analysis.margin, y, ticks, labels, bold)
     twin = ax.twinx()  # B [95% CI] beside each row, laid out by constrained layout
     twin.set_ylim(ax.get_ylim())
     twin.set_yticks(ticks, right, fontsize="small")
@@ -198,13 +203,7 @@ def fig_channel_forest_by_architecture(results: Results, analysis: Analysis) -> 
                 labels.append(f"    {model}")
                 bold.append(model == "pooled")
             y += 1
-        _log_axis(ax, mine, analysis.margin)
-        ax.set_ylim(y - 0.5, -0.7)
-        ax.set_yticks(ticks, labels)
-        for text, is_bold in zip(ax.get_yticklabels(), bold):
-            text.set_fontweight("bold" if is_bold else "normal")
-        ax.tick_params(axis="y", length=0)
-        ax.grid(axis="y", visible=False)
+        _rows(ax, mine, analysis.margin, y, ticks, labels, bold)
         ax.set_title(name.replace("/", " / "))
         ax.set_xlabel("B (log scale)")
     fig.suptitle("B per channel and architecture (95% CI); diamond: pooled over architectures")

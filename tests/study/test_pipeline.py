@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 import pytest
 import torch
 
 from study.jsonl import append_jsonl, read_jsonl
+from study.manifest import read_manifest
 from study.models import build_model
 from study.pipeline import oneshot_prune, vnni_missing
 
@@ -57,3 +61,51 @@ def test_vnni_is_required_for_the_int8_arm():
     assert vnni_missing({"avx512_vnni": True}) is None
     assert vnni_missing({"avx_vnni": True}) is None
     assert "lacks VNNI" in vnni_missing({"avx512_vnni": False, "avx512f": True})
+
+
+def _image_folder(root, per_class: int = 12):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for k, cls in enumerate(("left", "right")):
+        (root / cls).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 60, (16, 16, 3), dtype=np.uint8)
+            pixels[:, (0 if k == 0 else 8) : (8 if k == 0 else 16)] += (
+                150  # the class is the bright half
+            )
+            Image.fromarray(pixels).save(root / cls / f"{i}.png")
+    return root
+
+
+def test_an_image_folder_trains_and_prunes_from_its_held_out_split(tmp_path):
+    from study.config import load_config
+    from study.pipeline import prepare_model
+
+    folder = _image_folder(tmp_path / "images")
+    cfg = load_config(
+        "smoke",
+        {"data": str(folder), "engines": ["onnxruntime"], "factor_names": ["mask"], "sweep": []},
+    )
+    cfg = dataclasses.replace(cfg, sensitivity=dataclasses.replace(cfg.sensitivity, models=()))
+    out = tmp_path / "out"
+    assert prepare_model(cfg, "small_cnn", out, progress=False) == []
+    records = read_manifest(out)
+    assert {(r.pruner, r.mask) for r in records} == {
+        ("none", "none"),
+        ("gmp", "unstructured"),
+        ("gmp", "block4"),
+    }
+    assert all(r.accuracy_dataset == f"{folder} (held-out 20%)" for r in records)
+    assert (out / "models" / "checkpoints" / "small_cnn-dense.pt").is_file()
+
+
+def test_pretrained_weights_offline_are_a_recorded_failure_and_nothing_else_runs(tmp_path):
+    from study.config import load_config
+    from study.pipeline import prepare_model
+
+    cfg = load_config("smoke", {"weights": "pretrained", "engines": ["onnxruntime"]})
+    failures = prepare_model(cfg, "small_cnn", tmp_path, progress=False)
+    assert [f.stage for f in failures] == ["dense"]
+    assert "`small_cnn` has no pretrained weights" in failures[0].reason
+    assert read_manifest(tmp_path) == []
