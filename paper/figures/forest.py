@@ -57,8 +57,8 @@ def channel_title(name: str, identical: bool = False, one_file: bool = True) -> 
     bytes (one file measured in two cells), else both files (zeros of opposite sign bit).
     """
     if name == "pruner" and identical:
-        kind = "same file" if one_file else "same numbers, both files"
-        return f"A/A control: SparseML vs gmp pruner ({kind})"
+        kind = "same file" if one_file else "same numbers"
+        return f"A/A control: SparseML vs gmp ({kind})"
     return _TITLES.get(name, name)
 
 

@@ -94,7 +94,7 @@ def test_the_central_figure_is_readable_at_900_px(paper):
     assert 900 <= width <= 1400 and height > width  # one row per channel and pair
     svg = (paper / "figures" / f"{CENTRAL}.svg").read_text()
     # text stays text; small_cnn's twin is its own file (zeros of opposite sign), so: both files
-    assert "A/A control: SparseML vs gmp pruner (same numbers, both files)" in svg
+    assert "A/A control: SparseML vs gmp (same numbers)" in svg
     assert "±10% margin" in svg
 
 
