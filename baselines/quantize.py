@@ -26,7 +26,6 @@ graph into ``ConvInteger``/``MatMulInteger`` + ``Add``/``Cast``/``Mul`` with uin
 from __future__ import annotations
 
 import copy
-import logging
 import os
 import time
 from pathlib import Path
@@ -113,8 +112,8 @@ def qat_sparseml(
         >>> export_int8_sparseml(result.model, "m-int8-sparseml.onnx", (1, 3, 16, 16))  # doctest: +SKIP
     """
     from sparseml.pytorch.optim import ScheduledModifierManager
-    from sparseml.pytorch.utils.logger import LoggerManager, PythonLogger
 
+    from baselines.sparseml import python_loggers
     from study.export import check_no_pruning_state
     from study.train import train
 
@@ -123,8 +122,7 @@ def qat_sparseml(
     start = time.perf_counter()
     qat = copy.deepcopy(model).cpu().train()
     masks = prunable_zero_masks(qat)
-    # SparseML's default logger writes a sparse_logs/ folder; log to Python logging instead.
-    loggers = LoggerManager([PythonLogger(logger=logging.getLogger("sparseml.modifiers"))])
+    loggers = python_loggers()  # not SparseML's default sparse_logs/ folder
     manager = ScheduledModifierManager.from_yaml(QUANTIZATION_RECIPE)
     manager.apply_structure(qat, epoch=0.0, loggers=loggers)
     result = train(

@@ -15,7 +15,7 @@ import torch
 
 os.environ.setdefault("NM_DISABLE_ANALYTICS", "1")
 
-__all__ = ["SparseMLPruner", "attach", "quiet_sparseml_logs", "recipe_text"]
+__all__ = ["SparseMLPruner", "attach", "python_loggers", "quiet_sparseml_logs", "recipe_text"]
 
 
 def quiet_sparseml_logs() -> None:
@@ -32,6 +32,17 @@ def quiet_sparseml_logs() -> None:
         nm.removeHandler(handler)
     debug = logging.getLogger().getEffectiveLevel() <= logging.DEBUG
     nm.setLevel(logging.INFO if debug else logging.WARNING)
+
+
+def python_loggers():  # -> sparseml.pytorch.utils.logger.LoggerManager
+    """SparseML modifier loggers that write to the ``sparseml.modifiers`` Python logger.
+
+    SparseML's default logger writes a ``sparse_logs/`` folder in the current directory; an
+    empty LoggerManager is falsy, and SparseML replaces it with that default.
+    """
+    from sparseml.pytorch.utils.logger import LoggerManager, PythonLogger
+
+    return LoggerManager([PythonLogger(logger=logging.getLogger("sparseml.modifiers"))])
 
 
 def recipe_text(recipe: str | Path) -> str:
@@ -119,11 +130,9 @@ def attach(
     if not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
         raise ValueError(f"`steps_per_epoch` must be a positive integer; got {steps_per_epoch!r}")
     from sparseml.pytorch.optim import ScheduledModifierManager
-    from sparseml.pytorch.utils.logger import LoggerManager, PythonLogger
 
     quiet_sparseml_logs()
     manager = ScheduledModifierManager.from_yaml(recipe_text(recipe))
-    # An empty LoggerManager is falsy and SparseML replaces it with its file-writing default.
-    loggers = LoggerManager([PythonLogger(logger=logging.getLogger("sparseml.modifiers"))])
+    loggers = python_loggers()
     wrapped = manager.modify(model, optimizer, steps_per_epoch=steps_per_epoch, loggers=loggers)
     return SparseMLPruner(manager, wrapped, model)

@@ -117,8 +117,8 @@ def bench_cells(cfg: StudyConfig, records, out: Path) -> list:
     precision on the dense and the reference model, and with sparse-weights decompression on the
     int8 files ("f32-sparse"), as labelled extra cells. Every cell of one architecture and
     scenario is in one block: the harness measures them round by round, so every contrast the
-    study reports pairs trials measured at the same time. The A/A control (the SparseML-pruned
-    reference, content-identical to gmp's) is the same file in a cell of its own.
+    study reports pairs trials measured at the same time. The SparseML-pruned reference (the A/A
+    control) has cells of its own, on gmp's file when the two files are the same bytes.
     """
     from study.bench import CellSpec
     from study.design import is_reference
@@ -127,59 +127,39 @@ def bench_cells(cfg: StudyConfig, records, out: Path) -> list:
     batch = int(cfg.bench.get("batch_size", 1))
     cells = []
     for rec in records:
-        path = str(out / rec.onnx_path)
         module = str((out / rec.onnx_path).with_suffix(".pt"))
-        common = dict(
-            onnx_path=path,
-            model=rec.model,
-            pruner=rec.pruner,
-            profile=rec.profile,
-            mask=rec.mask,
-            quant=rec.quant,
-            exporter=rec.exporter,
-            sparsity=rec.sparsity,
-            batch_size=batch,
-            threads=threads,
-        )
-        for scenario in cfg.bench.get("scenarios", ["sync"]):
-            block = f"{rec.model}/{scenario}"
-            for engine in cfg.engines:
-                if engine == "torch" and rec.quant != "none":
-                    continue  # the torch-eager engine runs the fp32 modules only
-                extra = {"torch_module_path": module} if engine == "torch" else {}
-                cells.append(
-                    CellSpec(
-                        engine=engine,
-                        precision="f32",
-                        scenario=scenario,
-                        block=block,
-                        **common,
-                        **extra,
-                    )
-                )
-            if "openvino" not in cfg.engines:
-                continue
+        runs = [  # (engine, precision, extra CellSpec fields)
+            (e, "f32", {"torch_module_path": module} if e == "torch" else {})
+            for e in cfg.engines
+            if not (e == "torch" and rec.quant != "none")  # torch eager runs fp32 modules only
+        ]
+        if "openvino" in cfg.engines:
             ablate = cfg.precision_ablation and rec.exporter == "torch"
             if ablate and (rec.pruner == "none" or is_reference(rec)):
-                cells.append(
-                    CellSpec(
-                        engine="openvino",
-                        precision="default",
-                        scenario=scenario,
-                        block=block,
-                        **common,
-                    )
-                )
+                runs.append(("openvino", "default", {}))
             if rec.quant != "none":
-                cells.append(
-                    CellSpec(
-                        engine="openvino",
-                        precision="f32-sparse",
-                        scenario=scenario,
-                        block=block,
-                        **common,
-                    )
+                runs.append(("openvino", "f32-sparse", {}))
+        for scenario in cfg.bench.get("scenarios", ["sync"]):
+            cells += [
+                CellSpec(
+                    onnx_path=str(out / rec.onnx_path),
+                    engine=engine,
+                    model=rec.model,
+                    pruner=rec.pruner,
+                    profile=rec.profile,
+                    mask=rec.mask,
+                    quant=rec.quant,
+                    exporter=rec.exporter,
+                    sparsity=rec.sparsity,
+                    precision=precision,
+                    scenario=scenario,
+                    batch_size=batch,
+                    threads=threads,
+                    block=f"{rec.model}/{scenario}",
+                    **extra,
                 )
+                for engine, precision, extra in runs
+            ]
     return cells
 
 

@@ -31,10 +31,8 @@ import csv
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -42,7 +40,6 @@ from torch.utils.data import Subset, random_split
 
 from study.config import StudyConfig
 from study.design import Variant, variants
-from study.hardware import physical_cores
 from study.jsonl import append_jsonl
 from study.manifest import MANIFEST, Failure, read_manifest, sha256_file
 from study.models import MODELS, build_model
@@ -197,18 +194,12 @@ def _zeros_int8(model: nn.Module, path: Path) -> tuple[bool, str, int]:
     return bool(check.ok), "; ".join(map(str, check.mismatches)), sum(check.onnx_zeros.values())
 
 
-def _with_gzip_sizes(out: Path, records: list[ModelRecord], level: int) -> list[ModelRecord]:
-    """Fill ``gzip_bytes`` of several records at once: gzip is single-threaded and zlib releases
-    the GIL, so the files compress in parallel on the physical cores."""
+def _with_gzip_size(out: Path, rec: ModelRecord, level: int) -> ModelRecord:
+    """``rec`` with ``gzip_bytes`` measured (``gzip -<level>``) and the level in ``extra``."""
     from study.export import gzip_size
 
-    workers = max(1, min(len(records), physical_cores()))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        sizes = list(pool.map(lambda r: gzip_size(out / r.onnx_path, level), records))
-    return [
-        dataclasses.replace(r, gzip_bytes=n, extra={**r.extra, "gzip_level": level})
-        for r, n in zip(records, sizes)
-    ]
+    size = gzip_size(out / rec.onnx_path, level)
+    return dataclasses.replace(rec, gzip_bytes=size, extra={**rec.extra, "gzip_level": level})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -397,7 +388,7 @@ class _Architecture:
             input_shape=self.shape,
             opset=opset,
             raw_bytes=path.stat().st_size,
-            gzip_bytes=-1,  # filled by _with_gzip_sizes, several files at once
+            gzip_bytes=-1,  # filled by _with_gzip_size
             prunable_params=int(report.total_numel),
             zeros=zeros,
             measured_sparsity=zeros / max(int(report.total_numel), 1),
@@ -539,7 +530,7 @@ def prepare_model(
             continue
         if v.pruner == "sparseml" and v.quant == "none":
             rec = _same_file(rec, done.get(_key(dataclasses.replace(v, pruner="gmp"))), out)
-        [rec] = _with_gzip_sizes(out, [rec], cfg.gzip_level)
+        rec = _with_gzip_size(out, rec, cfg.gzip_level)
         append_jsonl(out / MANIFEST, [rec.to_dict()])
         done[_key(rec)] = rec
         if not rec.zero_check_ok:
@@ -566,11 +557,10 @@ def _sensitivity(
     from study.train import evaluate
 
     s = cfg.sensitivity
-    evaluate_fn: Callable[[nn.Module], Any] = lambda m: evaluate(m, val_loader)  # noqa: E731
     try:
         table = sensitivity(
             dense,
-            evaluate_fn,
+            lambda m: evaluate(m, val_loader),
             levels=s.levels,
             method=s.method,
             top_n=s.top_n,

@@ -31,18 +31,16 @@ independent noise), so ``target_ci`` bounds the cells' precision, not directly t
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import numpy as np
-from scipy import stats
+from study.results import ci_half_width
 
 __all__ = [
     "STOP_REASONS",
     "CellTally",
     "block_stop_reason",
     "drift_corrected_half_widths",
-    "log_half_width",
 ]
 
 STOP_REASONS = ("ci", "max_trials", "max_seconds", "rejected", "failed")
@@ -60,20 +58,6 @@ class CellTally:
     def live(self, max_trials: int) -> bool:
         """Whether the cell is still measured: not failed, fewer than ``max_trials`` rejections."""
         return not self.failed and self.rejected < max_trials
-
-
-def log_half_width(values: Iterable[float], confidence: float = 0.95) -> float:
-    """Half-width of the Student-t CI of the mean of ``values`` (NaN for fewer than 2 values).
-
-    Example:
-        >>> round(log_half_width([0.0, 0.01, -0.01]), 5)  # t(0.975, 2) * 0.01 / sqrt(3)
-        0.02484
-    """
-    x = np.asarray(list(values), dtype=float)
-    if x.size < 2:
-        return float("nan")
-    t = stats.t.ppf(0.5 + confidence / 2, x.size - 1)
-    return float(t * x.std(ddof=1) / math.sqrt(x.size))
 
 
 def _logs(by_round: Mapping[int, float], cell: str) -> dict[int, float]:
@@ -111,14 +95,14 @@ def drift_corrected_half_widths(
     logs = {c: _logs(v, c) for c, v in by_round.items()}
     if len(logs) == 1:
         ((cell, one),) = logs.items()
-        return {cell: log_half_width(one.values(), confidence)}
+        return {cell: ci_half_width(one.values(), confidence)}
     per_round: dict[int, list[float]] = {}
     for values in logs.values():
         for r, v in values.items():
             per_round.setdefault(r, []).append(v)
     means = {r: math.fsum(v) / len(v) for r, v in per_round.items() if len(v) >= 2}
     return {
-        c: log_half_width((v - means[r] for r, v in values.items() if r in means), confidence)
+        c: ci_half_width((v - means[r] for r, v in values.items() if r in means), confidence)
         for c, values in logs.items()
     }
 

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
+import scipy.stats
 
 from study.schema import CELL_FIELDS
 
@@ -133,3 +134,16 @@ def unique_keys(frames: Iterable[pd.DataFrame], columns: list[str]) -> list[tupl
     keys = pd.concat(parts).drop_duplicates()
     keys = keys.sort_values(columns, key=lambda s: s.astype(str), kind="stable")
     return [tuple(row) for row in keys.itertuples(index=False, name=None)]
+
+
+def t_interval(estimate: float, se: float, dof: float, confidence: float) -> dict[str, float]:
+    """CI, t and two-sided p of a t-distributed estimate (NaN where se or dof is NaN).
+
+    ``estimate -/+ t_{(1+confidence)/2}(dof) * se``, ``t = estimate / se``,
+    ``p = 2 P(T_dof > |t|)``.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = float(np.divide(estimate, se))
+        half = float(scipy.stats.t.ppf(0.5 + confidence / 2.0, dof)) * se
+        pvalue = float(2.0 * scipy.stats.t.sf(abs(t), dof))
+    return dict(ci_low=estimate - half, ci_high=estimate + half, statistic=t, pvalue=pvalue)

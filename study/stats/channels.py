@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.stats
 
 from study.stats._frame import (
     check_confidence,
@@ -35,6 +34,7 @@ from study.stats._frame import (
     failure_note,
     group_index,
     ok_trials,
+    t_interval,
     unique_keys,
 )
 from study.stats.equivalence import TostResult, tost
@@ -138,15 +138,13 @@ def _summary(log_b: float, se: float, dof: float, margin: float, confidence: flo
     """The B-scale statistics, the tests and the MDE of a t-distributed log B."""
     alpha = 1.0 - confidence
     test = tost(log_b, se, dof, math.log(1.0 - margin), math.log(1.0 + margin), alpha=alpha)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        half = float(scipy.stats.t.ppf(0.5 + confidence / 2.0, dof)) * se
-        pvalue = float(2.0 * scipy.stats.t.sf(abs(np.divide(log_b, se)), dof))
+    t = t_interval(log_b, se, dof, confidence)
     mde_log = minimum_detectable_effect(se, dof, alpha=alpha)
     return dict(
         estimate=math.exp(log_b),
-        ci_low=math.exp(log_b - half),
-        ci_high=math.exp(log_b + half),
-        pvalue=pvalue,
+        ci_low=math.exp(t["ci_low"]),
+        ci_high=math.exp(t["ci_high"]),
+        pvalue=t["pvalue"],
         tost=test,
         equivalent=test.equivalent,
         gap_pvalue=test.p_upper,

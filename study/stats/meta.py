@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.stats
 
-from study.stats._frame import check_confidence, finite_array
+from study.stats._frame import check_confidence, finite_array, t_interval
 
 __all__ = [
     "RANDOM_EFFECTS_MIN_K",
@@ -191,16 +191,14 @@ def random_effects(
         q_hk = max(1.0, q_hk)
     se = math.sqrt(q_hk / float(np.sum(w_star)))
     dof = float(k - 1)
-    half = float(scipy.stats.t.ppf(0.5 + confidence / 2.0, dof)) * se
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pvalue = float(2.0 * scipy.stats.t.sf(abs(np.divide(mu, se)), dof))
+    t = t_interval(mu, se, dof, confidence)
     return MetaResult(
         estimate=mu,
         se=se,
         dof=dof,
-        ci_low=mu - half,
-        ci_high=mu + half,
-        pvalue=pvalue,
+        ci_low=t["ci_low"],
+        ci_high=t["ci_high"],
+        pvalue=t["pvalue"],
         tau2=float(tau2),
         q=q_stat,
         k=int(k),
@@ -261,15 +259,14 @@ def common_effect(
         dof_mu = float(1.0 / np.sum(share**2 / nu))  # inf when every variance is known
     q_stat = float(np.sum(w * (yy - mu) ** 2))
     q_p = float(scipy.stats.chi2.sf(q_stat, k - 1)) if k >= 2 else math.nan
-    half = float(scipy.stats.t.ppf(0.5 + confidence / 2.0, dof_mu)) * se
-    pvalue = float(2.0 * scipy.stats.t.sf(abs(mu / se), dof_mu))
+    t = t_interval(mu, se, dof_mu, confidence)
     return CommonEffectResult(
         estimate=mu,
         se=se,
         dof=dof_mu,
-        ci_low=mu - half,
-        ci_high=mu + half,
-        pvalue=pvalue,
+        ci_low=t["ci_low"],
+        ci_high=t["ci_high"],
+        pvalue=t["pvalue"],
         q=q_stat,
         q_pvalue=q_p,
         k=int(k),

@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import scipy.stats
 
-from study.stats._frame import check_confidence, check_frame, ok_trials
+from study.stats._frame import check_confidence, check_frame, ok_trials, t_interval
 from study.stats.meta import welch_contrast
 
 __all__ = ["ContrastResult", "contrast", "paired_contrast", "round_values"]
@@ -161,15 +160,6 @@ def _lag1(d: pd.Series) -> float:
     return float(np.sum(x[1:][adjacent] * x[:-1][adjacent]) / denom)
 
 
-def _t_stats(estimate: float, se: float, dof: float, confidence: float) -> dict[str, float]:
-    """CI, t and two-sided p of a t-distributed estimate (NaN where se or dof is NaN)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = float(np.divide(estimate, se))
-        half = float(scipy.stats.t.ppf(0.5 + confidence / 2.0, dof)) * se
-        pvalue = float(2.0 * scipy.stats.t.sf(abs(t), dof))
-    return dict(ci_low=estimate - half, ci_high=estimate + half, statistic=t, pvalue=pvalue)
-
-
 def _paired(d: pd.Series, used: pd.DataFrame, weights: dict, confidence: float) -> ContrastResult:
     r = len(d)
     nan = math.nan
@@ -187,7 +177,7 @@ def _paired(d: pd.Series, used: pd.DataFrame, weights: dict, confidence: float) 
         estimate=estimate,
         se=se,
         dof=dof,
-        **_t_stats(estimate, se, dof, confidence),
+        **t_interval(estimate, se, dof, confidence),
         method="paired",
         n_rounds=r,
         n_trials=len(used),
@@ -258,7 +248,7 @@ def _unpaired(ok: pd.DataFrame, weights: dict, key: str, confidence: float, why:
         estimate=estimate,
         se=se,
         dof=dof,
-        **_t_stats(estimate, se, dof, confidence),
+        **t_interval(estimate, se, dof, confidence),
         method="unpaired",
         n_rounds=0,
         n_trials=n_trials,

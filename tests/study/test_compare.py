@@ -65,7 +65,7 @@ def test_every_variant_of_the_design_is_exported_with_its_zeros(smoke_run):
         if (r.pruner, r.profile, r.mask) == ("gmp", "global", "unstructured"):  # one threshold
             assert sum(lz.zeros for lz in r.layers) == round(0.8 * sum(lz.numel for lz in r.layers))
         assert 0 < r.gzip_bytes <= r.raw_bytes
-    # Sizes are measured several files at once: each must be its own file's gzip -9 size.
+    # Each size is its own file's gzip size at the preset's level.
     sizes = [gzip_size(out / r.onnx_path, r.extra["gzip_level"]) for r in records]
     assert [r.gzip_bytes for r in records] == sizes
     assert {r.extra["gzip_level"] for r in records} == {load_config("smoke").gzip_level}
