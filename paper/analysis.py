@@ -49,7 +49,7 @@ __all__ = [
 MAIN_PAIR = ENGINE_PAIRS[0]  # the original study's comparison (DeepSparse ~12% faster)
 NOT_TRAINED = "not trained"  # the label of a model below the preset's accuracy gate
 _VARIANT = ["pruner", "profile", "mask", "quant", "exporter", "sparsity"]
-_SETTING = ["scenario", "batch_size", "threads"]
+_SETTING = ["scenario", "batch_size", "threads", "isa"]
 _GROUP = ["machine", "model", *_VARIANT, *_SETTING]
 # The precision ablation's ratios: (name, (engine, precision) of a, (engine, precision) of b).
 _PRECISION_RATIOS = (

@@ -34,7 +34,7 @@ import yaml
 from study.config import ENGINES, FACTORS, PRESETS, StudyConfig, load_config
 from study.jsonl import append_jsonl, read_jsonl
 from study.logs import configure_logging
-from study.manifest import MANIFEST, Failure, read_manifest
+from study.manifest import MANIFEST, SKIPPED, Failure, Skip, read_manifest, record_skips
 from study.summary import write_stats
 
 __all__ = ["run_study", "write_stats", "merge", "bench_cells", "main"]
@@ -109,22 +109,49 @@ def _threads(cfg: StudyConfig) -> int:
     return int(threads) if threads else physical_cores()
 
 
-def bench_cells(cfg: StudyConfig, records, out: Path) -> list:
-    """Every (ONNX file x engine x scenario) cell of the study, in blocks, plus labelled variants.
+def bench_cells(
+    cfg: StudyConfig, records, out: Path, isa_flags: dict[str, bool], machine: str = ""
+) -> tuple[list, list[Skip]]:
+    """Every (ONNX file x engine x scenario x ISA level) cell of the study, in blocks, plus the
+    labelled variants; and the cells left out because on this CPU they could not differ.
 
     All engines get the same threads, batch size and input. OpenVINO runs fp32 (its default would
     be bf16 on bf16-capable CPUs); with ``precision_ablation`` it also runs at its default
     precision on the dense and the reference model, and with sparse-weights decompression on the
-    int8 files ("f32-sparse"), as labelled extra cells. Every cell of one architecture and
-    scenario is in one block: the harness measures them round by round, so every contrast the
-    study reports pairs trials measured at the same time. The SparseML-pruned reference (the A/A
-    control) has cells of its own, on gmp's file when the two files are the same bytes.
+    int8 files ("f32-sparse"), as labelled extra cells. Every cell of one architecture, scenario
+    and ISA level is in one block: the harness measures them round by round, so every contrast
+    the study reports pairs trials measured at the same time. The SparseML-pruned reference (the
+    A/A control) has cells of its own, on gmp's file when the two files are the same bytes.
+
+    Left out, as :class:`~study.manifest.Skip` records with the reason (they would repeat the f32
+    cells): OpenVINO's default precision on a CPU with neither AVX512-BF16 nor AMX-BF16, and its
+    sparse-weights decompression on a CPU without AMX INT8 (study.engines.openvino); an ISA level
+    the CPU cannot go above (:func:`study.engines.isa.level_skip_reason`). The capped levels
+    measure the plain f32 cells only.
+
+    Args:
+        cfg: the study configuration.
+        records: the manifest records of the files to measure.
+        out: the results folder.
+        isa_flags: the CPU's flags (``study.hardware.Hardware.isa``); tests pass simulated ones.
+        machine: the machine id written into the skips.
     """
     from study.bench import CellSpec
     from study.design import is_reference
+    from study.engines.isa import amx_int8, bf16_capable, level_skip_reason
 
     threads = _threads(cfg)
     batch = int(cfg.bench.get("batch_size", 1))
+    skips: list[Skip] = []
+    levels = []
+    for level in cfg.isa:
+        why = level_skip_reason(level, isa_flags)
+        if why:
+            skips.append(Skip(f"isa={level}", "", why, machine))
+        else:
+            levels.append(level)
+    bf16 = bf16_capable(isa_flags)
+    amx = amx_int8(isa_flags)
     cells = []
     for rec in records:
         module = str((out / rec.onnx_path).with_suffix(".pt"))
@@ -133,34 +160,52 @@ def bench_cells(cfg: StudyConfig, records, out: Path) -> list:
             for e in cfg.engines
             if not (e == "torch" and rec.quant != "none")  # torch eager runs fp32 modules only
         ]
+        extra_runs = []  # native ISA only
         if "openvino" in cfg.engines:
             ablate = cfg.precision_ablation and rec.exporter == "torch"
             if ablate and (rec.pruner == "none" or is_reference(rec)):
-                runs.append(("openvino", "default", {}))
+                if bf16:
+                    extra_runs.append(("openvino", "default", {}))
+                else:
+                    why = (
+                        "the CPU has neither AVX512-BF16 nor AMX-BF16: OpenVINO's default "
+                        "precision is f32 here, the same as its f32 cells"
+                    )
+                    skips.append(Skip("openvino precision=default", rec.model, why, machine))
             if rec.quant != "none":
-                runs.append(("openvino", "f32-sparse", {}))
-        for scenario in cfg.bench.get("scenarios", ["sync"]):
-            cells += [
-                CellSpec(
-                    onnx_path=str(out / rec.onnx_path),
-                    engine=engine,
-                    model=rec.model,
-                    pruner=rec.pruner,
-                    profile=rec.profile,
-                    mask=rec.mask,
-                    quant=rec.quant,
-                    exporter=rec.exporter,
-                    sparsity=rec.sparsity,
-                    precision=precision,
-                    scenario=scenario,
-                    batch_size=batch,
-                    threads=threads,
-                    block=f"{rec.model}/{scenario}",
-                    **extra,
-                )
-                for engine, precision, extra in runs
-            ]
-    return cells
+                if amx:
+                    extra_runs.append(("openvino", "f32-sparse", {}))
+                else:
+                    why = (
+                        "the CPU has no AMX INT8: OpenVINO decompresses sparse weights only in "
+                        "AMX INT8 kernels, so f32-sparse would run as its f32 cells"
+                    )
+                    skips.append(Skip("openvino precision=f32-sparse", rec.model, why, machine))
+        for level in levels:
+            suffix = "" if level == "native" else f"/{level}"
+            for scenario in cfg.bench.get("scenarios", ["sync"]):
+                cells += [
+                    CellSpec(
+                        onnx_path=str(out / rec.onnx_path),
+                        engine=engine,
+                        model=rec.model,
+                        pruner=rec.pruner,
+                        profile=rec.profile,
+                        mask=rec.mask,
+                        quant=rec.quant,
+                        exporter=rec.exporter,
+                        sparsity=rec.sparsity,
+                        precision=precision,
+                        scenario=scenario,
+                        batch_size=batch,
+                        threads=threads,
+                        block=f"{rec.model}/{scenario}{suffix}",
+                        isa=level,
+                        **extra,
+                    )
+                    for engine, precision, extra in runs + (extra_runs if level == "native" else [])
+                ]
+    return cells, list(dict.fromkeys(skips))
 
 
 def _bench_settings(cfg: StudyConfig):
@@ -196,7 +241,7 @@ def run_study(
     failures: list[Failure] = []
     for name in tqdm(cfg.models, desc="train/prune/export", unit="model", disable=not progress):
         try:
-            new = prepare_model(cfg, name, out, progress=progress, isa=hw.isa)
+            new = prepare_model(cfg, name, out, progress=progress)
         except Exception as err:  # one architecture failing must not stop the others
             log.exception("%s failed", name)
             new = [Failure("prepare", name, f"{type(err).__name__}: {err}")]
@@ -208,7 +253,13 @@ def run_study(
     # (so drift cannot masquerade as a toolchain or engine effect), while only one architecture's
     # engines are held in memory at a time.
     for name in tqdm(cfg.models, desc="benchmark", unit="model", disable=not progress):
-        cells = bench_cells(cfg, [r for r in records if r.model == name], out)
+        mine = [r for r in records if r.model == name]
+        cells, skips = bench_cells(cfg, mine, out, hw.isa, hw.machine)
+        record_skips(out, skips)
+        for skip in skips:
+            log.info(
+                "%s: not measured: %s (%s)", skip.model or "every model", skip.what, skip.reason
+            )
         if not cells:
             continue
         began = time.perf_counter()
@@ -287,6 +338,8 @@ def merge(folders: list[Path], out: Path, *, build_paper: bool = True) -> None:
             append_jsonl(out / MANIFEST, [row])
         for row in read_jsonl(folder / "failures.jsonl", missing_ok=True):
             append_jsonl(out / "failures.jsonl", [{**row, "machine": machine}])
+        for row in read_jsonl(folder / SKIPPED, missing_ok=True):
+            append_jsonl(out / SKIPPED, [{**row, "machine": row.get("machine") or machine}])
         for name in ("training.csv", "sensitivity.csv", "timings.csv"):
             if (folder / name).exists():
                 table = pd.read_csv(folder / name).assign(machine=machine)
@@ -340,6 +393,11 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--sparsities", help="comma-separated one-shot sweep sparsities, e.g. 0.5,0.7,0.9"
     )
+    p.add_argument(
+        "--isa",
+        help="comma-separated ISA levels to measure at, from native, avx512, avx2 (native is "
+        "always included; a level the CPU cannot go above is skipped with the reason)",
+    )
     p.add_argument("--data", help="'digits' or an ImageFolder path (e.g. ImageNet val)")
     p.add_argument("--weights", help="'random', 'pretrained' or a checkpoint path")
     p.add_argument("--out", type=Path, help="results folder (default: runs/<preset>)")
@@ -375,6 +433,7 @@ def main(argv: list[str] | None = None) -> int:
             "engines": _csv_list(args.engines),
             "factor_names": _csv_list(args.factors),
             "sweep": _parse_sparsities(args.sparsities),
+            "isa": _csv_list(args.isa),
             "data": args.data,
             "weights": args.weights,
         }

@@ -138,6 +138,10 @@ class StudyConfig:
     # Architectures that get the int8 arm when `factors` has precision int8 (those of `models`
     # listed here; one not in `models` is not run); empty = all of them.
     int8_models: tuple[str, ...] = ()
+    # ISA levels the benchmark runs at (study.engines.isa.ISA_LEVELS), "native" first: each other
+    # level re-measures every architecture's block with the engines capped to it (a level the CPU
+    # cannot go above is skipped with the reason).
+    isa: tuple[str, ...] = ("native",)
     train: TrainSettings = field(default_factory=TrainSettings)
     qat: QatSettings = field(default_factory=QatSettings)
     sensitivity: SensitivitySettings = field(default_factory=SensitivitySettings)
@@ -288,6 +292,15 @@ def _gzip_level(value: Any) -> int:
     return value
 
 
+def _isa(value: Any) -> tuple[str, ...]:
+    from study.engines.isa import check_isa_levels
+
+    levels = [value] if isinstance(value, str) else list(value or [])
+    if "native" not in levels:
+        levels = ["native", *levels]  # `--isa avx2` means native (the reference) and avx2
+    return check_isa_levels(levels)
+
+
 def _check_analysis(a: AnalysisSettings) -> None:
     if not 0.0 < float(a.margin) < 1.0:
         raise ValueError(f"`analysis.margin` must be in (0, 1); got {a.margin!r}")
@@ -346,6 +359,7 @@ def _validate(raw: dict[str, Any], check_paths: bool = True) -> StudyConfig:
         precision_ablation=bool(raw.get("precision_ablation", True)),
         recipe=recipe,
         int8_models=int8_models,
+        isa=_isa(raw.get("isa", ["native"])),
         gzip_level=_gzip_level(raw.get("gzip_level", 9)),
         train=train,
         qat=_section(QatSettings, raw.get("qat"), "`qat`"),

@@ -55,6 +55,8 @@ CHANNEL_TEXT = {
     "mask:block4": "SparseML's 1x4 block masks vs unstructured (both under one global threshold)",
     "precision": "int8 (torch.ao QAT) vs fp32 weights: the int8 speed-up, not a toolchain bias",
     "quantizer": "int8 by SparseML's QuantizationModifier and exporter vs by torch.ao and torch.onnx",
+    "isa:avx2": "the engines capped to AVX2 vs native, on the reference file (an ISA factor, not a toolchain bias; separate blocks, so unpaired)",
+    "isa:avx512": "the engines capped to AVX-512 without AMX vs native, on the reference file (an ISA factor; separate blocks, so unpaired)",
 }
 
 
@@ -164,8 +166,19 @@ def variants(cfg: StudyConfig, model: str) -> list[Variant]:
 
 
 def channels(cfg: StudyConfig, model: str) -> list[Channel]:
-    """The contrasts measured on ``model``: one :class:`~study.stats.Channel` per factor level."""
-    return [
+    """The contrasts measured on ``model``: one :class:`~study.stats.Channel` per factor level.
+
+    Each ISA level other than native adds the channel ``isa:<level>``: the reference file with the
+    engines capped to that level against native (every other channel is computed at each ISA
+    level on its own).
+    """
+    out = [
         Channel(name, a.columns(), b.columns(), CHANNEL_TEXT.get(name, name))
         for name, a, b in _factor_variants(cfg, model)
     ]
+    ref = reference(cfg, model).columns()
+    for level in cfg.isa[1:]:
+        name = f"isa:{level}"
+        level_a, level_b = {**ref, "isa": level}, {**ref, "isa": "native"}
+        out.append(Channel(name, level_a, level_b, CHANNEL_TEXT.get(name, name)))
+    return out

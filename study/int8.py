@@ -4,7 +4,9 @@ The engines record what they did with an int8 file in ``engine_settings`` (study
 OpenVINO the precision its CPU plugin ran each layer type in (``runtime_precisions``) and, at
 precision "f32-sparse", whether its sparse-weights decompression took effect and why not;
 DeepSparse the share of the graph it compiled itself (``fraction_of_supported_ops``; 0 means all
-of it fell back to its bundled ONNX Runtime) and ``cpu_vnni``; ONNX Runtime its ``providers``
+of it fell back to its bundled ONNX Runtime), ``cpu_vnni``, its engine binary and, where its own
+hardware table says int8 is emulated there, the label ("int8 emulated (no VNNI)"); ONNX Runtime its
+``providers``
 only (which kernels ran is not recorded). The int8 speed-up is int8 / fp32 of the same pruned
 weights (the reference variant) on the same engine, round-paired (``study.stats.contrast``), as
 in ``summary.md``.
@@ -33,7 +35,7 @@ __all__ = [
 
 INT8_OPS = ("Convolution", "FullyConnected", "MatMul")  # the OpenVINO layer types reported
 _INT8_PRECISIONS = ("u8", "i8")
-_SETTING = ["scenario", "batch_size", "threads"]
+_SETTING = ["scenario", "batch_size", "threads", "isa"]
 _VARIANT = ["pruner", "profile", "mask", "quant", "exporter"]
 QUANTIZERS = {"torch": "torch.ao", "sparseml": "SparseML"}  # quant column -> who quantized
 
@@ -66,8 +68,12 @@ def _deepsparse(es: dict[str, Any]) -> tuple[str, bool | None]:
     if frac is None:
         return "fraction_of_supported_ops not recorded", None
     text = f"fraction_of_supported_ops {frac}, vnni {es.get('cpu_vnni')}"
+    if es.get("engine_binary"):
+        text += f", {es['engine_binary']} engine binary"
     if float(frac) == 0.0:
         text += " (all of it fell back to the bundled ONNX Runtime)"
+    if es.get("int8_label"):  # DeepSparse's own table: int8 emulated without AVX-512 VNNI
+        text = f"{es['int8_label']}: {text}"
     return text, float(frac) > 0.0
 
 
@@ -100,11 +106,11 @@ def engine_runs(ok: pd.DataFrame) -> pd.DataFrame:
     """
     int8 = ok[ok["quant"].isin(list(QUANTIZERS))]
     rows = []
-    keys = ["machine", "model", "quant", "engine", "precision"]
+    keys = ["machine", "isa", "model", "quant", "engine", "precision"]
     for key, g in int8.groupby(keys, sort=True):
         last = g.iloc[-1]
         es = last["engine_settings"] if isinstance(last["engine_settings"], dict) else {}
-        text, kernels = _what_ran(str(key[3]), es)
+        text, kernels = _what_ran(str(key[4]), es)
         sparse = _flag(es.get("sparse_weights_took_effect"))
         if sparse is not None:
             text += f"; sparse weights took effect: {sparse}"

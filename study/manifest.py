@@ -13,9 +13,19 @@ from pathlib import Path
 from study.jsonl import read_jsonl
 from study.schema import LayerZeros, ModelRecord
 
-__all__ = ["MANIFEST", "Failure", "read_manifest", "record_from_row", "sha256_file"]
+__all__ = [
+    "MANIFEST",
+    "SKIPPED",
+    "Failure",
+    "Skip",
+    "read_manifest",
+    "record_from_row",
+    "record_skips",
+    "sha256_file",
+]
 
 MANIFEST = Path("models") / "manifest.jsonl"
+SKIPPED = "skipped.jsonl"
 
 
 @dataclass(frozen=True)
@@ -28,6 +38,28 @@ class Failure:
     pruner: str = ""
     exporter: str = ""
     engine: str = ""
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Cells left out because on this CPU they could not differ from cells that are measured."""
+
+    what: str  # the cells, e.g. "openvino precision=default" or "isa=avx2"
+    model: str  # architecture ("" when it applies to every one)
+    reason: str  # why they could not differ, naming the CPU flags
+    machine: str = ""  # machine id (study.hardware)
+
+
+def record_skips(out: Path, skips: list[Skip]) -> None:
+    """Append to ``skipped.jsonl`` the skips it does not hold yet (a resumed run adds none)."""
+    from dataclasses import asdict
+
+    from study.jsonl import append_jsonl
+
+    seen = {tuple(sorted(r.items())) for r in read_jsonl(out / SKIPPED, missing_ok=True)}
+    new = [asdict(s) for s in skips if tuple(sorted(asdict(s).items())) not in seen]
+    if new:
+        append_jsonl(out / SKIPPED, new)
 
 
 def record_from_row(row: dict) -> ModelRecord:

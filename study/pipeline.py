@@ -45,7 +45,7 @@ from study.manifest import MANIFEST, Failure, read_manifest, sha256_file
 from study.models import MODELS, build_model
 from study.schema import LayerZeros, ModelRecord
 
-__all__ = ["log_timing", "oneshot_prune", "prepare_model", "vnni_missing"]
+__all__ = ["log_timing", "oneshot_prune", "prepare_model"]
 
 log = logging.getLogger(__name__)
 
@@ -77,16 +77,6 @@ def oneshot_prune(model: nn.Module, sparsity: float, params: str = "__ALL_PRUNAB
             keep = magnitude_mask(weight.abs(), n_zeros_for(sparsity, weight.numel()))
             weight.mul_(keep.to(weight.dtype))
     return model
-
-
-def vnni_missing(isa: dict[str, bool]) -> str | None:
-    """Why this CPU cannot run the int8 arm fairly (no VNNI dot-product instructions), or None."""
-    if isa.get("avx512_vnni") or isa.get("avx_vnni"):
-        return None
-    return (
-        "the CPU lacks VNNI (neither avx512_vnni nor avx_vnni in its flags): the engines' int8 "
-        "kernels would run emulated, so the int8 arm is skipped on this machine"
-    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -481,7 +471,7 @@ def _key(v: Variant | ModelRecord) -> tuple:
 
 
 def prepare_model(
-    cfg: StudyConfig, name: str, out: Path, *, progress: bool = True, isa: dict | None = None
+    cfg: StudyConfig, name: str, out: Path, *, progress: bool = True
 ) -> list[Failure]:
     """Make, export and record every variant of one architecture; skip what is done.
 
@@ -490,8 +480,6 @@ def prepare_model(
         name: the architecture.
         out: the results folder.
         progress: show progress bars.
-        isa: the CPU's ISA flags (``study.hardware.Hardware.isa``); without VNNI the int8
-            variants are skipped with a recorded failure.
 
     Returns:
         The failures (recorded and skipped); the manifest gets one ModelRecord per variant.
@@ -501,10 +489,6 @@ def prepare_model(
     done = {_key(r): r for r in manifest}
     plan = variants(cfg, name)
     failures: list[Failure] = []
-    why_not = vnni_missing(isa) if isa is not None else None
-    if why_not and any(v.quant != "none" for v in plan):
-        failures.append(Failure("int8", name, why_not))
-        plan = [v for v in plan if v.quant == "none"]
     todo = [v for v in plan if _key(v) not in done]
     sens_path = out / "sensitivity.csv"
     want_sens = name in cfg.sensitivity.models and not _has_sensitivity(sens_path, name)

@@ -15,6 +15,8 @@ Schema changelog:
         ``trained`` (the accuracy gate). Rows of versions 1 and 2 load with
         :func:`upgrade_trial` (profile/mask inferred from the pruner, quant "none", each trial its
         own round of a one-cell block: nothing pairs with it).
+    4 (2026-12-03): ``isa`` (TrialRow, CELL_FIELDS): the ISA level the engines were capped to
+        (``"native"``: no cap; see study.engines.isa). Rows of versions 1-3 load as "native".
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # The TrialRow fields that, with `machine`, identify a benchmark cell (the file path and its hash
 # are covered by the `cell` id). One definition for the harness, the statistics and the summary.
@@ -39,6 +41,7 @@ CELL_FIELDS: tuple[str, ...] = (
     "scenario",
     "batch_size",
     "threads",
+    "isa",
 )
 
 
@@ -108,6 +111,9 @@ class TrialRow:
         ""  # block id (cells measured together); "cell:<id>" on upgraded rows of version < 3
     )
     round: int = -1  # 0-based round within the block; -1 on a failure row
+    # ISA level the engine was capped to (study.engines.isa.ISA_LEVELS; "native": no cap). What
+    # ran is the engine's own word in engine_settings["isa_path"] and ["isa_cap"].
+    isa: str = "native"
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,7 +127,7 @@ def _profile_of(pruner: str) -> str:
 
 
 def upgrade_trial(row: dict[str, Any]) -> dict[str, Any]:
-    """A TrialRow dict of any schema version as version 3 (a new dict; version 3 is returned as is).
+    """A TrialRow dict of any schema version as the current one (a new dict; current: as is).
 
     Versions 1 and 2 knew only uniform unstructured pruning and fp32 files, so ``profile`` and
     ``mask`` follow from ``pruner`` and ``quant`` is "none". They had no blocks: each trial
@@ -132,10 +138,14 @@ def upgrade_trial(row: dict[str, Any]) -> dict[str, Any]:
         >>> upgrade_trial({"schema_version": 2, "pruner": "gmp", "cell": "c1", "trial": 4})["mask"]
         'unstructured'
     """
-    if int(row.get("schema_version", 1)) >= 3:
+    version = int(row.get("schema_version", 1))
+    if version >= SCHEMA_VERSION:
         return row
-    pruner = str(row.get("pruner", UNKNOWN))
     out = dict(row)
+    out.setdefault("isa", "native")  # version < 4: no ISA cap existed
+    if version >= 3:
+        return out
+    pruner = str(row.get("pruner", UNKNOWN))
     out.setdefault("profile", _profile_of(pruner))
     out.setdefault("mask", "none" if pruner == "none" else "unstructured")
     out.setdefault("quant", "none")

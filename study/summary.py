@@ -133,9 +133,12 @@ def channel_results(df: pd.DataFrame, cfg: StudyConfig) -> list:
     from study import stats
 
     engines = set(df.loc[df["status"] == "ok", "engine"])
+    levels = set(df["isa"]) if "isa" in df else {"native"}
     a = cfg.analysis
     results = []
     for channel, models in _channels(cfg):
+        if channel.level_a.get("isa", "native") not in levels:
+            continue  # an ISA level skipped on this CPU (skipped.jsonl says why)
         rows = df[df["model"].isin(models)]  # a channel only where the design measures it
         for num, den in ENGINE_PAIRS:
             if num in engines and den in engines:

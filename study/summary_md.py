@@ -13,6 +13,8 @@ from typing import Any
 import pandas as pd
 
 from study.design import CHANNEL_TEXT
+from study.jsonl import read_jsonl
+from study.manifest import SKIPPED
 from study.summary import StudyStats, accuracy_table, failures, timings, variant_label
 
 __all__ = ["channel_sentence", "summary_markdown"]
@@ -47,6 +49,8 @@ def channel_sentence(r: Any, identical: bool = False, one_file: bool = True) -> 
     differ only in sign bit).
     """
     pair = f"{r.numerator}/{r.denominator}"
+    if getattr(r, "isa", "native") not in ("native", ""):
+        pair += f" (engines capped to {r.isa})"
     if not math.isfinite(r.estimate):
         return f"{pair}: could not be measured ({r.note or 'cells missing'})."
     m = f"{r.margin:.0%}"
@@ -93,6 +97,7 @@ def _channel_rows(s: StudyStats, pooled: bool) -> pd.DataFrame:
                 "channel": r.channel,
                 "model": r.model,
                 "pair": f"{r.numerator}/{r.denominator}",
+                "isa": r.isa or "varied",
                 "B [95% CI]": _ci(r),
                 "p(B=1)": r.pvalue,
                 "Holm p": r.p_holm,
@@ -170,10 +175,10 @@ def _channels_section(s: StudyStats) -> list[str]:
         for r in (r for r in s.channels if r.channel == name and r.model == "pooled"):
             lines.append(f"- {channel_sentence(r)}")
         lines.append("")
-    cols = ["channel", "pair", "B [95% CI]", "p(B=1)", "Holm p", f"TOST ±{m} p"]
+    cols = ["channel", "pair", "isa", "B [95% CI]", "p(B=1)", "Holm p", f"TOST ±{m} p"]
     cols += [f"p(B ≥ 1+{m})", "MDE", "k", "method"]
     lines += ["Pooled over architectures:", "", _fmt_table(_channel_rows(s, True), cols)]
-    cols = ["channel", "model", "pair", "B [95% CI]", "p(B=1)", f"TOST ±{m} p"]
+    cols = ["channel", "model", "pair", "isa", "B [95% CI]", "p(B=1)", f"TOST ±{m} p"]
     cols += [f"p(B ≥ 1+{m})", "MDE", "method", "note"]
     lines += ["Per architecture:", "", _fmt_table(_channel_rows(s, False), cols)]
     return lines
@@ -220,6 +225,7 @@ def _diagnostics_section(s: StudyStats) -> list[str]:
 
 def _int8_section(s: StudyStats) -> list[str]:
     from study.int8 import engine_runs, int8_speedups
+    from study.isa_paths import int8_labels
 
     lines = ["## The int8 arm: what each engine did", ""]
     runs = engine_runs(s.ok) if "quant" in s.ok else pd.DataFrame()
@@ -233,8 +239,19 @@ def _int8_section(s: StudyStats) -> list[str]:
             for ok, d in zip(runs["output_ok"], runs["output_max_abs_diff"])
         ]
     )
-    cols = ["model", "quant", "engine", "precision", "what_ran", "check"]
+    cols = ["model", "quant", "engine", "precision", "isa", "what_ran", "check"]
     lines.append(_fmt_table(runs, cols))
+    labels = int8_labels(s.ok)
+    emulated = labels[labels["int8_label"] != ""]
+    if not emulated.empty:
+        lines += [
+            "DeepSparse's own hardware table says sparse quantization is optimized only on "
+            "AVX-512 VNNI CPUs; on these cells it ran emulated (its `cpu_vnni` and engine binary):",
+            "",
+            _fmt_table(
+                emulated, ["model", "quant", "isa", "cpu_vnni", "engine_binary", "int8_label"]
+            ),
+        ]
     speed = int8_speedups(s.ok, s.confidence)
     if not speed.empty:
         speed = speed.assign(
@@ -248,6 +265,26 @@ def _int8_section(s: StudyStats) -> list[str]:
             _fmt_table(speed, ["model", "engine", "quantizer", "ratio", "method", "n_rounds"])
         )
     return lines
+
+
+def _machine_section(s: StudyStats) -> list[str]:
+    from study.isa_paths import engine_paths, path_sentences
+
+    lines = ["## The instruction-set path each engine ran (the engines' own report)", ""]
+    sentences = path_sentences(engine_paths(s.ok))
+    lines += [f"- {t}" for t in sentences] or ["_Not recorded (results of an older version)._"]
+    skipped = read_jsonl(s.out / SKIPPED, missing_ok=True)
+    if skipped:
+        lines += [
+            "",
+            "Not measured, because on this CPU they could not differ from measured cells:",
+            "",
+        ]
+        lines += [
+            f"- {k['what']}{' on ' + k['model'] if k['model'] else ''}: {k['reason']}."
+            for k in skipped
+        ]
+    return lines + [""]
 
 
 def _timings_section(s: StudyStats) -> list[str]:
@@ -280,7 +317,8 @@ def summary_markdown(s: StudyStats) -> str:
         )
         lines.append("")
     lines += _aa_section(s) + _channels_section(s) + _accuracy_section(s)
-    lines += _diagnostics_section(s) + _int8_section(s) + _timings_section(s)
+    lines += _diagnostics_section(s) + _int8_section(s) + _machine_section(s)
+    lines += _timings_section(s)
     lines += ["## Throughput per cell (items/s, geometric mean of trials, t 95% CI)", ""]
     cols = ["model", "pruner", "profile", "mask", "quant", "exporter", "sparsity", "engine"]
     cols += ["precision", "n_trials", "throughput", "ci_low", "ci_high"]

@@ -268,6 +268,22 @@ def _preset(results: Results) -> list[str]:
     return lines
 
 
+def _isa_paths(results: Results, ok: pd.DataFrame) -> list[str]:
+    """One sentence per machine, ISA level and engine on the instruction-set path it ran."""
+    from study.isa_paths import engine_paths, path_sentences
+
+    sentences = path_sentences(engine_paths(ok)) if "engine_settings" in ok else []
+    lines = [f"- ISA path (the engine's own report): {t}" for t in sentences]
+    skipped = results.root / "skipped.jsonl"
+    if skipped.is_file():
+        from study.jsonl import read_jsonl
+
+        for k in read_jsonl(skipped):
+            where = f" on {k['model']}" if k.get("model") else ""
+            lines.append(f"- Not measured: {k['what']}{where}: {k['reason']}.")
+    return lines
+
+
 def methods_section(results: Results, analysis: Analysis, cpu: Table) -> list[str]:
     """The methods: machines, software, noise floor, design, repetitions, steal, statistics."""
     ok, cells = analysis.ok, analysis.cells
@@ -280,6 +296,7 @@ def methods_section(results: Results, analysis: Analysis, cpu: Table) -> list[st
     for engine in analysis.engines:
         versions = values(ok.loc[ok["engine"] == engine, "engine_version"].replace("", np.nan))
         lines.append(f"- Engine `{engine}`: version {versions}.")
+    lines += _isa_paths(results, ok)
     lines.append(
         f"- Threads: {values(ok['threads'])}; batch size: {values(ok['batch_size'])}; "
         f"scenario: {values(ok['scenario'])}."

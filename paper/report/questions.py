@@ -27,7 +27,7 @@ def engines_section(analysis: Analysis) -> list[str]:
     if not analysis.comparisons:
         return lines + [f"Cannot answer: {analysis.reasons.get('engines', 'no comparisons')}.", ""]
     f32 = analysis.cells[analysis.cells["precision"] == "f32"]
-    group = [*_SORT, "scenario", "batch_size", "threads"]
+    group = [*_SORT, "scenario", "batch_size", "threads", "isa"]
     winners = f32.loc[f32.groupby(group)["throughput"].idxmax(), "engine"]
     wins = ", ".join(f"`{e}` in {c}" for e, c in winners.value_counts().sort_index().items())
     lines += [
@@ -140,7 +140,7 @@ def precision_section(analysis: Analysis) -> list[str]:
     prec = analysis.precision
     if prec is None:
         return lines + [f"Cannot answer: {analysis.reasons.get('precision')}.", ""]
-    keys = [*_SORT, "scenario", "batch_size", "threads"]
+    keys = [*_SORT, "scenario", "batch_size", "threads", "isa"]
     lines += [
         "OpenVINO's default precision (bf16 where the CPU has it) and its sparse-weights option "
         "(f32-sparse, on the int8 files) against its fp32, and DeepSparse (fp32) against each; "

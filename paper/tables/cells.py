@@ -99,12 +99,12 @@ def throughput_table(analysis: Analysis) -> Table:
         >>> throughput_table(analyse(load_results("results/quick")))  # doctest: +SKIP
     """
     keys = ["machine", "model", "pruner", "profile", "mask", "quant", "exporter", "sparsity"]
-    keys += ["engine", "precision", "scenario", "batch_size", "threads"]
+    keys += ["engine", "precision", "scenario", "batch_size", "threads", "isa"]
     cells = analysis.cells.sort_values(keys).reset_index(drop=True)
     labels = [analysis.label(row, row["machine"]) for row in cells.to_dict("records")]
     out = cells.assign(variant=labels)[
         ["machine", "model", "variant", "sparsity", "engine", "precision", "scenario"]
-        + ["batch_size", "threads", "n_trials", "throughput", "ci_low", "ci_high"]
+        + ["batch_size", "threads", "isa", "n_trials", "throughput", "ci_low", "ci_high"]
     ].rename(
         columns={
             "batch_size": "batch",

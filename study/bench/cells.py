@@ -15,6 +15,7 @@ from pathlib import Path
 
 from study.engines import EngineAdapter
 from study.engines.base import PRECISIONS, SCENARIOS
+from study.engines.isa import ISA_LEVELS
 from study.hardware import physical_cores
 from study.schema import MASKS, PROFILES, QUANTS, UNKNOWN
 
@@ -42,6 +43,7 @@ class CellSpec:
     profile: str = UNKNOWN  # study.schema.PROFILES, or "unknown" for a file measured ad hoc
     mask: str = UNKNOWN  # study.schema.MASKS, or "unknown"
     quant: str = "none"  # study.schema.QUANTS: who quantized the file to int8 ("none": fp32)
+    isa: str = "native"  # ISA cap of the engine (study.engines.isa.ISA_LEVELS; "native": none)
     # Cells with the same block are loaded together and timed in lockstep rounds; not part of the
     # cell's identity (cell_key), so a cell is the same cell whatever block it is measured in.
     block: str = ""
@@ -105,6 +107,7 @@ def check_cells(
         "profile": [*PROFILES, UNKNOWN],
         "mask": [*MASKS, UNKNOWN],
         "quant": list(QUANTS),
+        "isa": list(ISA_LEVELS),
     }
     for c in cells:
         for name, values in allowed.items():
@@ -166,7 +169,7 @@ def cell_key(spec: CellSpec, onnx_sha256: str) -> str:
 
     The fields are ``model`` to ``threads`` of :class:`~study.schema.TrialRow` with the variant
     columns ``profile``, ``mask`` and ``quant`` (so two descriptions of one path are two cells),
-    and ``input_shape`` when set. ``block`` is left out: a cell keeps its id in any block.
+    and ``input_shape`` and ``isa`` when set (not native). ``block`` is left out: a cell keeps its id in any block.
 
     Example:
         >>> a = CellSpec("m.onnx", "onnxruntime", threads=2, block="x")
@@ -182,4 +185,6 @@ def cell_key(spec: CellSpec, onnx_sha256: str) -> str:
     d.update(profile=spec.profile, mask=spec.mask, quant=spec.quant)
     if spec.input_shape is not None:
         d["input_shape"] = list(spec.input_shape)
+    if spec.isa != "native":  # native cells keep the ids they had before the ISA factor
+        d["isa"] = spec.isa
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

@@ -146,4 +146,5 @@ def make_row(
         quant=s.quant,
         block=s.block,
         round=round if window is not None else -1,
+        isa=s.isa,
     )

@@ -61,6 +61,7 @@ def engine_config(spec: CellSpec, registry: Mapping[str, type[EngineAdapter]]) -
         spec.scenario,
         spec.input_shape,
         spec.torch_module_path,
+        spec.isa,
     )
 
 

@@ -69,6 +69,7 @@ class EngineConfig:
     )
     input_shape: tuple[int, ...] | None = None  # per-item shape for inputs with dynamic dims
     torch_module_path: str | None = None  # whole torch module (torch.save) for the "torch" engine
+    isa: str = "native"  # ISA cap (study.engines.isa.ISA_LEVELS), applied in the worker process
 
 
 @dataclass(frozen=True)

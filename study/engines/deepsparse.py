@@ -16,13 +16,23 @@ then reads (and its hash, the cell's identity).
 
 DeepSparse's native library prints its copyright banner to file descriptor 2 on the first compile of
 every process, i.e. once per benchmark worker, into the progress bar. :func:`without_banner` drops
-that one line and passes everything else written to stderr through as it comes.
+that one line from stderr (keeping it for the record) and passes everything else through as it
+comes. The banner is DeepSparse's own word on its instruction-set path: ``(system=avx512_vnni,
+binary=avx2)`` names the CPU it detected and the engine binary it loaded; the settings record both
+(``system_isa``, ``engine_binary``), with ``cpu_avx_type`` and ``cpu_vnni`` read from the engine.
+
+int8 (DeepSparse's hardware table, ``user-guide/hardware-support.md`` in its repository): sparse
+quantization is optimized only on AVX-512 VNNI CPUs and emulated on AVX2 and on AVX-512 without VNNI.
+An int8 file's settings carry ``int8_kernels``: ``"optimized (AVX-512 VNNI)"``, or the label
+:func:`int8_label` gives (``"int8 emulated (no VNNI)"``; ``"int8 emulated (AVX2 engine binary)"``
+under an ``avx2`` cap on a VNNI CPU).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -34,20 +44,29 @@ from typing import Any
 import numpy as np
 
 from study.engines.base import EngineAdapter, Window, sync_window, threaded_window
+from study.engines.isa import cap_record
 
 os.environ.setdefault("NM_DISABLE_ANALYTICS", "1")
 
-__all__ = ["BANNER", "DeepSparseEngine", "deepsparse_settings", "without_banner"]
+__all__ = [
+    "BANNER",
+    "DeepSparseEngine",
+    "banner_isa",
+    "deepsparse_settings",
+    "int8_label",
+    "without_banner",
+]
 
 BANNER = b"DeepSparse, Copyright"  # how DeepSparse 1.8's banner line starts
 
 
 @contextlib.contextmanager
-def without_banner() -> Iterator[None]:
+def without_banner(kept: list[str] | None = None) -> Iterator[None]:
     """Filter DeepSparse's banner out of what this process writes to fd 2 inside the block.
 
     fd 2 is pointed at a pipe whose reader thread copies every line but the banner to the real
     stderr as it arrives, so an engine that dies inside the block still leaves its last words.
+    The banner lines are appended to ``kept`` when given (once the block has exited).
     """
     sys.stderr.flush()
     saved = os.dup(2)
@@ -60,6 +79,8 @@ def without_banner() -> Iterator[None]:
             for line in pipe:
                 if not line.startswith(BANNER):
                     os.write(saved, line)
+                elif kept is not None:
+                    kept.append(line.decode(errors="replace").strip())
 
     thread = threading.Thread(target=pump, name="deepsparse-stderr", daemon=True)
     thread.start()
@@ -70,6 +91,31 @@ def without_banner() -> Iterator[None]:
         os.dup2(saved, 2)  # closes the pipe's last write end: the reader sees EOF
         thread.join(10)
         os.close(saved)
+
+
+def banner_isa(banner: str) -> dict[str, str]:
+    """The CPU DeepSparse detected and the engine binary it loaded, from its banner line.
+
+    Example:
+        >>> banner_isa("DeepSparse, Copyright ... (optimized) (system=avx512_vnni, binary=avx2)")
+        {'system_isa': 'avx512_vnni', 'engine_binary': 'avx2'}
+    """
+    m = re.search(r"system=([\w.-]+),\s*binary=([\w.-]+)", banner)
+    return {"system_isa": m.group(1), "engine_binary": m.group(2)} if m else {}
+
+
+def int8_label(cpu_vnni: bool, engine_binary: str) -> str:
+    """How DeepSparse runs int8 here, by its own hardware table: ``""`` when optimized.
+
+    Example:
+        >>> int8_label(False, "avx2"), int8_label(True, "avx2"), int8_label(True, "avx512")
+        ('int8 emulated (no VNNI)', 'int8 emulated (AVX2 engine binary)', '')
+    """
+    if not cpu_vnni:
+        return "int8 emulated (no VNNI)"
+    if engine_binary != "avx512":
+        return f"int8 emulated ({engine_binary.upper()} engine binary)"
+    return ""
 
 
 def deepsparse_settings(engine: Any) -> dict[str, Any]:
@@ -106,7 +152,8 @@ class DeepSparseEngine(EngineAdapter):
         shutil.copyfile(
             c.onnx_path, self.private_path
         )  # DeepSparse may rewrite it (see module doc)
-        with without_banner():
+        self.banner: list[str] = []
+        with without_banner(self.banner):
             self.engine = deepsparse.compile_model(
                 self.private_path,
                 batch_size=c.batch_size,
@@ -140,7 +187,26 @@ class DeepSparseEngine(EngineAdapter):
         return deepsparse.__version__
 
     def settings(self) -> dict[str, Any]:
-        return deepsparse_settings(self.engine)
+        from study.quantize import is_quantized
+
+        out = deepsparse_settings(self.engine)
+        reported = banner_isa(" ".join(self.banner))
+        binary = reported.get("engine_binary") or str(out["cpu_avx_type"])
+        out.update(reported, engine_binary=binary)
+        level = self.config.isa
+        vnni = "with" if out["cpu_vnni"] else "without"
+        out["isa_path"] = (
+            f"DeepSparse ran its {binary} engine binary (detected CPU: "
+            f"{reported.get('system_isa', 'not reported')}; cpu_avx_type {out['cpu_avx_type']}, "
+            f"{vnni} VNNI)"
+        )
+        took = None if level == "native" else out["cpu_avx_type"] == level == binary
+        out["isa_cap"] = cap_record(self.name, level, took, f"engine binary {binary}")
+        if is_quantized(self.config.onnx_path):
+            label = int8_label(bool(out["cpu_vnni"]), binary)
+            out["int8_kernels"] = label or "optimized (AVX-512 VNNI)"
+            out["int8_label"] = label
+        return out
 
     def close(self) -> None:
         self.engine = None

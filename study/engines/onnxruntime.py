@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from study.engines.base import EngineAdapter, Window, sync_window, threaded_window
+from study.engines.isa import cap_record
 
 __all__ = ["OnnxRuntimeEngine", "ort_session"]
 
@@ -57,7 +58,10 @@ class OnnxRuntimeEngine(EngineAdapter):
         return ort.__version__
 
     def settings(self) -> dict[str, Any]:
+        import onnxruntime as ort
+
         so = self.session.get_session_options()
+        capped = self.config.isa != "native"
         return {
             "precision": "f32",  # the CPU provider computes fp32 models in fp32
             "providers": self.session.get_providers(),
@@ -66,6 +70,11 @@ class OnnxRuntimeEngine(EngineAdapter):
             "execution_mode": str(so.execution_mode),
             "graph_optimization_level": str(so.graph_optimization_level),
             "parallel_requests": self._requests,
+            "isa_path": (
+                f"ONNX Runtime {ort.__version__} on {', '.join(self.session.get_providers())} "
+                "(MLAS picks its kernels from the CPU's flags; it does not report which)"
+            ),
+            "isa_cap": cap_record(self.name, self.config.isa, False if capped else None, ""),
         }
 
     def close(self) -> None:

@@ -32,8 +32,15 @@ from typing import Any
 import numpy as np
 
 from study.engines.base import PRECISIONS, EngineAdapter, Window, sync_window, threaded_window
+from study.engines.isa import above, cap_record, kernels_by_isa
 
-__all__ = ["SPARSE_WEIGHTS_RATE", "OpenVinoEngine", "runtime_summary", "sparse_weights_reason"]
+__all__ = [
+    "SPARSE_WEIGHTS_RATE",
+    "OpenVinoEngine",
+    "isa_path",
+    "runtime_summary",
+    "sparse_weights_reason",
+]
 
 # CPU_SPARSE_WEIGHTS_DECOMPRESSION_RATE of precision "f32-sparse": a layer qualifies when at least
 # this fraction of its weights are zero (OpenVINO CPU plugin property; 1.0, its default, is off).
@@ -70,23 +77,60 @@ def _rt(info: Any, key: str) -> str:
     return info[key].astype(str) if key in info else "unknown"
 
 
-def runtime_summary(compiled: Any) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
-    """What the compiled model runs: layer type -> runtime precision -> count, and kernel -> count.
+def runtime_summary(
+    compiled: Any,
+) -> tuple[dict[str, dict[str, int]], dict[str, int], dict[str, dict[str, int]]]:
+    """What the compiled model runs: layer type -> runtime precision -> count, kernel -> count,
+    and the ISA family each kernel name states -> layer type -> count
+    (:func:`study.engines.isa.kernels_by_isa`).
 
     Read from ``compiled.get_runtime_model()``: each op's rt_info ``layerType``,
     ``runtimePrecision`` and ``primitiveType``.
 
     Example:
         >>> runtime_summary(core.compile_model(model, "CPU"))  # doctest: +SKIP
-        ({'Convolution': {'u8': 3}, ...}, {'brgconv_avx512_I8': 3, ...})
+        ({'Convolution': {'u8': 3}, ...}, {'brgconv_avx512_I8': 3, ...}, {'avx512': {...}})
     """
     precisions: dict[str, Counter] = defaultdict(Counter)
     kernels: Counter = Counter()
+    layers = []
     for op in compiled.get_runtime_model().get_ordered_ops():
         info = op.get_rt_info()
-        precisions[_rt(info, "layerType")][_rt(info, "runtimePrecision")] += 1
-        kernels[_rt(info, "primitiveType")] += 1
-    return {k: dict(v) for k, v in precisions.items()}, dict(kernels)
+        layer, kernel = _rt(info, "layerType"), _rt(info, "primitiveType")
+        precisions[layer][_rt(info, "runtimePrecision")] += 1
+        kernels[kernel] += 1
+        layers.append((layer, kernel))
+    return {k: dict(v) for k, v in precisions.items()}, dict(kernels), kernels_by_isa(layers)
+
+
+def isa_path(by_isa: dict[str, dict[str, int]], level: str) -> tuple[str, bool | None]:
+    """One sentence on the ISA of OpenVINO's executed kernels, and whether a cap took effect.
+
+    A cap at ``level`` took effect when some kernel names the capped ISA and no oneDNN-class
+    layer (Convolution, FullyConnected, MatMul) runs a kernel above it; OpenVINO's own JIT
+    kernels and MLAS are named in the sentence, since no cap reaches them.
+
+    Example:
+        >>> isa_path({"avx2": {"Convolution": 20}, "avx512": {"Reduce": 1}}, "avx2")[1]
+        True
+    """
+    counts = ", ".join(
+        f"{family} {sum(v.values())} ({', '.join(f'{k} {n}' for k, n in sorted(v.items()))})"
+        for family, v in by_isa.items()
+    )
+    text = f"OpenVINO ran kernels by stated ISA: {counts or 'none reported'}"
+    if level == "native":
+        return text, None
+    heavy = ("Convolution", "FullyConnected", "MatMul")
+    above_cap = [
+        f"{layer} ({family})" for family, v in by_isa.items() if above(level, family) for layer in v
+    ]
+    took = level in by_isa and not any(
+        above(level, family) and any(layer in heavy for layer in v) for family, v in by_isa.items()
+    )
+    if above_cap:
+        text += f"; above the {level} cap: {', '.join(sorted(above_cap))}"
+    return text, took
 
 
 def sparse_weights_reason(
@@ -201,7 +245,11 @@ class OpenVinoEngine(EngineAdapter):
         }.get(
             _type_name(out["INFERENCE_PRECISION_HINT"]), _type_name(out["INFERENCE_PRECISION_HINT"])
         )
-        out["runtime_precisions"], out["exec_types"] = runtime_summary(self.compiled)
+        out["runtime_precisions"], out["exec_types"], by_isa = runtime_summary(self.compiled)
+        out["kernels_by_isa"] = by_isa
+        out["isa_path"], took = isa_path(by_isa, self.config.isa)
+        evidence = ", ".join(f"{f}: {sum(v.values())} layers" for f, v in by_isa.items())
+        out["isa_cap"] = cap_record(self.name, self.config.isa, took, evidence)
         sparse = sum(n for kernel, n in out["exec_types"].items() if "sparse" in kernel.lower())
         out["sparse_weights_layers"] = sparse
         if self.config.precision == "f32-sparse":

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from study.engines.base import EngineAdapter, Window, sync_window
+from study.engines.isa import cap_record
 
 __all__ = ["TorchEagerEngine", "default_module_path"]
 
@@ -71,11 +72,17 @@ class TorchEagerEngine(EngineAdapter):
     def settings(self) -> dict[str, Any]:
         import torch
 
+        capability = torch.backends.cpu.get_cpu_capability()
+        level = self.config.isa
+        took = None if level == "native" else capability.lower().startswith(level)
         return {
             "precision": "f32",
             "num_threads": torch.get_num_threads(),
             "module_path": self.path,
             "mode": "eager",
+            "cpu_capability": capability,
+            "isa_path": f"torch {torch.__version__} dispatched its {capability} CPU kernels",
+            "isa_cap": cap_record(self.name, level, took, f"cpu capability {capability}"),
         }
 
     def close(self) -> None:

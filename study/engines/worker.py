@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from study.engines.base import EngineAdapter, EngineConfig, make_inputs
+from study.engines.isa import apply_cap
 from study.quantize import is_quantized
 
 __all__ = [
@@ -225,6 +226,7 @@ def _child(conn: Any, cls: type[EngineAdapter], config: EngineConfig, opts: Work
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
     try:
+        apply_cap(cls.name, config.isa)  # before the engine is imported (study.engines.isa)
         adapter, (inputs, info) = _load(cls, config, opts)
     except BaseException as exc:
         conn.send(("error", _describe(exc)))

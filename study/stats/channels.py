@@ -42,11 +42,22 @@ from study.stats.meta import RANDOM_EFFECTS_MIN_K, pool_estimates
 from study.stats.paired import contrast
 from study.stats.power import minimum_detectable_effect
 
-__all__ = ["Channel", "ChannelResult", "VARIANT_COLUMNS", "channel_bias", "channel_table"]
+__all__ = [
+    "CHANNEL_COLUMNS",
+    "Channel",
+    "ChannelResult",
+    "VARIANT_COLUMNS",
+    "channel_bias",
+    "channel_table",
+]
 
 # The columns that describe a model file; a channel's levels are values of some of them, the rest
 # are held fixed (each combination of their values gets its own rows).
 VARIANT_COLUMNS: tuple[str, ...] = ("pruner", "profile", "mask", "quant", "exporter", "sparsity")
+# What a channel's levels may set: a model file's columns, and the ISA level the engines were capped
+# to (the ``isa`` factor: B of the same file at a capped level against native). A channel that
+# does not set ``isa`` gets one row per ISA level (ChannelResult.isa).
+CHANNEL_COLUMNS: tuple[str, ...] = (*VARIANT_COLUMNS, "isa")
 _SETTING = ["scenario", "batch_size", "threads"]
 # The four cells of B and their weights: numerator/denominator engine on level a/b.
 _SLOTS = {"N_a": 1.0, "D_a": -1.0, "N_b": -1.0, "D_b": 1.0}
@@ -76,9 +87,9 @@ def _check_channel(channel: Channel) -> None:
             raise ValueError(
                 f"`{label}` must be a non-empty mapping column -> value; got {level!r}"
             )
-        bad = [k for k in level if k not in VARIANT_COLUMNS]
+        bad = [k for k in level if k not in CHANNEL_COLUMNS]
         if bad:
-            raise ValueError(f"`{label}` keys must be in {list(VARIANT_COLUMNS)}; got {bad}")
+            raise ValueError(f"`{label}` keys must be in {list(CHANNEL_COLUMNS)}; got {bad}")
     if set(channel.level_a) != set(channel.level_b):
         raise ValueError(
             f"`level_a` and `level_b` must set the same columns; got {sorted(channel.level_a)} "
@@ -118,6 +129,7 @@ class ChannelResult:
     scenario: str = ""  # benchmark scenario of every cell
     batch_size: int = 0  # batch size of every cell
     threads: int = 0  # threads of every cell
+    isa: str = "native"  # ISA level of every cell ("" when the channel's levels set the ISA)
     margin: float = 0.10  # equivalence margin: B in [1 - margin, 1 + margin]
     confidence: float = 0.95  # two-sided CI level; the one-sided tests run at 1 - confidence
     log_estimate: float = math.nan  # log B
@@ -350,7 +362,7 @@ def channel_bias(
         "D_b": f"{denominator} on b ({_describe(b, a)})",
     }
     held = [c for c in VARIANT_COLUMNS if c not in a]
-    group = ["machine", *held, *_SETTING]
+    group = ["machine", *held, *_SETTING, *(["isa"] if "isa" not in a else [])]
     ok_by, failed_by = group_index(ok, [*group, "model"]), group_index(failed, [*group, "model"])
     models: dict[tuple, set] = {}
     for key in [*ok_by, *failed_by]:
@@ -366,6 +378,7 @@ def channel_bias(
                 held={c: where[c] for c in held}, precision=precision,
                 scenario=where["scenario"], batch_size=int(where["batch_size"]),
                 threads=int(where["threads"]), margin=float(margin), confidence=float(confidence),
+                isa=where.get("isa", ""),
             )  # fmt: skip
             rows_ok = ok_by.get((*key, model), ok.iloc[:0])
             rows_failed = failed_by.get((*key, model), failed.iloc[:0])

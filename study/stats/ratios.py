@@ -44,11 +44,21 @@ _ENGINE_KEYS = [
     "scenario",
     "batch_size",
     "threads",
+    "isa",
 ]
 # The Holm family of engine_comparison: the models compared under the same machine and settings.
 _HOLM_FAMILY = [k for k in _ENGINE_KEYS if k != "model"]
 # Settings a pruned cell shares with its dense reference.
-_DENSE_KEYS = ["machine", "engine", "model", "precision", "scenario", "batch_size", "threads"]
+_DENSE_KEYS = [
+    "machine",
+    "engine",
+    "model",
+    "precision",
+    "scenario",
+    "batch_size",
+    "threads",
+    "isa",
+]
 # A pruned variant's identity beyond _DENSE_KEYS.
 _VARIANT_KEYS = ["pruner", "profile", "mask", "quant", "exporter", "sparsity"]
 # Columns the tables add to the RatioResult fields: the contrast actually used for the estimate.
