@@ -107,7 +107,7 @@ def test_version_is_the_same_in_package_metadata_and_changelog():
 
 
 def test_dependencies_are_torch_and_pyyaml_and_the_extra_only():
-    requires = sorted(r.replace(" ", "") for r in metadata.requires("torch-gmp"))
+    requires = sorted(r.replace(" ", "").replace("'", '"') for r in metadata.requires("torch-gmp"))
     assert requires == [
         'pandas>=2.0;extra=="sensitivity"',
         "pyyaml>=6",
