@@ -1,4 +1,4 @@
-"""Shared helpers for the gmp tests: a small CNN, real digits data, and one training loop.
+"""Helpers for the comparisons of gmp with SparseML: a small CNN, real digits data, one training loop.
 
 The same loop drives gmp and SparseML, so side-by-side runs differ only in the attached pruner.
 """

@@ -14,7 +14,7 @@ import torch
 
 os.environ.setdefault("NM_DISABLE_ANALYTICS", "1")
 
-from gmp.lr import LRModifierSpec, RecipeLR  # noqa: E402
+from gmp.lr import RecipeLR  # noqa: E402
 from gmp.recipe import load_recipe  # noqa: E402
 
 
@@ -126,67 +126,3 @@ def test_per_step_lr_equals_sparseml(modifiers):
     got = _gmp_lrs(text)
     assert len(set(expected)) > 1  # the schedule does change the LR
     assert got == expected  # exact float equality, every step, every param group
-
-
-def test_state_dict_resumes_exactly():
-    specs = load_recipe(_recipe(STEP)).lr
-    reference = _gmp_lrs(_recipe(STEP))
-    optimizer = _optimizer()
-    first = RecipeLR(optimizer, specs, SPE)
-    lrs = []
-    for _ in range(7):
-        optimizer.step()
-        lrs.append(tuple(g["lr"] for g in optimizer.param_groups))
-    state, opt_state = first.state_dict(), optimizer.state_dict()
-    first.remove()
-    resumed = _optimizer()
-    resumed.load_state_dict(opt_state)
-    second = RecipeLR(resumed, specs, SPE)
-    second.load_state_dict(state)
-    assert second.steps == 7
-    for _ in range(STEPS - 7):
-        resumed.step()
-        lrs.append(tuple(g["lr"] for g in resumed.param_groups))
-    assert lrs == reference
-
-
-def test_remove_stops_changing_lr():
-    optimizer = _optimizer()
-    sched = RecipeLR(optimizer, load_recipe(_recipe(LINEAR)).lr, SPE)
-    for _ in range(2 * SPE):
-        optimizer.step()
-    sched.remove()
-    before = [g["lr"] for g in optimizer.param_groups]
-    for _ in range(SPE):
-        optimizer.step()
-    assert [g["lr"] for g in optimizer.param_groups] == before
-    assert sched.steps == 2 * SPE
-
-
-def test_steps_per_epoch_validated():
-    with pytest.raises(ValueError, match=r"`steps_per_epoch` must be an int >= 1; got 0"):
-        RecipeLR(_optimizer(), [], 0)
-
-
-def test_step_size_below_one_step_raises():
-    spec = LRModifierSpec(
-        "scheduler", start_epoch=0.0, lr_class="StepLR", gamma=0.5, step_size=0.05, init_lr=0.1
-    )
-    with pytest.raises(ValueError, match="less than one step"):
-        RecipeLR(_optimizer(), [spec], 4)
-
-
-def test_spec_validation_names_field():
-    with pytest.raises(ValueError, match=r"`lr_kwargs.milestones` must all lie in"):
-        LRModifierSpec(
-            "scheduler", start_epoch=2.0, lr_class="MultiStepLR", gamma=0.5,
-            milestones=(1.0,), init_lr=0.1,
-        )  # fmt: skip
-    with pytest.raises(ValueError, match=r"`lr_func` must be one of"):
-        LRModifierSpec("function", 0.0, 1.0, lr_func="step", init_lr=0.1, final_lr=0.0)
-
-
-def test_param_group_out_of_range_raises():
-    spec = LRModifierSpec("set", start_epoch=0.0, learning_rate=0.1, param_groups=(2,))
-    with pytest.raises(ValueError, match=r"`param_groups` \[2\].*2 param group"):
-        RecipeLR(_optimizer(), [spec], SPE)

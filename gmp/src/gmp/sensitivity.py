@@ -3,21 +3,26 @@
 Each selected layer is pruned alone (all others dense) to each level, ``metric_fn(model)`` is
 evaluated, and the layer's weights are restored bit for bit. The original study pruned at random;
 ``method="magnitude"`` (smallest ``|w|`` first, SparseML's tie rules) is the default here.
+
+Needs pandas and tqdm, gmp's ``sensitivity`` extra (``pip install 'torch-gmp[sensitivity]'``); they
+are imported when :func:`sensitivity` is called, so ``import gmp`` works without them.
 """
 
 from __future__ import annotations
 
 import numbers
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from gmp._optional import require
 from gmp.masks import magnitude_mask, n_zeros_for
 from gmp.params import select_params
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["DEFAULT_LEVELS", "METHODS", "sensitivity"]
 
@@ -57,6 +62,7 @@ def sensitivity(
         unpruned baseline (evaluated once). Layers appear in model order.
 
     Raises:
+        ImportError: If pandas or tqdm is missing (the message names the extra that brings them).
         ValueError: On invalid ``levels``, ``method``, ``top_n``, ``seed``, a ``params`` pattern
             matching nothing, or a metric that is not a number.
 
@@ -68,6 +74,10 @@ def sensitivity(
         >>> df[["layer", "numel", "level"]].values.tolist()
         [['0.weight', 32, 0.0], ['0.weight', 32, 0.5], ['2.weight', 16, 0.0], ['2.weight', 16, 0.5]]
     """
+    pandas = require("pandas", "gmp.sensitivity")
+    require("tqdm", "gmp.sensitivity")
+    from tqdm.auto import tqdm
+
     levels = _validate_sensitivity_args(model, metric_fn, levels, method, top_n, seed)
     selected = select_params(model, params)
     if top_n is not None and top_n < len(selected):
@@ -100,7 +110,7 @@ def sensitivity(
                 bar.update(1)
     finally:
         bar.close()
-    return pd.DataFrame(rows, columns=["layer", "numel", "level", "method", "metric"])
+    return pandas.DataFrame(rows, columns=["layer", "numel", "level", "method", "metric"])
 
 
 def _validate_sensitivity_args(

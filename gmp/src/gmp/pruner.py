@@ -403,8 +403,18 @@ class GMP:
                 masks, [w.abs_() for w in weights], sparsities, g.mask_type, g.spec.global_sparsity
             )
         del weights
+        self._sync_masks(g)
+
+    @torch.no_grad()
+    def _sync_masks(self, g: _Group) -> None:
+        """Under ``torch.distributed``, give every rank rank 0's masks of group ``g``.
+
+        Each rank has just computed its masks from the same weights (DDP keeps them equal) with
+        deterministic tie rules, so they agree already; the broadcast makes it a guarantee.
+        Tests record the masks each rank computed by overriding this method.
+        """
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            for t in g.targets:  # identical anyway (deterministic ties); make it a guarantee
+            for t in g.targets:
                 dist.broadcast(t.mask, src=0)
 
     @torch.no_grad()

@@ -1,4 +1,4 @@
-"""Benchmark gmp against SparseML 1.8 on torchvision ResNet-50: ``python -m gmp.bench``.
+"""What gmp costs against SparseML 1.8 on torchvision ResNet-50: ``python -m baselines.cost``.
 
 Prints three tables, all measured in the same process so that ratios are comparable on a shared
 machine (absolute times are noisy):
@@ -9,20 +9,24 @@ machine (absolute times are noisy):
     interleaved round-robin;
 (c) extra memory each pruner keeps while pruning (bytes of tensors it holds beyond the dense model).
 
+It lives outside the ``torch-gmp`` distribution because it needs SparseML and torchvision, which
+only the project's root environment provides: SparseML 1.8 pins ``numpy<2`` and
+``protobuf<=3.20.3``, which a library must not force on its users. Importing it elsewhere raises
+ImportError saying so.
+
 Example:
-    uv run python -m gmp.bench --reps 3 --steps 5
+    uv run python -m baselines.cost --reps 3 --steps 5
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
-
-os.environ.setdefault("NM_DISABLE_ANALYTICS", "1")
 
 import torch
 from torch import nn
@@ -30,6 +34,25 @@ from torch import nn
 from gmp.pruner import GMP
 
 __all__ = ["main"]
+
+
+def _check_root_environment() -> None:
+    """Raise ImportError naming the missing package and the environment that provides it."""
+    os.environ.setdefault("NM_DISABLE_ANALYTICS", "1")  # before SparseML is imported
+    for module in ("sparseml", "torchvision"):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ImportError(
+                f"baselines.cost compares gmp with SparseML 1.8 on torchvision's ResNet-50, so it "
+                f"needs {module!r}, which only the project's root environment provides (SparseML "
+                "1.8 pins numpy<2 and protobuf<=3.20.3, so the torch-gmp library does not depend "
+                "on it): run `uv sync` at the repository root, then "
+                "`uv run python -m baselines.cost`"
+            ) from exc
+
+
+_check_root_environment()
 
 _TARGETS = (0.50, 0.55, 0.60, 0.65, 0.70, 0.75, 0.80, 0.85)
 

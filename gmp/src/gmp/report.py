@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
+from gmp._optional import require
 from gmp.params import ALL_PRUNABLE, select_params
 
 if TYPE_CHECKING:
@@ -61,10 +62,14 @@ class SparsityReport:
         return self.total_zeros / self.total_numel if self.total_numel else 0.0
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per layer: name, shape, numel, zeros, sparsity."""
-        import pandas as pd  # imported here: pandas is slow to import and only needed here
+        """One row per layer: name, shape, numel, zeros, sparsity.
 
-        return pd.DataFrame(
+        Raises:
+            ImportError: If pandas is missing (it comes with gmp's ``sensitivity`` extra).
+        """
+        pandas = require("pandas", "SparsityReport.to_frame")  # imported on use: slow, optional
+
+        return pandas.DataFrame(
             [(x.name, x.shape, x.numel, x.zeros, x.sparsity) for x in self.layers],
             columns=["name", "shape", "numel", "zeros", "sparsity"],
         )
