@@ -239,6 +239,7 @@ def export_int8_sparseml(
     from sparseml.pytorch.utils import ModuleExporter
 
     from baselines.sparseml import quiet_sparseml_logs
+    from study.onnx_weights import unshare_weights_file
 
     quiet_sparseml_logs()
 
@@ -247,4 +248,5 @@ def export_int8_sparseml(
     sample = torch.zeros(tuple(int(d) for d in input_shape))
     exporter = ModuleExporter(model, str(path.parent))
     exporter.export_onnx(sample, name=path.name, opset=opset, convert_qat=True, dynamo=False)
+    unshare_weights_file(path)  # each weight its own initializer (undo torch's deduplication)
     return path
