@@ -5,7 +5,8 @@ model is deep-copied to the CPU in eval mode; every BatchNorm is wrapped so that
 cannot fold it, and the wrapper's trivial ``Add`` nodes are deleted afterwards, so BatchNorm stays a
 separate ``BatchNormalization`` node and conv weights keep their torch names (``layer.weight``);
 the batch dimension of every input and output is dynamic; the default opset is 14;
-``keep_initializers_as_inputs=False``. On torch >= 2.9 ``dynamo=False`` must be passed through
+``keep_initializers_as_inputs=False`` (so torch stores weights of equal value once, which
+:func:`study.onnx_weights.unshare_weights` undoes after export). On torch >= 2.9 ``dynamo=False`` must be passed through
 its ``export_kwargs`` (the new exporter needs onnxscript), which this function does.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import torch
 
 from study.export import check_no_pruning_state
+from study.onnx_weights import unshare_weights_file
 
 os.environ.setdefault("NM_DISABLE_ANALYTICS", "1")
 
@@ -57,4 +59,5 @@ def export_sparseml(
     sample = torch.zeros(tuple(int(d) for d in input_shape))
     exporter = ModuleExporter(model, str(path.parent))
     exporter.export_onnx(sample, name=path.name, opset=opset, dynamo=False)
+    unshare_weights_file(path)  # each weight its own initializer (undo torch's deduplication)
     return path

@@ -17,6 +17,10 @@ but inside the loop's recipe its observer hooks (forward hooks on the new ``Quan
 modules) would be taken by the loop's finalize check for leftover pruning hooks. The schedule is
 the same: QAT from step 0, masks held from step 0, nothing else scheduled by the modifier.
 
+Before the modifier, :func:`keep_unfused_if_reused` moves each ReLU module that the forward
+calls more than once (torchvision's ResNet blocks) out of reach of SparseML's fusion rule, which
+would otherwise drop ResNet-18's residual ReLUs and break ResNet-50's backward pass.
+
 Export (:func:`export_int8_sparseml`): ``ModuleExporter.export_onnx(..., convert_qat=True)``,
 as SparseML's image-classification export does: its ONNX-to-DeepSparse transforms turn the QDQ
 graph into ``ConvInteger``/``MatMulInteger`` + ``Add``/``Cast``/``Mul`` with uint8 weights
@@ -28,6 +32,7 @@ from __future__ import annotations
 import copy
 import os
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -43,7 +48,13 @@ from study.quantize import (
 
 os.environ.setdefault("NM_DISABLE_ANALYTICS", "1")
 
-__all__ = ["QUANTIZATION_RECIPE", "export_int8_sparseml", "patch_sparseml_qconfig", "qat_sparseml"]
+__all__ = [
+    "QUANTIZATION_RECIPE",
+    "export_int8_sparseml",
+    "keep_unfused_if_reused",
+    "patch_sparseml_qconfig",
+    "qat_sparseml",
+]
 
 # SparseML's QuantizationModifier from epoch 0 with its defaults (scheme, fusion, no freezing).
 QUANTIZATION_RECIPE = """modifiers:
@@ -80,6 +91,66 @@ def patch_sparseml_qconfig() -> None:
 
     _get_qconfig._study_patched = True  # type: ignore[attr-defined]
     quantization_scheme._get_qconfig = _get_qconfig
+
+
+class _Unfused(torch.nn.Module):
+    """Holds an activation module one level down, where SparseML's fusion rule does not look."""
+
+    def __init__(self, act: torch.nn.Module) -> None:
+        super().__init__()
+        self.act = act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(x)
+
+
+def keep_unfused_if_reused(model: torch.nn.Module, sample: torch.Tensor) -> list[str]:
+    """Keep SparseML from fusing a ReLU module that the forward calls more than once; in place.
+
+    SparseML's default fusion (``fuse_module_conv_bn_relus``) fuses a Conv2d, BatchNorm2d and
+    ReLU that follow each other in ``named_modules()`` order, and the fused ReLU becomes an
+    ``Identity``. torchvision's ResNet blocks register one ``relu`` and call it at several
+    places: a ``BasicBlock`` (ResNet-18) lists ``conv1, bn1, relu``, so the fusion also removes
+    the ReLU after the residual add; a ``Bottleneck`` (ResNet-50) lists ``conv3, bn3, relu``,
+    so a ReLU lands before the add (in the wrong place) and the in-place add then breaks the
+    backward pass ("modified by an inplace operation"). SparseML's own ResNets have one module
+    per activation. Here each ReLU module that one forward pass of ``sample`` calls more than
+    once is moved one level down (``relu`` -> ``relu.act``, no parameters, so the state dict
+    does not change), outside the submodule SparseML fuses within: its Conv2d and BatchNorm2d
+    are still fused, and the ReLU runs wherever the model calls it.
+
+    Args:
+        model: The fp32 model about to be prepared for QAT.
+        sample: One input batch (run once in eval mode, without gradients).
+
+    Returns:
+        The names of the ReLU modules moved (empty for models that call each one once).
+
+    Example:
+        >>> keep_unfused_if_reused(torchvision.models.resnet18(), torch.zeros(1, 3, 32, 32))  # doctest: +SKIP
+        ['layer1.0.relu', 'layer1.1.relu', ...]
+    """
+    calls: Counter = Counter()
+    hooks = [
+        module.register_forward_hook(lambda *_, name=name: calls.update([name]))
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.ReLU)
+    ]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(sample)
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    reused = [name for name, count in calls.items() if count > 1]
+    for name in reused:
+        parent_name, _, attr = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, attr, _Unfused(getattr(parent, attr)))
+    return reused
 
 
 def qat_sparseml(
@@ -122,6 +193,7 @@ def qat_sparseml(
     start = time.perf_counter()
     qat = copy.deepcopy(model).cpu().train()
     masks = prunable_zero_masks(qat)
+    keep_unfused_if_reused(qat, next(iter(val_loader))[0][:1])
     loggers = python_loggers()  # not SparseML's default sparse_logs/ folder
     manager = ScheduledModifierManager.from_yaml(QUANTIZATION_RECIPE)
     manager.apply_structure(qat, epoch=0.0, loggers=loggers)
@@ -167,6 +239,7 @@ def export_int8_sparseml(
     from sparseml.pytorch.utils import ModuleExporter
 
     from baselines.sparseml import quiet_sparseml_logs
+    from study.onnx_weights import unshare_weights_file
 
     quiet_sparseml_logs()
 
@@ -175,4 +248,5 @@ def export_int8_sparseml(
     sample = torch.zeros(tuple(int(d) for d in input_shape))
     exporter = ModuleExporter(model, str(path.parent))
     exporter.export_onnx(sample, name=path.name, opset=opset, convert_qat=True, dynamo=False)
+    unshare_weights_file(path)  # each weight its own initializer (undo torch's deduplication)
     return path

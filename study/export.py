@@ -9,6 +9,11 @@ keeps BatchNorm as a separate node, makes the batch dynamic and defaults to opse
 exports both at the same opset with a dynamic batch axis, so the graph (BatchNorm folded or kept)
 is what the exporter factor compares.
 
+Both exporters store weights of equal value once (torch's initializer deduplication): pruning
+that zeroes whole layers (MobileViT-xs's transformer under a global threshold) would leave one
+initializer for several layers. ``export_torch`` and ``baselines.export.export_sparseml`` give
+each weight its own initializer again (:func:`study.onnx_weights.unshare_weights`, exact).
+
 ``check_zeros`` verifies that every zero of every prunable torch weight (Conv, Linear, Embedding
 ``.weight``) is still a zero in some ONNX initializer, matching by name where the exporter kept
 it and by shape and zero pattern where it did not.
@@ -22,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from study.onnx_weights import unshare_weights_file
 
 __all__ = [
     "ZeroCheck",
@@ -128,6 +135,7 @@ def export_torch(
             )
     finally:
         model.train(was_training)
+    unshare_weights_file(path)
     return path
 
 
@@ -227,15 +235,31 @@ def check_zeros(model: torch.nn.Module, onnx_path: str | Path) -> ZeroCheck:
                     found.append((int(np.count_nonzero(view == 0)) != torch_zeros[name], init_name))
                     break
         if not found:
-            mismatches.append(
-                f"{name}: no ONNX initializer of shape {tuple(weight.shape)} keeps its {torch_zeros[name]} zeros"
-            )
+            mismatches.append(_unmatched(name, weight, torch_zeros[name], inits, matches))
             continue
         _, init_name = min(found)
         matches[name] = init_name
         used.add(init_name)
         onnx_zeros[name] = int(np.count_nonzero(inits[init_name] == 0))
     return ZeroCheck(not mismatches, torch_zeros, onnx_zeros, matches, tuple(mismatches))
+
+
+def _unmatched(
+    name: str, weight: np.ndarray, zeros: int, inits: dict[str, np.ndarray], matches: dict[str, str]
+) -> str:
+    """The mismatch line of a weight no unused initializer holds; names a shared one if any."""
+    owner = {init: torch_name for torch_name, init in matches.items()}
+    for init_name in owner:
+        arr = inits[init_name]
+        if arr.size == weight.size and any(
+            _keeps_zeros(weight, v) for v in _candidates(weight, arr)
+        ):
+            return (
+                f"{name}: its {zeros} zeros are only in initializer {init_name!r}, already matched "
+                f"to {owner[init_name]}: the file stores one tensor for both (the exporter "
+                "deduplicated equal initializers; study.onnx_weights.unshare_weights undoes that)"
+            )
+    return f"{name}: no ONNX initializer of shape {tuple(weight.shape)} keeps its {zeros} zeros"
 
 
 def gzip_size(path: str | Path, level: int = 9) -> int:

@@ -362,7 +362,7 @@ class _Architecture:
             if "torch" in self.cfg.engines:  # the torch-eager engine needs the whole module
                 torch.save(fp32, path.with_suffix(".pt"))
         else:
-            opset = 13
+            opset = max(13, MODELS[v.model].opset)  # attention (MobileViT) needs 14
             _export_int8(qmodel, path, self.shape, opset, v.quant)
             zero_ok, detail, zeros = _zeros_int8(fp32, path)
         log_timing(self.out, self.name, f"export {v.exporter}", time.perf_counter() - started)

@@ -38,11 +38,13 @@ if TYPE_CHECKING:
     from study.train import TrainResult
 
 __all__ = [
+    "FX_LEAF_MODULES",
     "QatConfig",
     "QatResult",
     "check_int8_zeros",
     "check_masks_held",
     "export_int8_torch",
+    "fx_leaf_modules",
     "hold_recipe",
     "int8_onnx_accuracy",
     "int8_weight_zeros",
@@ -65,6 +67,29 @@ _WEIGHT_INPUTS = {
     "MatMulInteger": (1, 3),
     "QLinearMatMul": (3, 5),
 }
+
+
+# Module classes (``module.qualname``) whose forward FX symbolic tracing cannot follow -> why.
+# ``qat_torch`` keeps them as leaves of the FX graph (``non_traceable_module_classes``): they are
+# not quantized and run in fp32 inside the int8 model, so their weights stay fp32 in the file.
+FX_LEAF_MODULES: dict[str, str] = {
+    "timm.models.mobilevit.MobileVitBlock": (
+        "timm's MobileViT block branches on its input's height and width (padding to whole "
+        "patches), which FX symbolic tracing cannot follow: its convolutions and transformer "
+        "stay fp32"
+    ),
+}
+
+
+def fx_leaf_modules(model: torch.nn.Module) -> dict[str, str]:
+    """The :data:`FX_LEAF_MODULES` classes present in ``model``: qualified name -> why.
+
+    Example:
+        >>> fx_leaf_modules(build_model("mobilevit_xs"))  # doctest: +SKIP
+        {'timm.models.mobilevit.MobileVitBlock': "timm's MobileViT block branches ..."}
+    """
+    names = {f"{type(m).__module__}.{type(m).__qualname__}" for m in model.modules()}
+    return {name: why for name, why in FX_LEAF_MODULES.items() if name in names}
 
 
 @dataclass(frozen=True)
@@ -243,6 +268,9 @@ def qat_torch(
         example_input: A sample batch for FX tracing, e.g. ``torch.zeros(1, 3, 16, 16)``.
         progress: Show the loop's progress bar.
 
+    Modules of the :data:`FX_LEAF_MODULES` classes (MobileViT's blocks) are kept as FX leaves:
+    not quantized, fp32 in the int8 model.
+
     Returns:
         A :class:`QatResult` whose model is the converted int8 module.
 
@@ -257,6 +285,7 @@ def qat_torch(
     """
     import torch
     from torch.ao.quantization import get_default_qat_qconfig_mapping
+    from torch.ao.quantization.fx.custom_config import PrepareCustomConfig
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_qat_fx
 
     from study.export import check_no_pruning_state
@@ -271,7 +300,18 @@ def qat_torch(
         warnings.filterwarnings("ignore", message=r"(?s).*torchao", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=r"(?s).*torchao", category=UserWarning)
         mapping = get_default_qat_qconfig_mapping(config.backend)
-        prepared = prepare_qat_fx(fp32, mapping, (example_input.cpu(),))
+        leaves = {
+            name: type(m)
+            for name, m in fp32.named_modules()
+            if f"{type(m).__module__}.{type(m).__qualname__}" in fx_leaf_modules(fp32)
+        }
+        for name in leaves:  # no qconfig: its layers are not swapped for QAT ones either
+            mapping.set_module_name(name, None)
+        classes = list(dict.fromkeys(leaves.values()))
+        custom = PrepareCustomConfig().set_non_traceable_module_classes(classes)
+        prepared = prepare_qat_fx(
+            fp32, mapping, (example_input.cpu(),), prepare_custom_config=custom
+        )
         result = train(
             prepared,
             hold_recipe(config),
@@ -342,6 +382,7 @@ def export_int8_torch(
     import torch
 
     from study.onnx_cleanup import clean_qdq
+    from study.onnx_weights import unshare_weights_file
 
     if not input_shape or any(int(d) < 1 for d in input_shape):
         raise ValueError(f"`input_shape` must be a tuple of positive integers; got {input_shape!r}")
@@ -371,6 +412,7 @@ def export_int8_torch(
     finally:
         raw.unlink(missing_ok=True)
     onnx.save(cleaned, str(path))
+    unshare_weights_file(path)  # layers left fp32 (FX_LEAF_MODULES) can be deduplicated too
     return path
 
 
@@ -507,13 +549,28 @@ def check_int8_zeros(model: torch.nn.Module, onnx_path: str | Path) -> ZeroCheck
                 found = init_name
                 break
         if found is None:
-            mismatches.append(
-                f"{name}: no int8 weight of shape {tuple(mask.shape)} keeps its {torch_zeros[name]} zeros"
-            )
+            mismatches.append(_int8_unmatched(name, mask, onnx_path))
             continue
         matches[name] = found
         onnx_zeros[name] = int(np.count_nonzero(weights[found] == 0))
     return ZeroCheck(not mismatches, torch_zeros, onnx_zeros, matches, tuple(mismatches))
+
+
+def _int8_unmatched(name: str, mask: np.ndarray, onnx_path: str | Path) -> str:
+    """The mismatch line of a weight no int8 weight holds; says so if it stayed fp32 with its zeros."""
+    from onnx import numpy_helper
+
+    for init in _load(onnx_path).graph.initializer:
+        w = numpy_helper.to_array(init)
+        if not np.issubdtype(w.dtype, np.floating) or w.size != mask.size:
+            continue
+        views = [w, w.T] if w.ndim == 2 else [w]
+        if any(v.shape == mask.shape and not np.any(v[mask]) for v in views):
+            return (
+                f"{name}: not quantized: fp32 initializer {init.name!r} keeps its "
+                f"{int(mask.sum())} zeros"
+            )
+    return f"{name}: no int8 weight of shape {tuple(mask.shape)} keeps its {int(mask.sum())} zeros"
 
 
 def int8_onnx_accuracy(onnx_path: str | Path, loader: DataLoader) -> float:
