@@ -15,6 +15,10 @@ Schema changelog:
         ``trained`` (the accuracy gate). Rows of versions 1 and 2 load with
         :func:`upgrade_trial` (profile/mask inferred from the pruner, quant "none", each trial its
         own round of a one-cell block: nothing pairs with it).
+    4 (2026-12-05): TrialRow.replicate (0-based replicate of the block in its run: a fresh set of
+        worker processes with fresh engine compiles and its own seeded round order). Rounds are
+        keyed by ``machine, run_id, replicate, block, round``. Rows of versions 1-3 load with
+        ``replicate`` 0 (each run measured every block once).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # The TrialRow fields that, with `machine`, identify a benchmark cell (the file path and its hash
 # are covered by the `cell` id). One definition for the harness, the statistics and the summary.
@@ -108,6 +112,9 @@ class TrialRow:
         ""  # block id (cells measured together); "cell:<id>" on upgraded rows of version < 3
     )
     round: int = -1  # 0-based round within the block; -1 on a failure row
+    # The replicate of the block within the run: each replicate is a fresh set of worker processes
+    # (fresh engine compiles, its own seeded round order); estimates combine replicates.
+    replicate: int = 0
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,19 +128,25 @@ def _profile_of(pruner: str) -> str:
 
 
 def upgrade_trial(row: dict[str, Any]) -> dict[str, Any]:
-    """A TrialRow dict of any schema version as version 3 (a new dict; version 3 is returned as is).
+    """A TrialRow dict of any schema version as version 4 (a new dict; version 4 is returned as is).
 
     Versions 1 and 2 knew only uniform unstructured pruning and fp32 files, so ``profile`` and
     ``mask`` follow from ``pruner`` and ``quant`` is "none". They had no blocks: each trial
     becomes round ``trial`` of a block of its own cell, which no paired estimator pairs with
-    another cell (the statistics fall back to unpaired estimators for such cells).
+    another cell (the statistics fall back to unpaired estimators for such cells). Versions 1-3
+    measured each block once per run: ``replicate`` is 0.
 
     Example:
         >>> upgrade_trial({"schema_version": 2, "pruner": "gmp", "cell": "c1", "trial": 4})["mask"]
         'unstructured'
     """
-    if int(row.get("schema_version", 1)) >= 3:
+    version = int(row.get("schema_version", 1))
+    if version >= 4:
         return row
+    if version == 3:
+        out = dict(row)
+        out.setdefault("replicate", 0)
+        return out
     pruner = str(row.get("pruner", UNKNOWN))
     out = dict(row)
     out.setdefault("profile", _profile_of(pruner))
@@ -141,6 +154,7 @@ def upgrade_trial(row: dict[str, Any]) -> dict[str, Any]:
     out.setdefault("quant", "none")
     out.setdefault("block", f"cell:{row.get('cell', '')}")
     out.setdefault("round", int(row.get("trial", -1)))
+    out.setdefault("replicate", 0)
     return out
 
 
