@@ -54,17 +54,19 @@ class NestedEstimate:
     note: str = ""  # why a statistic is NaN
 
 
-def _means(values: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(the distinct rows of ``groups``, the mean of ``values`` over each)."""
-    keys, inverse = np.unique(groups, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
+def _means(values: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the distinct ``codes``, the mean of ``values`` over each)."""
+    keys, inverse = np.unique(codes, return_inverse=True)
     sums = np.bincount(inverse, weights=values, minlength=len(keys))
     return keys, sums / np.bincount(inverse, minlength=len(keys))
 
 
-def _labels(units: pd.DataFrame) -> np.ndarray:
-    """(n, 3) integer codes of each replicate's machine, run_id and replicate."""
-    return np.stack([pd.factorize(units[c].to_numpy())[0] for c in HIERARCHY], axis=1)
+def _run_codes(units: pd.DataFrame) -> tuple[np.ndarray, int]:
+    """(an integer per replicate naming its (machine, run_id), the number of run_id codes)."""
+    machine = pd.factorize(units["machine"].to_numpy())[0]
+    run = pd.factorize(units["run_id"].to_numpy())[0]
+    width = int(run.max()) + 1 if run.size else 1
+    return machine * width + run, width
 
 
 def top_level(units: pd.DataFrame) -> tuple[str, np.ndarray]:
@@ -76,12 +78,12 @@ def top_level(units: pd.DataFrame) -> tuple[str, np.ndarray]:
     Returns:
         ``("machine" | "run" | "replicate", means)``, or ``("", the single replicate's value)``.
     """
-    return _top(units["estimate"].to_numpy(dtype=float), _labels(units))
+    return _top(units["estimate"].to_numpy(dtype=float), *_run_codes(units))
 
 
-def _top(reps: np.ndarray, labels: np.ndarray) -> tuple[str, np.ndarray]:
-    run_keys, runs = _means(reps, labels[:, :2])  # mean of each run's replicates
-    _, machines = _means(runs, run_keys[:, :1])  # mean of each machine's runs
+def _top(reps: np.ndarray, run_code: np.ndarray, width: int) -> tuple[str, np.ndarray]:
+    run_keys, runs = _means(reps, run_code)  # mean of each run's replicates
+    _, machines = _means(runs, run_keys // width)  # mean of each machine's runs
     for name, means in zip(_LEVEL_NAMES, (machines, runs, reps)):
         if len(means) >= 2:
             return name, means
@@ -119,11 +121,12 @@ def nested_estimate(
         raise ValueError(f"`units` lacks the column(s) {missing}; got {list(units.columns)}")
     reps = units["estimate"].to_numpy(dtype=float)
     finite = np.isfinite(reps)
-    reps, labels = reps[finite], _labels(units)[finite]
+    run_code, width = _run_codes(units)
+    reps, run_code = reps[finite], run_code[finite]
     nan = math.nan
-    n_machines = len(np.unique(labels[:, 0]))
-    n_runs = len(np.unique(labels[:, :2], axis=0))
-    level, means = _top(reps, labels) if len(reps) else ("", reps)
+    runs = np.unique(run_code)
+    n_runs, n_machines = len(runs), len(np.unique(runs // width))
+    level, means = _top(reps, run_code, width) if len(reps) else ("", reps)
     n = len(means)
     estimate = float(means.mean()) if n else nan
     se = float(means.std(ddof=1) / math.sqrt(n)) if n >= 2 else nan
