@@ -109,12 +109,14 @@ def unit_estimates(
     else:
         used = used.iloc[:0]
     done = parts[0].index if parts else pd.MultiIndex.from_tuples([], names=UNIT)
+    rest = ~_units_of(rows).isin(done)
+    rows = rows.loc[rest]  # the replicates without enough complete rounds
     frame = pd.DataFrame(dict(zip(UNIT, unit_arrays(rows))))
     frame["_key"] = rows[key].to_numpy()
     frame["log"] = np.log(rows["throughput"].to_numpy(dtype=float))
     table = frame.groupby([*UNIT, "_key"], sort=True)["log"].mean().unstack("_key")
     table = table.reindex(columns=list(weights))
-    complete = table.notna().all(axis=1).to_numpy() & ~table.index.isin(done)
+    complete = table.notna().all(axis=1).to_numpy()
     if complete.any():
         w = np.array(list(weights.values()))
         index = table.index[complete]

@@ -92,6 +92,20 @@ def _counts(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return per_rep, per_run
 
 
+def _within(values: np.ndarray, codes: np.ndarray) -> tuple[float, np.ndarray]:
+    """(mean over groups of the sample variance within the group, the group means).
+
+    Groups of one value have no variance and are left out of the mean (NaN if all are such).
+    """
+    n = np.bincount(codes)
+    means = np.bincount(codes, weights=values) / n
+    squares = np.bincount(codes, weights=(values - means[codes]) ** 2)
+    several = n >= 2
+    if not several.any():
+        return math.nan, means
+    return float(np.mean(squares[several] / (n[several] - 1))), means
+
+
 def kj_components(y: pd.Series) -> dict[str, float]:
     """Kalibera & Jones's unbiased estimators T_round, T_replicate, T_run (module docstring).
 
@@ -112,17 +126,12 @@ def kj_components(y: pd.Series) -> dict[str, float]:
         >>> kj_components(round_values(trials, {"c1": 1}))  # doctest: +SKIP
     """
     frame = _nested_frame(y)
-    nan = math.nan
-    g = frame.groupby("rep", sort=False)["y"]
-    within = g.var(ddof=1)  # NaN for a replicate of one round
-    s1 = float(within.mean()) if within.notna().any() else nan
-    rep_means = g.mean()
-    run_of = frame.groupby("rep", sort=False)["run"].first()
-    by_run = rep_means.groupby(run_of.loc[rep_means.index].to_numpy())
-    var_reps = by_run.var(ddof=1)
-    s2 = float(var_reps.mean()) if var_reps.notna().any() else nan
-    run_means = by_run.mean()
-    s3 = float(run_means.var(ddof=1)) if len(run_means) >= 2 else nan
+    rep_code, rep_of = pd.factorize(frame["rep"].to_numpy())  # (n,), one name per replicate
+    run_of_rep = pd.factorize(pd.Series(rep_of).str.rsplit("/", n=1).str[0].to_numpy())[0]
+    values = frame["y"].to_numpy(dtype=float)
+    s1, rep_means = _within(values, rep_code)  # mean variance of rounds within a replicate
+    s2, run_means = _within(rep_means, run_of_rep)  # ... of replicate means within a run
+    s3 = float(np.var(run_means, ddof=1)) if run_means.size >= 2 else math.nan
     per_rep, per_run = _counts(frame)
     t1 = s1
     t2 = s2 - s1 / float(per_rep.mean()) if math.isfinite(s1) else s2

@@ -60,7 +60,9 @@ def test_kj_components_of_a_contrast_equal_reml_with_one_run():
     kj = kj_components(d)
     ref = _reml(d)
     assert math.isnan(kj["run"])
-    assert (kj["round"], kj["replicate"]) == pytest.approx((ref["round"], ref["replicate"]), rel=2e-3)
+    assert (kj["round"], kj["replicate"]) == pytest.approx(
+        (ref["round"], ref["replicate"]), rel=2e-3
+    )
     assert contrast(df, B_WEIGHTS).components == pytest.approx(kj, nan_ok=True)
 
 
@@ -100,7 +102,13 @@ def _cases(seed: int, n: int, low: float, high: float):
     for _ in range(n):
         var_round, var_rep = 10 ** rng.uniform(-4, -2, 2)
         c_round, c_rep = 10 ** rng.uniform(-0.5, 0.5), 10 ** rng.uniform(0.5, 2)
-        yield var_round, var_rep, c_round, c_rep, (c_rep + 2 * c_round) * 10 ** rng.uniform(low, high)
+        yield (
+            var_round,
+            var_rep,
+            c_round,
+            c_rep,
+            (c_rep + 2 * c_round) * 10 ** rng.uniform(low, high),
+        )
 
 
 def _grid(budget, c_round, c_rep, min_rounds=2):
