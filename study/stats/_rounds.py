@@ -71,8 +71,9 @@ def round_table(ok: pd.DataFrame, weights: dict, key: str) -> tuple[pd.Series, p
     return pd.Series(d, index=index, name="d"), sel.loc[complete[rounds]]
 
 
-def _units_of(rows: pd.DataFrame) -> pd.MultiIndex:
-    return pd.MultiIndex.from_arrays(unit_arrays(rows), names=UNIT)
+def replicate_keys(machine: np.ndarray, run: np.ndarray, rep: np.ndarray) -> np.ndarray:
+    """One string per element naming its replicate (machine, run_id, replicate)."""
+    return np.array([f"{m}\x1f{r}\x1f{k}" for m, r, k in zip(machine, run, rep)], dtype=object)
 
 
 def unit_estimates(
@@ -99,35 +100,37 @@ def unit_estimates(
         (``machine, run_id, replicate, estimate, n_rounds, paired`` sorted by replicate, rows).
     """
     rows = ok.loc[ok[key].isin(list(weights)).to_numpy()]
-    parts = []
+    records: list[tuple] = []
+    done: list[str] = []
     if len(d):
-        g = d.groupby(level=UNIT, sort=True)
-        paired = pd.DataFrame({"estimate": g.mean(), "n_rounds": g.size()})
-        paired = paired.loc[paired["n_rounds"] >= min_rounds].assign(paired=True)
-        parts.append(paired)
-        used = used.loc[_units_of(used).isin(paired.index)]
+        unit = [d.index.get_level_values(n).to_numpy() for n in UNIT]
+        names, first, inverse = np.unique(
+            replicate_keys(*unit), return_index=True, return_inverse=True
+        )
+        n = np.bincount(inverse)
+        mean = np.bincount(inverse, weights=d.to_numpy(dtype=float)) / n
+        for i in np.flatnonzero(n >= min_rounds):
+            j = first[i]
+            records.append((unit[0][j], unit[1][j], unit[2][j], mean[i], int(n[i]), True))
+            done.append(names[i])
+        used = used.loc[np.isin(replicate_keys(*unit_arrays(used)), done)]
     else:
         used = used.iloc[:0]
-    done = parts[0].index if parts else pd.MultiIndex.from_tuples([], names=UNIT)
-    rest = ~_units_of(rows).isin(done)
-    rows = rows.loc[rest]  # the replicates without enough complete rounds
-    frame = pd.DataFrame(dict(zip(UNIT, unit_arrays(rows))))
-    frame["_key"] = rows[key].to_numpy()
-    frame["log"] = np.log(rows["throughput"].to_numpy(dtype=float))
-    table = frame.groupby([*UNIT, "_key"], sort=True)["log"].mean().unstack("_key")
-    table = table.reindex(columns=list(weights))
-    complete = table.notna().all(axis=1).to_numpy()
-    if complete.any():
-        w = np.array(list(weights.values()))
-        index = table.index[complete]
-        parts.append(
-            pd.DataFrame(
-                {"estimate": table.to_numpy()[complete] @ w, "n_rounds": 0, "paired": False},
-                index=index,
-            )
-        )
-        used = pd.concat([used, rows.loc[_units_of(rows).isin(index)]])
-    if not parts:
-        return pd.DataFrame(columns=UNIT_COLUMNS), used
-    units = pd.concat(parts).reset_index()
-    return units[UNIT_COLUMNS].sort_values(UNIT, kind="stable").reset_index(drop=True), used
+    row_unit = unit_arrays(rows)
+    row_key = replicate_keys(*row_unit)
+    rest = ~np.isin(row_key, done)  # replicates without enough complete rounds
+    if rest.any():
+        frame = pd.DataFrame({"u": row_key[rest], "k": rows[key].to_numpy()[rest]})
+        frame["log"] = np.log(rows["throughput"].to_numpy(dtype=float)[rest])
+        table = frame.groupby(["u", "k"], sort=True)["log"].mean().unstack("k")
+        table = table.reindex(columns=list(weights))
+        complete = table.notna().all(axis=1).to_numpy()
+        estimates = table.to_numpy()[complete] @ np.array(list(weights.values()))
+        where = {k: i for i, k in enumerate(row_key)}
+        for name, value in zip(table.index[complete], estimates):
+            j = where[name]
+            records.append((row_unit[0][j], row_unit[1][j], row_unit[2][j], value, 0, False))
+        chosen = np.isin(row_key, list(table.index[complete])) & rest
+        used = pd.concat([used, rows.loc[chosen]])
+    units = pd.DataFrame.from_records(records, columns=UNIT_COLUMNS)
+    return units.sort_values(UNIT, kind="stable").reset_index(drop=True), used

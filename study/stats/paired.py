@@ -34,6 +34,7 @@ import pandas as pd
 from study.stats._frame import check_confidence, check_frame, ok_trials, t_interval
 from study.stats._rounds import ROUND_INDEX as _ROUND_INDEX
 from study.stats._rounds import UNIT as _UNIT
+from study.stats._rounds import replicate_keys as _keys
 from study.stats._rounds import round_table as _round_table
 from study.stats._rounds import unit_arrays as _unit_arrays
 from study.stats._rounds import unit_estimates as _unit_estimates
@@ -266,8 +267,8 @@ def _combined(ok, d, used, weights, key, confidence, min_rounds, design) -> Cont
     """The contrast over several replicates, runs or machines (see :mod:`study.stats.levels`)."""
     units, used = _unit_estimates(ok, d, used, weights, key, min_rounds)
     paired = units["paired"].to_numpy(dtype=bool)
-    replicates = pd.MultiIndex.from_frame(units.loc[paired, _UNIT])
-    d_used = d[d.index.droplevel(["block", "round"]).isin(replicates)]
+    replicates = _keys(*(units.loc[paired, c].to_numpy() for c in _UNIT))
+    d_used = d[np.isin(_keys(*(d.index.get_level_values(c) for c in _UNIT)), replicates)]
     e = nested_estimate(units, d=d_used if paired.all() else None, confidence=confidence)
     method = "paired" if paired.all() else ("unpaired" if not paired.any() else "mixed")
     notes = [e.note] if e.note else []
