@@ -22,7 +22,12 @@ from pathlib import Path
 import pandas as pd
 
 from study.results import load_results, write_csv
-from study.stats.replication import LEVELS, METHODS, replication_summary, replication_tests
+from study.stats.replication import (
+    METHODS,
+    PAIRED_LEVELS,
+    replication_summary,
+    replication_tests,
+)
 from study.summary import ENGINE_PAIRS
 
 __all__ = ["main", "replication_report"]
@@ -59,10 +64,10 @@ def replication_report(
     ``channels``: ``(Channel, models)`` pairs; with them (and method "paired") B is level 3.
     """
     if tests is None:
-        levels = [lv for lv in LEVELS if lv != "B" or (channels and method == "paired")]
+        levels = [lv for lv in PAIRED_LEVELS if lv != "B" or (channels and method == "paired")]
         tests = {lv: replication_tests(df, lv, method=method, channels=channels) for lv in levels}
     rows = []
-    for level in [lv for lv in LEVELS if lv in tests]:
+    for level in [lv for lv in PAIRED_LEVELS if lv in tests]:
         for name, sub in _groups(tests[level], level):
             s = replication_summary(sub, level, alpha=alpha)
             rows.append({"level": level, "engines": name, **s.as_dict()})
@@ -138,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "cells measured in at least 2 runs"
             )
         channels = _design_channels(args.results) if args.method == "paired" else None
-        levels = [lv for lv in LEVELS if lv != "B" or channels]
+        levels = [lv for lv in PAIRED_LEVELS if lv != "B" or channels]
         tests = {
             lv: replication_tests(
                 df, lv, method=args.method, channels=channels, engine_pairs=ENGINE_PAIRS

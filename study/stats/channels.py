@@ -205,7 +205,7 @@ def _architecture(
     if "onnx_sha256" in ok.columns:
         files = {s: set(ok.loc[ok["_slot"].str.endswith(s), "onnx_sha256"]) for s in ("_a", "_b")}
         if files["_a"] == files["_b"]:
-            notes.append("A/A: variants a and b are the same file(s) (onnx_sha256)")
+            notes.insert(0, "A/A: variants a and b are the same file(s) (onnx_sha256)")
     return ChannelResult(
         **base,
         **_summary(c.estimate, c.se, c.dof, margin, confidence),

@@ -53,13 +53,15 @@ from study.stats.meta import welch_contrast
 __all__ = [
     "LEVELS",
     "METHODS",
+    "PAIRED_LEVELS",
     "ReplicationSummary",
     "replication_summary",
     "replication_tests",
     "unit_columns",
 ]
 
-LEVELS = ("cell", "ratio", "B")  # "B": method "paired" only
+LEVELS = ("cell", "ratio")  # the Welch levels
+PAIRED_LEVELS = ("cell", "ratio", "B")  # the paired levels: B is a channel's four-cell contrast
 METHODS = ("welch", "paired")
 TEST_COLUMNS = ("run_a", "run_b", "log_diff", "se", "dof", "t", "p", "basis")  # after the unit's
 # `basis`: where each run's SE comes from ("trial" for Welch; the contrast's level for paired).
@@ -152,8 +154,8 @@ def replication_tests(
         >>> tests = replication_tests(load_results("runs/a", "runs/b"), "ratio")  # doctest: +SKIP
     """
     check_frame(df)
-    if level not in LEVELS:
-        raise ValueError(f"`level` must be one of {list(LEVELS)}; got {level!r}")
+    if level not in PAIRED_LEVELS:
+        raise ValueError(f"`level` must be one of {list(PAIRED_LEVELS)}; got {level!r}")
     if method not in METHODS:
         raise ValueError(f"`method` must be one of {list(METHODS)}; got {method!r}")
     if "onnx_sha256" not in df.columns or "run_id" not in df.columns:
@@ -211,8 +213,8 @@ def replication_summary(
     """
     alpha = _check_alpha(alpha)
     confidence = check_confidence(confidence)
-    if level not in LEVELS:
-        raise ValueError(f"`level` must be one of {list(LEVELS)}; got {level!r}")
+    if level not in PAIRED_LEVELS:
+        raise ValueError(f"`level` must be one of {list(PAIRED_LEVELS)}; got {level!r}")
     nan = math.nan
     if tests.empty:
         note = "no unit was measured in two runs: nothing to compare"

@@ -4,12 +4,14 @@ statsmodels REML) and study.stats.allocation (K&J's repetition count, checked by
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats
 import statsmodels.api as sm
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from study.stats import contrast, round_values
 from study.stats.allocation import allocate, kj_rounds
@@ -17,6 +19,14 @@ from study.stats.components import cell_components, contrast_components, kj_comp
 from tests.study._nested import B_WEIGHTS, nested_trials
 
 MU = [4.6, 4.5, 4.4, 4.2]
+
+
+@pytest.fixture(autouse=True)
+def _quiet_statsmodels():
+    """statsmodels warns 'MLE may be on the boundary' even for interior fits; not a failure."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
 
 
 def _reml(d: pd.Series) -> dict[str, float]:
@@ -172,3 +182,28 @@ def test_allocation_refuses_what_it_cannot_do_with_the_reason():
         allocate(0.0, -0.001, **kw)
     clipped = allocate(0.04, -0.001, **kw)  # a negative unbiased estimate reads as 0
     assert "var_replicate" in clipped.note and clipped.variance > 0
+
+
+# --- python -m study.variance ---------------------------------------------------------------------
+
+
+def test_variance_cli_prints_components_and_the_allocation(tmp_path, capsys):
+    from study.variance import main, round_seconds
+
+    df = nested_trials([4.6, 4.5], runs=2, replicates=3, rounds=4, sd_process=0.02, seed=24)
+    df["engine"] = np.where(df["cell"] == "c0", "openvino", "deepsparse")
+    order = df.sort_values(["run_id", "replicate", "round", "cell"]).index
+    start = pd.Timestamp("2026-12-01T00:00:00Z")
+    df.loc[order, "timestamp"] = [(start + pd.Timedelta(seconds=1.5 * i)).isoformat()
+                                  for i in range(len(df))]  # fmt: skip
+    assert round_seconds(df) == pytest.approx(3.0)  # two cells of 1.5 s per round
+    path = tmp_path / "bench.jsonl"
+    df.to_json(path, orient="records", lines=True)
+    assert main([str(path), "--budget", "300", "--replicate-cost", "20", "--csv",
+                 str(tmp_path / "v.csv")]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "round 3 s" in out and "engine ratios" in out and "deepsparse" in out
+    table = pd.read_csv(tmp_path / "v.csv")
+    assert sorted(table["kind"]) == ["cell", "cell", "ratio"] and table["allocation"].notna().all()
+    assert main([str(path), "--budget", "300"]) == 2
+    assert "--replicate-cost" in capsys.readouterr().err

@@ -255,3 +255,19 @@ def test_run_ci_is_nominal_with_a_run_effect():
     width = float(np.mean([(r.ci_high - r.ci_low) / 2 for r in results]))
     assert abs(coverage - 0.95) <= 0.03, coverage
     assert abs(width / oracle - 1) <= 0.15, width / oracle  # c4(4) = 0.92
+
+
+def test_cell_table_uses_the_replicates_when_a_cell_has_several():
+    from study.stats import cell_table, geometric_ci
+
+    df = nested_trials(MU[:2], replicates=3, rounds=4, sd_process=0.02, seed=14)
+    table = cell_table(df).set_index("cell")
+    c = contrast(df, {"c1": 1.0})
+    assert c.level == "replicate" and c.dof == 2
+    row = table.loc["c1"]
+    assert (row["throughput"], row["ci_low"], row["ci_high"]) == pytest.approx(
+        (math.exp(c.estimate), math.exp(c.ci_low), math.exp(c.ci_high)), rel=1e-12
+    )
+    one = cell_table(df[df["replicate"] == 0]).set_index("cell").loc["c1"]  # unchanged
+    ref = geometric_ci(df.loc[(df["replicate"] == 0) & (df["cell"] == "c1"), "throughput"])
+    assert (one["ci_low"], one["ci_high"]) == pytest.approx((ref.low, ref.high), rel=1e-12)
