@@ -1,9 +1,9 @@
 """Round-paired contrasts of log throughput on the blocked design, with an unpaired fallback.
 
 The harness measures every cell of a block once per *round* (``block``, ``round`` columns of
-:class:`study.schema.TrialRow`), in each *replicate* of the block (fresh worker processes). Machine speed drifts strongly from trial to trial, but within one
-round all cells see nearly the same machine, so a contrast formed round by round cancels the
-common drift. For weights ``w_c`` over cells (``{a: +1, b: -1}`` for the ratio a / b; ``+1, -1,
+:class:`study.schema.TrialRow`), in each *replicate* of the block (fresh worker processes).
+Machine speed drifts strongly from trial to trial, but within one round all cells see nearly the
+same machine, so a contrast formed round by round cancels the common drift. For weights ``w_c`` over cells (``{a: +1, b: -1}`` for the ratio a / b; ``+1, -1,
 -1, +1`` over four cells for the channel ratio B), the per-round value is
 
     d_r = sum_c w_c * mean_{trials of c in round r} log(throughput)
@@ -58,7 +58,7 @@ class ContrastResult:
 
     estimate: float  # estimate of theta (mean d_r if paired, sum_c w_c mean log x_c if unpaired)
     se: float  # its standard error; NaN when undefined (see `note`)
-    dof: float  # degrees of freedom: R - 1 (paired) or Welch-Satterthwaite (unpaired)
+    dof: float  # R - 1 (level "round"), Welch-Satterthwaite ("trial"), or units - 1 of `level`
     ci_low: float  # estimate - t_{1-alpha/2}(dof) se, alpha = 1 - confidence
     ci_high: float  # estimate + t_{1-alpha/2}(dof) se
     statistic: float  # t = estimate / se
