@@ -163,6 +163,17 @@ def reml_components(y: pd.Series) -> tuple[dict[str, float], str]:
     n_runs, n_reps = frame["run"].nunique(), frame["rep"].nunique()
     if n_reps < 2 or len(frame) <= n_reps:
         return {"round": nan, "replicate": nan, "run": nan}, "REML needs >= 2 replicates"
+    try:
+        out, caught = _reml_fit(sm, frame, n_runs)
+    except (np.linalg.LinAlgError, ValueError) as exc:  # a singular design: no estimate
+        return {"round": nan, "replicate": nan, "run": nan}, f"REML failed: {exc}"[:200]
+    notes = sorted({f"REML: {w.message}".splitlines()[0][:160] for w in caught})
+    return out, "; ".join(notes)
+
+
+def _reml_fit(sm, frame: pd.DataFrame, n_runs: int) -> tuple[dict[str, float], list]:
+    """The MixedLM fit of :func:`reml_components` and the warnings it raised."""
+    nan = math.nan
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if n_runs >= 2:
@@ -186,8 +197,7 @@ def reml_components(y: pd.Series) -> tuple[dict[str, float], str]:
                 "replicate": float(np.asarray(fit.cov_re)[0, 0]),
                 "run": nan,
             }
-    notes = sorted({f"REML: {w.message}".splitlines()[0][:160] for w in caught})
-    return out, "; ".join(notes)
+    return out, list(caught)
 
 
 def _components(y: pd.Series, method: str) -> VarianceComponents:
