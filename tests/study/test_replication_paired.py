@@ -88,3 +88,16 @@ def test_b_is_compared_per_architecture_and_pooled():
         replication_tests(df, "B")
     with pytest.raises(ValueError, match="channels"):
         replication_tests(df, "B", method="paired")
+
+
+def test_cli_takes_the_channels_from_the_run_folders_config(tmp_path):
+    from study.design import channels
+    from study.replication import _design_channels
+    from tests.paper.fixture import study_config, write_results
+
+    folder = write_results(tmp_path / "run")
+    found = _design_channels([str(tmp_path / "missing.jsonl"), str(folder)])
+    cfg = study_config()
+    expected = {ch.name for m in cfg.models for ch in channels(cfg, m)}
+    assert {ch.name for ch, _ in found} == expected and all(models for _, models in found)
+    assert _design_channels([str(folder / "bench.jsonl")]) is None
