@@ -212,8 +212,9 @@ def engine_comparison(
     (engine_b): round by round (``method == "paired"``, ``n_rounds`` rounds) when both engines'
     cells were measured in a common block, else Welch-Satterthwaite on all trials
     (``"unpaired"``); with several replicates or runs, per replicate and combined with the
-    degrees of freedom of the top replicated level (``level``, ``n_replicates``, ``n_runs``). The :func:`throughput_ratio` columns ``welch_t, welch_p, welch_dof,
-    mwu_u, mwu_p`` are always the unpaired tests over all ok trials. ``p_holm`` is :func:`holm`
+    degrees of freedom of the top replicated level (``level``, ``n_replicates``, ``n_runs``).
+    The :func:`throughput_ratio` columns ``welch_t, welch_p, welch_dof, mwu_u, mwu_p`` are
+    always the unpaired tests over all ok trials. ``p_holm`` is :func:`holm`
     of ``pvalue`` within each family of comparisons that differ only in ``model``.
 
     A setting where an engine has no ok trials (missing or failed) is kept as a row with NaN
