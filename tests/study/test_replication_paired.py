@@ -91,13 +91,17 @@ def test_b_is_compared_per_architecture_and_pooled():
 
 
 def test_cli_takes_the_channels_from_the_run_folders_config(tmp_path):
+    import yaml
+
     from study.design import channels
     from study.replication import _design_channels
-    from tests.paper.fixture import study_config, write_results
+    from tests.paper.fixture import study_config
 
-    folder = write_results(tmp_path / "run")
-    found = _design_channels([str(tmp_path / "missing.jsonl"), str(folder)])
     cfg = study_config()
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    found = _design_channels([str(tmp_path / "missing.jsonl"), str(folder)])
     expected = {ch.name for m in cfg.models for ch in channels(cfg, m)}
     assert {ch.name for ch, _ in found} == expected and all(models for _, models in found)
     assert _design_channels([str(folder / "bench.jsonl")]) is None
