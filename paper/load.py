@@ -2,7 +2,7 @@
 
 Only ``bench.jsonl`` is required; every other file is optional and comes back empty when absent,
 so the figures and report can say which data were missing instead of failing. Trial rows of
-every schema version are read as version 3 (:func:`study.schema.upgrade_trial`), manifest rows
+every schema version are read as version 4 (:func:`study.schema.upgrade_trial`), manifest rows
 as :class:`study.schema.ModelRecord`, and ``config.yaml`` both as the raw mapping and, where
 ``study.config.load_config`` accepts it, as the :class:`~study.config.StudyConfig` the
 statistics declare their margin and confidence in.

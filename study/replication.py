@@ -2,10 +2,14 @@
 
 Give it results (JSONL files or run folders) that measured the same cells in two or more runs,
 for example two ``python -m study.compare`` runs, or ``python -m study.bench`` run twice into
-different files. For each cell and for each engine ratio it tests every pair of runs with Welch's t
-and prints how often they disagree at ``--alpha`` (if the CIs held across runs, that share would be
-``alpha``) and by what factor the CIs would have to be widened to cover the runs' differences.
-See :mod:`study.stats.replication` for the method.
+different files. For each cell, each engine ratio and (when a folder holds the study's
+``config.yaml``) each channel's B per architecture and pooled, it compares every pair of runs'
+own estimates, each with its own SE (``--method paired``, the default: the estimates the study
+reports, round-paired inside each replicate and combined across a run's replicates; ``--method
+welch``: unpaired Welch on all trials), and prints how often they disagree at ``--alpha`` (if the
+CIs held across runs, that share would be ``alpha``) and by what factor the CIs would have to be
+widened to cover the runs' differences. See :mod:`study.stats.replication` and
+:mod:`study.stats.replication_paired` for the method.
 """
 
 from __future__ import annotations
@@ -13,33 +17,57 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import pandas as pd
 
 from study.results import load_results, write_csv
-from study.stats.replication import LEVELS, replication_summary, replication_tests
+from study.stats.replication import (
+    METHODS,
+    PAIRED_LEVELS,
+    replication_summary,
+    replication_tests,
+)
+from study.summary import ENGINE_PAIRS
 
 __all__ = ["main", "replication_report"]
 
 
 def _groups(tests: pd.DataFrame, level: str) -> list[tuple[str, pd.DataFrame]]:
-    """All tests, then one group per engine (cells) or engine pair (ratios)."""
+    """All tests, then one group per engine (cells) or engine pair (ratios, B), then B's pools."""
     if tests.empty:
         return [("all", tests)]
-    by = tests.engine if level == "cell" else tests.engine_a + "/" + tests.engine_b
-    return [("all", tests)] + [(name, sub) for name, sub in tests.groupby(by, sort=True)]
+    if level == "cell":
+        by = tests.engine
+    elif level == "ratio":
+        by = tests.engine_a + "/" + tests.engine_b
+    else:
+        by = tests.numerator + "/" + tests.denominator
+    groups = [("all", tests)] + [(name, sub) for name, sub in tests.groupby(by, sort=True)]
+    if level == "B":
+        groups.append(("pooled", tests.loc[tests.model == "pooled"]))
+    return groups
 
 
 def replication_report(
-    df: pd.DataFrame, *, alpha: float = 0.05, tests: dict[str, pd.DataFrame] | None = None
+    df: pd.DataFrame,
+    *,
+    alpha: float = 0.05,
+    tests: dict[str, pd.DataFrame] | None = None,
+    method: str = "paired",
+    channels: Sequence | None = None,
 ) -> pd.DataFrame:
     """One row per level and engine (or engine pair): tests, share rejecting, its CI, inflation.
 
     ``tests``: :func:`replication_tests` of ``df`` per level, where the caller has them already.
+    ``method``: ``"paired"`` (each run's own estimate, as the study reports it) or ``"welch"``.
+    ``channels``: ``(Channel, models)`` pairs; with them (and method "paired") B is level 3.
     """
-    tests = tests or {level: replication_tests(df, level) for level in LEVELS}
+    if tests is None:
+        levels = [lv for lv in PAIRED_LEVELS if lv != "B" or (channels and method == "paired")]
+        tests = {lv: replication_tests(df, lv, method=method, channels=channels) for lv in levels}
     rows = []
-    for level in LEVELS:
+    for level in [lv for lv in PAIRED_LEVELS if lv in tests]:
         for name, sub in _groups(tests[level], level):
             s = replication_summary(sub, level, alpha=alpha)
             rows.append({"level": level, "engines": name, **s.as_dict()})
@@ -59,6 +87,23 @@ def _format(report: pd.DataFrame) -> str:
     return out[cols].to_string(index=False)
 
 
+def _design_channels(paths: Sequence[str]) -> list | None:
+    """The (Channel, models) pairs of the first results folder holding a ``config.yaml``."""
+    from study.config import load_config  # noqa: PLC0415 (only when a folder has one)
+    from study.design import channels  # noqa: PLC0415
+
+    for path in paths:
+        config = Path(path) / "config.yaml"
+        if config.is_file():
+            cfg = load_config(config, check_paths=False)
+            seen: dict[str, tuple] = {}
+            for model in cfg.models:
+                for ch in channels(cfg, model):
+                    seen.setdefault(ch.name, (ch, []))[1].append(model)
+            return list(seen.values()) or None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m study.replication``: print how well per-run CIs predict another run."""
     p = argparse.ArgumentParser(
@@ -66,6 +111,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("results", nargs="+", help="results JSONL files or folders holding them")
     p.add_argument("--alpha", type=float, default=0.05, help="level of each test (default 0.05)")
+    p.add_argument(
+        "--method",
+        choices=METHODS,
+        default="paired",
+        help="paired: each run's own estimates as the study reports them (default); welch: "
+        "unpaired Welch on all trials",
+    )
     p.add_argument(
         "--exclude-run",
         action="append",
@@ -90,7 +142,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"the results hold {len(runs)} run(s) ({runs}); a replication check needs the same "
                 "cells measured in at least 2 runs"
             )
-        tests = {level: replication_tests(df, level) for level in LEVELS}
+        channels = _design_channels(args.results) if args.method == "paired" else None
+        levels = [lv for lv in PAIRED_LEVELS if lv != "B" or channels]
+        tests = {
+            lv: replication_tests(
+                df, lv, method=args.method, channels=channels, engine_pairs=ENGINE_PAIRS
+            )
+            for lv in levels
+        }
         report = replication_report(df, alpha=args.alpha, tests=tests)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -102,12 +161,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    how = (
+        "each run's own estimate and SE (paired within replicates), Welch-Satterthwaite dof"
+        if args.method == "paired"
+        else "a Welch test on all trials"
+    )
     print(
-        f"{len(runs)} runs. 'rejected': share of pairs of runs whose difference a Welch test finds "
+        f"{len(runs)} runs. 'rejected': share of pairs of runs whose difference ({how}) is "
         f"significant at alpha={args.alpha:g} (expected {100 * args.alpha:g}% if the CIs held "
         "across runs; bootstrap 95% CI over units). 'inflation': factor on the CI half-widths "
         f"that brings it down to {100 * args.alpha:g}%."
     )
+    if args.method == "paired" and channels is None:
+        print("B: no config.yaml in the results folders, so no channels to test.")
     print(_format(report))
     if args.csv:
         write_csv(report, args.csv)

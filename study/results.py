@@ -78,9 +78,9 @@ def _result_files(paths: Iterable[str | Path]) -> list[Path]:
 def load_results(*paths: str | Path) -> pd.DataFrame:
     """Load and merge results files or folders (searched for ``*.jsonl``) from any number of machines.
 
-    Rows of every schema version load as version 3 (:func:`study.schema.upgrade_trial`: older rows
-    get the variant columns and a block of their own). Rows are de-duplicated on (machine, run_id,
-    cell, trial), so overlapping inputs are harmless. ``engine_settings`` stays a dict column;
+    Rows of every schema version load as version 4 (:func:`study.schema.upgrade_trial`: older rows
+    get the variant columns, a block of their own and replicate 0). Rows are de-duplicated on
+    (machine, run_id, replicate, cell, trial), so overlapping inputs are harmless. ``engine_settings`` stays a dict column;
     ``machine`` is a column like any other.
 
     Example:
@@ -93,7 +93,7 @@ def load_results(*paths: str | Path) -> pd.DataFrame:
     if df.empty:
         return pd.DataFrame(columns=columns)
     return df.drop_duplicates(
-        subset=["machine", "run_id", "cell", "trial"], keep="first"
+        subset=["machine", "run_id", "replicate", "cell", "trial"], keep="first"
     ).reset_index(drop=True)
 
 

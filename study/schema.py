@@ -17,6 +17,10 @@ Schema changelog:
         own round of a one-cell block: nothing pairs with it).
     4 (2026-12-03): ``isa`` (TrialRow, CELL_FIELDS): the ISA level the engines were capped to
         (``"native"``: no cap; see study.engines.isa). Rows of versions 1-3 load as "native".
+        ``replicate`` (TrialRow): the 0-based replicate of the block in its run (a fresh set of
+        worker processes with fresh engine compiles and its own seeded round order). Rounds are
+        keyed by ``machine, run_id, replicate, block, round``. Rows of versions 1-3 load with
+        ``replicate`` 0 (each run measured every block once).
 """
 
 from __future__ import annotations
@@ -114,6 +118,9 @@ class TrialRow:
     # ISA level the engine was capped to (study.engines.isa.ISA_LEVELS; "native": no cap). What
     # ran is the engine's own word in engine_settings["isa_path"] and ["isa_cap"].
     isa: str = "native"
+    # The replicate of the block within the run: each replicate is a fresh set of worker processes
+    # (fresh engine compiles, its own seeded round order); estimates combine replicates.
+    replicate: int = 0
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -132,7 +139,8 @@ def upgrade_trial(row: dict[str, Any]) -> dict[str, Any]:
     Versions 1 and 2 knew only uniform unstructured pruning and fp32 files, so ``profile`` and
     ``mask`` follow from ``pruner`` and ``quant`` is "none". They had no blocks: each trial
     becomes round ``trial`` of a block of its own cell, which no paired estimator pairs with
-    another cell (the statistics fall back to unpaired estimators for such cells).
+    another cell (the statistics fall back to unpaired estimators for such cells). Versions 1-3
+    measured each block once per run: ``replicate`` is 0.
 
     Example:
         >>> upgrade_trial({"schema_version": 2, "pruner": "gmp", "cell": "c1", "trial": 4})["mask"]
@@ -143,6 +151,7 @@ def upgrade_trial(row: dict[str, Any]) -> dict[str, Any]:
         return row
     out = dict(row)
     out.setdefault("isa", "native")  # version < 4: no ISA cap existed
+    out.setdefault("replicate", 0)  # version < 4: each run measured every block once
     if version >= 3:
         return out
     pruner = str(row.get("pruner", UNKNOWN))

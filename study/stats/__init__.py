@@ -8,8 +8,15 @@ from. Methods, each documented with its formula where it lives:
 - :func:`geometric_ci` / :func:`cell_table`: geometric mean with a Student-t interval on log
   throughput (:func:`bootstrap_ci`, BCa, stays available; the cell table does not use it).
 - :func:`round_values` / :func:`paired_contrast` / :func:`contrast`: contrasts of log
-  throughput paired by round of the blocked design (d_r = sum_c w_c log x_{c,r}; mean, sd / sqrt(R),
-  t(R - 1)), with the unpaired Welch-Satterthwaite contrast where cells share no block.
+  throughput paired by round of the blocked design (d_r = sum_c w_c log x_{c,r}, rounds keyed by
+  machine, run, replicate, block and round), with the unpaired Welch-Satterthwaite contrast where
+  cells share no block. :func:`contrast` combines the replicates' estimates with the degrees of
+  freedom of the top replicated level (:func:`nested_estimate`: replicates, runs or machines;
+  Kalibera & Jones 2013); with one replicate it keeps the round-paired t (mean, sd / sqrt(R),
+  t(R - 1)) and says that it ignores process and run variance.
+- :func:`cell_components` / :func:`contrast_components`: variance between rounds, replicates and
+  runs (K&J's unbiased estimators; REML by statsmodels as the cross-check and for unbalanced
+  data); :func:`allocate`: the replicates x rounds that give the narrowest CI for a time budget.
 - :func:`throughput_ratio` (Welch, Mann-Whitney); :func:`engine_comparison` and
   :func:`pruning_speedup` (both through :func:`contrast`; :func:`holm` across models).
 - :func:`channel_bias`: B of a :class:`Channel` per architecture and pooled
@@ -23,6 +30,7 @@ give NaN statistics and a ``note`` saying why. Throughputs <= 0 on ok rows raise
 """
 
 from study.stats._frame import CELL_COLUMNS, failed_trials, ok_trials
+from study.stats.allocation import Allocation, allocate, kj_rounds
 from study.stats.channels import (
     VARIANT_COLUMNS,
     Channel,
@@ -30,8 +38,16 @@ from study.stats.channels import (
     channel_bias,
     channel_table,
 )
+from study.stats.components import (
+    VarianceComponents,
+    cell_components,
+    contrast_components,
+    kj_components,
+    reml_components,
+)
 from study.stats.equivalence import TostResult, tost, tost_one_sample
 from study.stats.intervals import CI, bootstrap_ci, cell_table, geometric_ci
+from study.stats.levels import NestedEstimate, nested_estimate
 from study.stats.meta import (
     RANDOM_EFFECTS_MIN_K,
     CommonEffectResult,
@@ -51,6 +67,9 @@ from study.stats.ratios import RatioResult, engine_comparison, pruning_speedup, 
 __all__ = [
     "CELL_COLUMNS",
     "CI",
+    "Allocation",
+    "NestedEstimate",
+    "VarianceComponents",
     "RANDOM_EFFECTS_MIN_K",
     "VARIANT_COLUMNS",
     "Channel",
@@ -62,23 +81,30 @@ __all__ = [
     "PoolResult",
     "RatioResult",
     "TostResult",
+    "allocate",
     "bootstrap_ci",
+    "cell_components",
     "cell_table",
     "channel_bias",
     "channel_table",
     "common_effect",
     "contrast",
+    "contrast_components",
     "engine_comparison",
     "failed_trials",
     "geometric_ci",
     "holm",
     "holm_family",
+    "kj_components",
+    "kj_rounds",
     "minimum_detectable_effect",
+    "nested_estimate",
     "ok_trials",
     "paired_contrast",
     "pool_estimates",
     "pruning_speedup",
     "random_effects",
+    "reml_components",
     "round_values",
     "throughput_ratio",
     "tost",

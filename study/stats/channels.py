@@ -7,8 +7,11 @@ A :class:`Channel` names two variants of a model file by their column values (``
     log B = (log N_a - log D_a) - (log N_b - log D_b)
 
 estimated by :func:`study.stats.paired.contrast` with weights +1, -1, -1, +1 over the four cells:
-round by round when the four cells were measured in one block (common drift cancels), else the
-unpaired Welch-Satterthwaite contrast. B = 1: the channel does not change the engine comparison.
+round by round inside each replicate when the four cells were measured in one block (common drift
+cancels), else the unpaired Welch-Satterthwaite contrast; with several replicates or runs, the
+replicates' estimates are combined with the degrees of freedom of the top replicated level
+(``level``, ``n_replicates``, ``n_runs``). B = 1: the channel does not change the engine
+comparison.
 
 Each row carries the two-sided test of B = 1, TOST at +-margin, the one-sided test of
 H0: B >= 1 + margin and the minimum detectable effect. Across the channels and engine pairs a
@@ -144,6 +147,10 @@ class ChannelResult:
     q_pvalue: float = math.nan  # P(chi2(k - 1) >= Q)
     p_holm: float = math.nan  # Holm-adjusted pvalue within a family (see holm_family)
     note: str = ""  # why something is NaN, what was pooled, A/A files
+    n_replicates: int = 1  # replicates the estimate rests on (the fewest of a pool's architectures)
+    n_runs: int = 1  # runs the estimate rests on (the fewest of a pool's architectures)
+    level: str = "round"  # where the dof come from: "round", "trial", "replicate", "run",
+    #                       "machine" (see study.stats.paired.contrast); "mixed" in a pool of several
 
 
 def _summary(log_b: float, se: float, dof: float, margin: float, confidence: float) -> dict:
@@ -202,14 +209,15 @@ def _architecture(
         stats = _summary(nan, nan, nan, margin, confidence)
         return ChannelResult(
             **base, **stats, method="", n_rounds=0, n_trials=len(ok), cells=cells,
-            note="; ".join(missing),
+            note="; ".join(missing), n_replicates=0, n_runs=0, level="",
         )  # fmt: skip
-    c = contrast(ok, _SLOTS, confidence=confidence, key="_slot")
+    # failure rows too: a replicate where a cell crashed counts as one the estimate lacks
+    c = contrast(pd.concat([ok, failed]), _SLOTS, confidence=confidence, key="_slot")
     notes = [c.note] if c.note else []
     if "onnx_sha256" in ok.columns:
         files = {s: set(ok.loc[ok["_slot"].str.endswith(s), "onnx_sha256"]) for s in ("_a", "_b")}
         if files["_a"] == files["_b"]:
-            notes.append("A/A: variants a and b are the same file(s) (onnx_sha256)")
+            notes.insert(0, "A/A: variants a and b are the same file(s) (onnx_sha256)")
     return ChannelResult(
         **base,
         **_summary(c.estimate, c.se, c.dof, margin, confidence),
@@ -219,6 +227,9 @@ def _architecture(
         cells=c.cells,
         autocorr=c.autocorr,
         note="; ".join(notes),
+        n_replicates=c.n_replicates,
+        n_runs=c.n_runs,
+        level=c.level,
     )
 
 
@@ -237,9 +248,13 @@ def _pooled(results: list[ChannelResult], hksj_floor: bool) -> ChannelResult:
         only = usable[0]
         return replace(only, **reset, pool="single", note=f"{note}; k=1: pooled = {only.model}")
     methods = sorted({r.method for r in usable})
+    levels = sorted({r.level for r in usable})
     common = dict(
         **reset,
         method=methods[0] if len(methods) == 1 else ("mixed" if methods else ""),
+        level=levels[0] if len(levels) == 1 else ("mixed" if levels else first.level),
+        n_replicates=min((r.n_replicates for r in usable), default=first.n_replicates),
+        n_runs=min((r.n_runs for r in usable), default=first.n_runs),
         n_rounds=sum(r.n_rounds for r in usable),
         n_trials=sum(r.n_trials for r in usable),
         cells=tuple(sorted({c for r in usable for c in r.cells})),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from study.stats._frame import (
     ok_trials,
     positive_array,
 )
+from study.stats.paired import contrast
 
 __all__ = ["CI", "bootstrap_ci", "cell_table", "geometric_ci"]
 
@@ -129,6 +131,12 @@ def geometric_ci(values: Iterable[float], *, confidence: float = 0.95) -> CI:
     return CI(estimate, float(np.exp(y.mean() - half)), float(np.exp(y.mean() + half)), confidence)
 
 
+def _replicated(rows: pd.DataFrame) -> bool:
+    """Whether the rows span several (run_id, replicate) units."""
+    columns = [c for c in ("run_id", "replicate") if c in rows.columns]
+    return bool(columns) and len(rows[columns].drop_duplicates()) > 1
+
+
 def cell_table(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
     """One row per benchmark cell: geometric-mean throughput with a t CI, latencies, counts.
 
@@ -136,7 +144,10 @@ def cell_table(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
     summarised; a cell whose trials all failed does not appear (see ``n_failed`` for cells that
     had some failures). ``throughput`` is the geometric mean of the trials' throughputs and
     ``ci_low``/``ci_high`` its Student-t interval on log throughput (:func:`geometric_ci`),
-    whatever the number of trials (no bootstrap: at small n its intervals are too narrow).
+    whatever the number of trials (no bootstrap: at small n its intervals are too narrow). A cell
+    measured in several replicates or runs gets :func:`study.stats.contrast` of the cell instead
+    (the mean of its replicates' mean logs, t over replicates or runs): a t on all its trials
+    would take its degrees of freedom from within the processes that were measured.
     ``log_sd`` is the sd of log throughput (the cell's relative noise); latency columns are means
     over trials; ``seconds`` is the total timed time.
 
@@ -164,6 +175,9 @@ def cell_table(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
     for key, g in ok.groupby(keys, sort=True, dropna=False):
         x = g["throughput"].to_numpy(dtype=float)
         ci = geometric_ci(x, confidence=confidence)
+        if _replicated(g):
+            c = contrast(g, {key[-1]: 1.0}, confidence=confidence)
+            ci = CI(math.exp(c.estimate), math.exp(c.ci_low), math.exp(c.ci_high), confidence)
         row = dict(zip(keys, key))
         row.update(
             n_trials=len(g),

@@ -1,16 +1,22 @@
 """Round-paired contrasts of log throughput on the blocked design, with an unpaired fallback.
 
 The harness measures every cell of a block once per *round* (``block``, ``round`` columns of
-:class:`study.schema.TrialRow`). Machine speed drifts strongly from trial to trial, but within one
-round all cells see nearly the same machine, so a contrast formed round by round cancels the
-common drift. For weights ``w_c`` over cells (``{a: +1, b: -1}`` for the ratio a / b; ``+1, -1,
+:class:`study.schema.TrialRow`), in each *replicate* of the block (fresh worker processes).
+Machine speed drifts strongly from trial to trial, but within one round all cells see nearly the
+same machine, so a contrast formed round by round cancels the common drift. For weights ``w_c`` over cells (``{a: +1, b: -1}`` for the ratio a / b; ``+1, -1,
 -1, +1`` over four cells for the channel ratio B), the per-round value is
 
     d_r = sum_c w_c * mean_{trials of c in round r} log(throughput)
 
-over the rounds (of one machine and block) in which every weighted cell has an ok trial. The
-paired estimate is the one-sample t on the d_r (a paired t test for two cells). Cells that share
-no block fall back to the Welch-Satterthwaite contrast of their log-throughput means.
+over the rounds in which every weighted cell has an ok trial. A round is keyed by ``machine,
+run_id, replicate, block, round``: rounds of two runs, or of two replicates, are never averaged
+as one round. Within one replicate the paired estimate is the mean of its d_r; with a single
+replicate in the data the CI is the one-sample t on the d_r (a paired t test for two cells), whose
+degrees of freedom come from rounds alone. With several replicates, runs or machines,
+:func:`contrast` combines the replicates' estimates with the degrees of freedom of the top
+replicated level (:mod:`study.stats.levels`). Cells that share no block fall back to the
+Welch-Satterthwaite contrast of their log-throughput means (within each replicate, when there
+are several).
 
 Rows without a block (``block`` empty or missing, ``round`` < 0 or missing: results of schema
 version < 3) are never paired.
@@ -20,18 +26,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from study.stats._frame import check_confidence, check_frame, ok_trials, t_interval
+from study.stats._rounds import ROUND_INDEX as _ROUND_INDEX
+from study.stats._rounds import UNIT as _UNIT
+from study.stats._rounds import replicate_keys as _keys
+from study.stats._rounds import round_table as _round_table
+from study.stats._rounds import unit_arrays as _unit_arrays
+from study.stats._rounds import unit_estimates as _unit_estimates
+from study.stats.levels import nested_estimate
 from study.stats.meta import welch_contrast
 
 __all__ = ["ContrastResult", "contrast", "paired_contrast", "round_values"]
 
-METHODS = ("paired", "unpaired")
-_ROUND_INDEX = ["machine", "block", "round"]
+METHODS = ("paired", "unpaired", "mixed")
+# The note of an estimate whose CI takes its degrees of freedom from rounds (or trials) alone.
+ROUNDS_ONLY = "paired-rounds: 1 replicate, the CI ignores process and run variance"
+ONE_REPLICATE = "1 replicate: the CI ignores process and run variance"
 
 
 @dataclass(frozen=True)
@@ -43,12 +58,13 @@ class ContrastResult:
 
     estimate: float  # estimate of theta (mean d_r if paired, sum_c w_c mean log x_c if unpaired)
     se: float  # its standard error; NaN when undefined (see `note`)
-    dof: float  # degrees of freedom: R - 1 (paired) or Welch-Satterthwaite (unpaired)
+    dof: float  # R - 1 (level "round"), Welch-Satterthwaite ("trial"), or units - 1 of `level`
     ci_low: float  # estimate - t_{1-alpha/2}(dof) se, alpha = 1 - confidence
     ci_high: float  # estimate + t_{1-alpha/2}(dof) se
     statistic: float  # t = estimate / se
     pvalue: float  # two-sided p of theta = 0
-    method: str  # "paired" (round by round) or "unpaired" (Welch-Satterthwaite)
+    method: str  # "paired" (round by round), "unpaired" (Welch-Satterthwaite) or "mixed" (by
+    #              replicate: paired where the replicate has complete rounds, else unpaired)
     n_rounds: int  # complete rounds used (paired); 0 for unpaired
     n_trials: int  # ok trials used
     autocorr: float  # lag-1 autocorrelation of d_r over adjacent rounds (paired); NaN otherwise
@@ -56,6 +72,11 @@ class ContrastResult:
     weights: dict = field(default_factory=dict)  # key -> weight w_c (key: a cell id or a label)
     confidence: float = 0.95  # two-sided level of the CI
     note: str = ""  # why a statistic is NaN, or why the contrast is unpaired
+    n_replicates: int = 1  # replicates (one set of worker processes each) the estimate rests on
+    n_runs: int = 1  # runs (machine, run_id) the estimate rests on
+    level: str = "round"  # where the dof come from: "round" (paired, one replicate), "trial"
+    #                       (unpaired, one replicate), "replicate", "run" or "machine"
+    components: dict = field(default_factory=dict)  # K&J variance components of d_r (replicated)
 
 
 def _check_weights(weights: object) -> dict[Hashable, float]:
@@ -75,54 +96,11 @@ def _check_key(df: pd.DataFrame, key: str) -> None:
         raise ValueError(f"`key` must be a column of `df`; got {key!r}")
 
 
-def _round_index(ok: pd.DataFrame) -> tuple[np.ndarray, pd.MultiIndex]:
-    """(mask of the rows in a block round, their ``machine, block, round`` index).
-
-    A row is in a block round when ``block`` is a non-empty value and ``round`` >= 0.
-    """
-    if "block" not in ok.columns or "round" not in ok.columns:
-        keep = np.zeros(len(ok), dtype=bool)
-    else:
-        rounds = pd.to_numeric(ok["round"], errors="coerce").to_numpy(dtype=float)
-        blocks = ok["block"]
-        keep = (blocks.notna() & (blocks.astype(str) != "")).to_numpy() & (rounds >= 0)
-    sel = ok.loc[keep]
-    index = pd.MultiIndex.from_arrays(
-        [
-            sel["machine"].to_numpy(),
-            sel["block"].astype(str).to_numpy() if keep.any() else np.array([], dtype=object),
-            pd.to_numeric(sel["round"]).to_numpy(dtype=int) if keep.any() else np.array([], int),
-        ],
-        names=_ROUND_INDEX,
-    )
-    return keep, index
-
-
-def _round_table(ok: pd.DataFrame, weights: dict, key: str) -> tuple[pd.Series, pd.DataFrame]:
-    """(d_r indexed by machine, block, round; the ok rows of the complete rounds used)."""
-    rows = ok.loc[ok[key].isin(list(weights)).to_numpy()]
-    keep, index = _round_index(rows)
-    sel = rows.loc[keep]
-    if sel.empty:
-        return pd.Series([], index=index, dtype=float, name="d"), sel
-    rounds, uniques = pd.factorize(index, sort=True)  # (n_rows,) index of each row's round
-    column = pd.Categorical(sel[key], categories=list(weights)).codes  # (n_rows,) weight index
-    shape = (len(uniques), len(weights))
-    sums, counts = np.zeros(shape), np.zeros(shape)  # (n_rounds, n_keys)
-    np.add.at(sums, (rounds, column), np.log(sel["throughput"].to_numpy(dtype=float)))
-    np.add.at(counts, (rounds, column), 1.0)
-    complete = (counts > 0).all(axis=1)  # (n_rounds,)
-    means = sums[complete] / counts[complete]  # mean log of each key in each complete round
-    d = means @ np.array(list(weights.values()))
-    index = uniques[complete].set_names(_ROUND_INDEX)
-    return pd.Series(d, index=index, name="d"), sel.loc[complete[rounds]]
-
-
 def round_values(df: pd.DataFrame, weights: Mapping, *, key: str = "cell") -> pd.Series:
     """Per-round values ``d_r = sum_c w_c log x_{c,r}`` of a contrast over complete rounds.
 
-    A round (one ``machine``, ``block``, ``round``) is complete when every weighted key has at
-    least one ok trial in it; several ok trials of one key in one round enter as the mean of
+    A round (one ``machine``, ``run_id``, ``replicate``, ``block``, ``round``) is complete when
+    every weighted key has at least one ok trial in it; several ok trials of one key in one round enter as the mean of
     their logs. Incomplete rounds and unblocked rows (see the module docstring) are left out.
 
     Args:
@@ -132,8 +110,9 @@ def round_values(df: pd.DataFrame, weights: Mapping, *, key: str = "cell") -> pd
             to pool several cells into one term).
 
     Returns:
-        Series ``d`` indexed by ``machine, block, round`` in that order (chronological within a
-        block); empty when no round is complete.
+        Series ``d`` indexed by ``machine, run_id, replicate, block, round`` in that order
+        (chronological within a block); empty when no round is complete. Rows without a
+        ``run_id`` or ``replicate`` column count as run ``""``, replicate 0.
 
     Raises:
         ValueError: on invalid weights, a missing column or an ok throughput <= 0.
@@ -148,16 +127,23 @@ def round_values(df: pd.DataFrame, weights: Mapping, *, key: str = "cell") -> pd
 
 
 def _lag1(d: pd.Series) -> float:
-    """Lag-1 autocorrelation of d over pairs of adjacent rounds of the same machine and block."""
+    """Lag-1 autocorrelation of d over pairs of adjacent rounds of the same block and replicate."""
     if len(d) < 3:
         return math.nan
-    x = d.to_numpy(dtype=float) - float(d.mean())
-    machine, block, rnd = (d.index.get_level_values(n).to_numpy() for n in _ROUND_INDEX)
-    adjacent = (machine[1:] == machine[:-1]) & (block[1:] == block[:-1]) & (np.diff(rnd) == 1)
+    x = (d - d.groupby(level=_UNIT, sort=False).transform("mean")).to_numpy(dtype=float)
+    *groups, rnd = (d.index.get_level_values(n).to_numpy() for n in _ROUND_INDEX)
+    adjacent = np.diff(rnd) == 1
+    for g in groups:
+        adjacent &= g[1:] == g[:-1]
     denom = float(np.sum(x**2))
     if not adjacent.any() or denom == 0:
         return math.nan
     return float(np.sum(x[1:][adjacent] * x[:-1][adjacent]) / denom)
+
+
+def _n_units(d: pd.Series) -> int:
+    """Distinct (machine, run_id, replicate) among the index of d."""
+    return len(d.index.droplevel(["block", "round"]).unique()) if len(d) else 0
 
 
 def _paired(d: pd.Series, used: pd.DataFrame, weights: dict, confidence: float) -> ContrastResult:
@@ -173,6 +159,14 @@ def _paired(d: pd.Series, used: pd.DataFrame, weights: dict, confidence: float) 
         note = "a single complete round: variance undefined"
     elif se == 0:
         note = "d_r is constant over the rounds: SE 0"
+    units = _n_units(d)
+    rounds_only = (
+        ROUNDS_ONLY
+        if units <= 1
+        else f"paired-rounds over {units} replicates: dof from rounds alone, the CI ignores "
+        "process and run variance (contrast() combines replicates)"
+    )
+    note = "; ".join(n for n in (note, rounds_only) if n)
     return ContrastResult(
         estimate=estimate,
         se=se,
@@ -186,6 +180,9 @@ def _paired(d: pd.Series, used: pd.DataFrame, weights: dict, confidence: float) 
         weights=dict(weights),
         confidence=confidence,
         note=note,
+        n_replicates=units,
+        n_runs=len(d.index.droplevel(["replicate", "block", "round"]).unique()) if r else 0,
+        level="round",
     )
 
 
@@ -200,6 +197,11 @@ def paired_contrast(
     autocorrelation of d_r is reported as a diagnostic: the t interval assumes the d_r are
     independent, which a common drift no longer violates once it has cancelled. Fewer than two
     complete rounds give NaN statistics and a ``note``.
+
+    This is the round-only estimator (``level == "round"``): its degrees of freedom come from
+    rounds, so it describes the worker processes that were measured, not the engines. On data
+    with several replicates or runs it still pools all their rounds (each keyed apart) and says so
+    in ``note``; :func:`contrast` is the estimator to report there.
 
     Args:
         df: TrialRow rows.
@@ -257,7 +259,37 @@ def _unpaired(ok: pd.DataFrame, weights: dict, key: str, confidence: float, why:
         weights=dict(weights),
         confidence=confidence,
         note=note,
+        level="trial",
     )
+
+
+def _combined(ok, d, used, weights, key, confidence, min_rounds, design) -> ContrastResult:
+    """The contrast over several replicates, runs or machines (see :mod:`study.stats.levels`)."""
+    units, used = _unit_estimates(ok, d, used, weights, key, min_rounds)
+    paired = units["paired"].to_numpy(dtype=bool)
+    replicates = _keys(*(units.loc[paired, c].to_numpy() for c in _UNIT))
+    d_used = d[np.isin(_keys(*(d.index.get_level_values(c) for c in _UNIT)), replicates)]
+    e = nested_estimate(units, d=d_used if paired.all() else None, confidence=confidence)
+    method = "paired" if paired.all() else ("unpaired" if not paired.any() else "mixed")
+    notes = [e.note] if e.note else []
+    lost = sorted(design - set(units[_UNIT].itertuples(index=False, name=None)))
+    if lost:
+        shown = ", ".join("/".join(map(str, u)) for u in lost[:4]) + (" ..." * (len(lost) > 4))
+        notes.append(f"rests on {len(units)} of {len(design)} replicates (none from {shown})")
+    estimate = e.estimate
+    if units.empty:
+        estimate = _unpaired(ok, weights, key, confidence, "").estimate
+        notes.append("the keys never share a replicate: estimate over all trials, no CI")
+    elif e.level:
+        notes.append(f"t over {e.n_units} {e.level}s")
+    return ContrastResult(
+        estimate=estimate, se=e.se, dof=e.dof, **t_interval(estimate, e.se, e.dof, confidence),
+        method=method, n_rounds=int(units["n_rounds"].sum()), n_trials=len(used),
+        autocorr=_lag1(d_used), cells=tuple(sorted(used["cell"].astype(str).unique())),
+        weights=dict(weights), confidence=confidence, note="; ".join(notes),
+        n_replicates=e.n_replicates, n_runs=e.n_runs, level=e.level or "replicate",
+        components=e.components,
+    )  # fmt: skip
 
 
 def contrast(
@@ -268,14 +300,25 @@ def contrast(
     key: str = "cell",
     min_rounds: int = 2,
 ) -> ContrastResult:
-    """Paired contrast where the design allows it, else the unpaired Welch-Satterthwaite one.
+    """The study's contrast estimator: across replicates where there are several, else paired.
 
-    Paired (:func:`paired_contrast`) when the weighted keys have at least ``min_rounds``
-    complete rounds in common blocks; trials outside those rounds are then not used. Otherwise
-    unpaired: ``sum_c w_c mean(log x_c)`` over all ok trials of each key, with
-    ``se^2 = sum_c w_c^2 s_c^2 / n_c`` and Welch-Satterthwaite dof
-    (:func:`study.stats.meta.welch_contrast`); ``note`` says why it is unpaired. A key without
-    ok trials, or a single trial, gives NaN statistics and a ``note``; it does not raise.
+    Several replicates (``machine, run_id, replicate`` units among the rows of the weighted
+    keys, ok or failed): each replicate's estimate is the mean of its d_r when it has at least
+    ``min_rounds`` complete rounds (paired: drift cancels), else the contrast of its cells' mean
+    logs; the estimates are combined by :func:`study.stats.levels.nested_estimate` with the
+    degrees of freedom of the top replicated level (replicates of one run: k - 1; runs of one
+    machine: runs - 1; machines: machines - 1), ``level`` saying which. A replicate where a cell
+    crashed contributes nothing; ``n_replicates`` counts those used and ``note`` names the rest.
+    With fewer than two usable replicates the SE and CI are NaN: the rounds alone cannot give a
+    CI for data that were replicated.
+
+    One replicate (today's data): paired (:func:`paired_contrast`, ``level == "round"``) when
+    the weighted keys have at least ``min_rounds`` complete rounds in common blocks; trials
+    outside those rounds are then not used. Otherwise unpaired (``level == "trial"``): ``sum_c
+    w_c mean(log x_c)`` over all ok trials of each key, with ``se^2 = sum_c w_c^2 s_c^2 / n_c``
+    and Welch-Satterthwaite dof (:func:`study.stats.meta.welch_contrast`). Both say in ``note``
+    that they ignore process and run variance (:data:`ROUNDS_ONLY`, :data:`ONE_REPLICATE`). A key without ok trials,
+    or a single trial, gives NaN statistics and a ``note``; it does not raise.
 
     Args:
         df: TrialRow rows.
@@ -285,14 +328,15 @@ def contrast(
         min_rounds: complete rounds needed to pair (>= 2: a variance needs two).
 
     Returns:
-        :class:`ContrastResult`; ``method`` says which estimator was used.
+        :class:`ContrastResult`; ``method`` says which estimator was used inside a replicate and
+        ``level`` where the degrees of freedom come from.
 
     Raises:
         ValueError: on invalid arguments, a missing column or a throughput <= 0.
 
     Example:
         >>> r = contrast(trials, {"c1": 1, "c2": -1, "c3": -1, "c4": 1})  # doctest: +SKIP
-        >>> r.method, math.exp(r.estimate)  # doctest: +SKIP
+        >>> r.level, r.n_replicates, math.exp(r.estimate)  # doctest: +SKIP
     """
     check_frame(df)
     weights = _check_weights(weights)
@@ -302,6 +346,10 @@ def contrast(
         raise ValueError(f"`min_rounds` must be an integer >= 2; got {min_rounds!r}")
     ok = ok_trials(df)
     d, used = _round_table(ok, weights, key)
+    mine = df.loc[df[key].isin(list(weights)).to_numpy()]
+    design = set(zip(*_unit_arrays(mine))) if len(mine) else set()
+    if len(design) > 1:
+        return _combined(ok, d, used, weights, key, confidence, min_rounds, design)
     if len(d) >= min_rounds:
         return _paired(d, used, weights, confidence)
     why = (
@@ -309,4 +357,7 @@ def contrast(
         if len(d) == 0
         else f"unpaired: only {len(d)} complete round(s) in a common block (< {min_rounds})"
     )
-    return _unpaired(ok, weights, key, confidence, why)
+    result = _unpaired(ok, weights, key, confidence, why)
+    return replace(
+        result, note=f"{result.note}; {ROUNDS_ONLY.replace('paired-rounds', 'unpaired')}"
+    )

@@ -62,7 +62,7 @@ _DENSE_KEYS = [
 # A pruned variant's identity beyond _DENSE_KEYS.
 _VARIANT_KEYS = ["pruner", "profile", "mask", "quant", "exporter", "sparsity"]
 # Columns the tables add to the RatioResult fields: the contrast actually used for the estimate.
-_CONTRAST_COLUMNS = ["method", "n_rounds", "t", "dof", "pvalue"]
+_CONTRAST_COLUMNS = ["method", "n_rounds", "t", "dof", "pvalue", "n_replicates", "n_runs", "level"]
 
 
 @dataclass(frozen=True)
@@ -170,6 +170,7 @@ def _row(key: dict, result: RatioResult, c: ContrastResult | None, **extra) -> d
     row.update(asdict(result))
     if c is None:
         row.update(method="", n_rounds=0, t=math.nan, dof=math.nan, pvalue=math.nan)
+        row.update(n_replicates=0, n_runs=0, level="")
         return row
     row.update(
         estimate=math.exp(c.estimate),
@@ -180,8 +181,11 @@ def _row(key: dict, result: RatioResult, c: ContrastResult | None, **extra) -> d
         t=c.statistic,
         dof=c.dof,
         pvalue=c.pvalue,
+        n_replicates=c.n_replicates,
+        n_runs=c.n_runs,
+        level=c.level,
     )
-    if c.note and c.method == "paired":
+    if c.note and (c.method != "unpaired" or c.level != "trial"):
         row["note"] = "; ".join(n for n in (result.note, c.note) if n)
     return row
 
@@ -217,8 +221,10 @@ def engine_comparison(
     :func:`study.stats.paired.contrast` of log throughput with weights +1 (engine_a), -1
     (engine_b): round by round (``method == "paired"``, ``n_rounds`` rounds) when both engines'
     cells were measured in a common block, else Welch-Satterthwaite on all trials
-    (``"unpaired"``). The :func:`throughput_ratio` columns ``welch_t, welch_p, welch_dof,
-    mwu_u, mwu_p`` are always the unpaired tests over all ok trials. ``p_holm`` is :func:`holm`
+    (``"unpaired"``); with several replicates or runs, per replicate and combined with the
+    degrees of freedom of the top replicated level (``level``, ``n_replicates``, ``n_runs``).
+    The :func:`throughput_ratio` columns ``welch_t, welch_p, welch_dof, mwu_u, mwu_p`` are
+    always the unpaired tests over all ok trials. ``p_holm`` is :func:`holm`
     of ``pvalue`` within each family of comparisons that differ only in ``model``.
 
     A setting where an engine has no ok trials (missing or failed) is kept as a row with NaN
@@ -235,7 +241,7 @@ def engine_comparison(
         One row per setting: the key columns, ``engine_a, engine_b``, the
         :class:`RatioResult` fields (``estimate, ci_low, ci_high, welch_t, welch_p, mwu_u,
         mwu_p, n_a, n_b, cells_a, cells_b, welch_dof, confidence, note``), ``method, n_rounds,
-        t, dof, pvalue`` and ``p_holm``.
+        t, dof, pvalue, n_replicates, n_runs, level`` and ``p_holm``.
 
     Raises:
         ValueError: if the engines are equal or not strings, or the frame is invalid.
@@ -307,7 +313,8 @@ def pruning_speedup(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFra
         One row per pruned variant and setting: ``machine, engine, model, pruner, profile, mask,
         quant, exporter, sparsity, precision, scenario, batch_size, threads, dense_exporter,
         dense_quant``, the :class:`RatioResult` fields (``cells_a`` are the pruned cells,
-        ``cells_b`` the dense) and ``method, n_rounds, t, dof, pvalue``.
+        ``cells_b`` the dense) and ``method, n_rounds, t, dof, pvalue, n_replicates, n_runs,
+        level``.
 
     Raises:
         ValueError: if the frame is invalid or an ok trial has a throughput <= 0.

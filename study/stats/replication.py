@@ -1,4 +1,4 @@
-"""Do the harness's CIs hold across runs? Welch tests between repeated runs of the same cells.
+"""Do the harness's CIs hold across runs? Tests between repeated runs of the same cells.
 
 A cell's CI comes from the trials of one run. It says how precisely that run measured the cell,
 not how far the next run will land: a shared machine drifts over hours, so a second run of the
@@ -11,6 +11,14 @@ in two or more runs (``run_id``), :func:`replication_tests` tests each pair of r
   run i vs run j: the four-sample contrast ``a_i - b_i - a_j + b_j`` with Welch-Satterthwaite
   degrees of freedom (:func:`study.stats.meta.welch_contrast`). Ratios are what the study
   reports; drift common to both engines cancels in them.
+
+That is ``method="welch"``, unpaired on all trials. ``method="paired"`` tests what the study
+reports (:mod:`study.stats.replication_paired`): each run's own estimate of a cell, an engine
+ratio or a channel's B (level ``"B"``, per architecture and pooled), by
+:func:`study.stats.contrast` (round-paired inside each replicate, combined across the run's
+replicates), with that run's SE; two runs' estimates differ by ``e_i - e_j`` with SE
+``sqrt(se_i^2 + se_j^2)`` and Welch-Satterthwaite dof ``(se_i^2 + se_j^2)^2 / (se_i^4 / dof_i
++ se_j^4 / dof_j)``.
 
 If the CIs were honest about run-to-run variation, a share ``alpha`` of the tests would reject.
 :func:`replication_summary` gives the share that did, with a bootstrap CI over units (the tests of
@@ -32,6 +40,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -43,14 +52,19 @@ from study.stats.meta import welch_contrast
 
 __all__ = [
     "LEVELS",
+    "METHODS",
+    "PAIRED_LEVELS",
     "ReplicationSummary",
     "replication_summary",
     "replication_tests",
     "unit_columns",
 ]
 
-LEVELS = ("cell", "ratio")
-TEST_COLUMNS = ("run_a", "run_b", "log_diff", "se", "dof", "t", "p")  # after the unit's columns
+LEVELS = ("cell", "ratio")  # the Welch levels
+PAIRED_LEVELS = ("cell", "ratio", "B")  # the paired levels: B is a channel's four-cell contrast
+METHODS = ("welch", "paired")
+TEST_COLUMNS = ("run_a", "run_b", "log_diff", "se", "dof", "t", "p", "basis")  # after the unit's
+# `basis`: where each run's SE comes from ("trial" for Welch; the contrast's level for paired).
 
 
 def unit_columns() -> list[str]:
@@ -69,7 +83,7 @@ def _input_shape(settings: object) -> str:
 class ReplicationSummary:
     """How often repeated runs disagree beyond their CIs, at one level."""
 
-    level: str  # "cell" or "ratio"
+    level: str  # "cell", "ratio" or "B"
     units: int  # cells (or engine pairs on one model and settings) measured in >= 2 runs
     runs: int  # distinct runs among them
     tests: int  # pairs of runs tested (a unit in r runs gives r (r - 1) / 2)
@@ -97,35 +111,62 @@ def _test_row(unit: dict, run_a: str, run_b: str, samples: list, signs: list) ->
         return None  # a run with one trial, or no spread at all: nothing to test
     t = c.estimate / c.se
     p = float(2 * scipy.stats.t.sf(abs(t), c.dof))
-    return {**unit, **dict(zip(TEST_COLUMNS, (run_a, run_b, c.estimate, c.se, c.dof, t, p)))}
+    values = (run_a, run_b, c.estimate, c.se, c.dof, t, p, "trial")
+    return {**unit, **dict(zip(TEST_COLUMNS, values))}
 
 
-def replication_tests(df: pd.DataFrame, level: str = "cell") -> pd.DataFrame:
-    """One Welch test per unit and pair of runs that both measured it (see the module docstring).
+def with_input_shape(ok: pd.DataFrame) -> pd.DataFrame:
+    """``ok`` with an ``input_shape`` column read from ``engine_settings`` (``""`` when none)."""
+    settings = ok["engine_settings"] if "engine_settings" in ok else pd.Series("", index=ok.index)
+    return ok.assign(input_shape=settings.map(_input_shape))
+
+
+def replication_tests(
+    df: pd.DataFrame,
+    level: str = "cell",
+    *,
+    method: str = "welch",
+    channels: Sequence | None = None,
+    engine_pairs: Sequence[tuple[str, str]] | None = None,
+) -> pd.DataFrame:
+    """One test per unit and pair of runs that both measured it (see the module docstring).
 
     Args:
         df: TrialRow rows from any number of runs and machines (only ``status == "ok"`` is used).
-        level: ``"cell"`` (a cell's throughput) or ``"ratio"`` (engine a / engine b, a < b by name).
+        level: ``"cell"`` (a cell's throughput), ``"ratio"`` (engine a / engine b, a < b by name)
+            or ``"B"`` (a channel's B; ``method="paired"`` only).
+        method: ``"welch"`` (unpaired, all trials) or ``"paired"`` (each run's own estimate, as
+            the study reports it; see :func:`study.stats.replication_paired.paired_tests`).
+        channels: for level ``"B"``: ``(Channel, models)`` pairs (the design's channels and the
+            architectures each is measured on).
+        engine_pairs: for level ``"B"``: (numerator, denominator) engines (default: every pair
+            of engines present, by name).
 
     Returns:
         One row per test: the unit's columns (for ``"ratio"`` ``engine`` is replaced by
         ``engine_a`` and ``engine_b``), ``run_a``, ``run_b``, ``log_diff`` (run a minus run b),
-        ``se``, ``dof``, ``t`` and ``p``. Empty when no unit was measured in two runs.
+        ``se``, ``dof``, ``t``, ``p`` and ``basis``. Empty when no unit was measured in two runs.
 
     Raises:
-        ValueError: if ``df`` lacks the TrialRow columns or ``level`` is unknown.
+        ValueError: if ``df`` lacks the TrialRow columns, or ``level`` or ``method`` is unknown.
 
     Example:
         >>> tests = replication_tests(load_results("runs/a", "runs/b"), "ratio")  # doctest: +SKIP
     """
     check_frame(df)
-    if level not in LEVELS:
-        raise ValueError(f"`level` must be one of {list(LEVELS)}; got {level!r}")
+    if level not in PAIRED_LEVELS:
+        raise ValueError(f"`level` must be one of {list(PAIRED_LEVELS)}; got {level!r}")
+    if method not in METHODS:
+        raise ValueError(f"`method` must be one of {list(METHODS)}; got {method!r}")
     if "onnx_sha256" not in df.columns or "run_id" not in df.columns:
         raise ValueError("`df` needs the TrialRow columns `onnx_sha256` and `run_id`")
-    ok = ok_trials(df)
-    settings = ok["engine_settings"] if "engine_settings" in ok else pd.Series("", index=ok.index)
-    ok = ok.assign(input_shape=settings.map(_input_shape))
+    if method == "paired":
+        from study.stats.replication_paired import paired_tests  # noqa: PLC0415 (it imports us)
+
+        return paired_tests(df, level, channels=channels, engine_pairs=engine_pairs)
+    if level == "B":
+        raise ValueError("`level` 'B' needs method='paired' (B is a paired four-cell contrast)")
+    ok = with_input_shape(ok_trials(df))
     key = unit_columns()
     rows: list[dict] = []
     if level == "cell":
@@ -172,8 +213,8 @@ def replication_summary(
     """
     alpha = _check_alpha(alpha)
     confidence = check_confidence(confidence)
-    if level not in LEVELS:
-        raise ValueError(f"`level` must be one of {list(LEVELS)}; got {level!r}")
+    if level not in PAIRED_LEVELS:
+        raise ValueError(f"`level` must be one of {list(PAIRED_LEVELS)}; got {level!r}")
     nan = math.nan
     if tests.empty:
         note = "no unit was measured in two runs: nothing to compare"

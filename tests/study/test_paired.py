@@ -84,7 +84,8 @@ def test_round_values_equal_a_hand_computation_with_repeats_and_gaps():
     d = round_values(df, {"c0": 1, "c1": -1})
     hand = [math.log(110 / 100), (math.log(120) + math.log(90)) / 2 - math.log(95)]
     assert d.to_numpy() == pytest.approx(hand, rel=1e-12)
-    assert list(d.index) == [("m0", "b0", 0), ("m0", "b0", 1)]
+    # rounds are keyed by machine, run_id, replicate, block, round (schema 4)
+    assert list(d.index) == [("m0", "sim", 0, "b0", 0), ("m0", "sim", 0, "b0", 1)]
 
 
 def test_round_values_pair_only_within_a_machine_and_block():
@@ -92,7 +93,7 @@ def test_round_values_pair_only_within_a_machine_and_block():
                      blocks=["b0", "b0", "b1", "b1"])  # fmt: skip
     df.loc[2:, "machine"] = "m1"
     d = round_values(df, {"c0": 1, "c1": -1})
-    assert list(d.index) == [("m0", "b0", 0), ("m1", "b1", 0)]
+    assert list(d.index) == [("m0", "sim", 0, "b0", 0), ("m1", "sim", 0, "b1", 0)]
     assert d.to_numpy() == pytest.approx([math.log(0.5), math.log(0.75)])
 
 
