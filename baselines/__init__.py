@@ -1,6 +1,6 @@
 """baselines: the SparseML side of the study, kept thin.
 
-Responsibility: run a recipe under SparseML on the shared loop, export with SparseML's
+Responsibility: run a recipe under SparseML (and, for Intel's side, NNCF) on the shared loop, export with SparseML's
 ``ModuleExporter``, resolve SparseZoo models, and ``python -m baselines.validate``, the evidence
 that ``gmp`` prunes exactly as SparseML does.
 """
@@ -12,5 +12,16 @@ os.environ.setdefault("NM_DISABLE_ANALYTICS", "1")
 
 # Submodules (imported on use; each pulls in SparseML or SparseZoo, which are slow to import):
 # baselines.sparseml (attach), baselines.export (export_sparseml), baselines.zoo (resolve),
-# baselines.validate (python -m baselines.validate).
-__all__ = ["export", "sparseml", "validate", "zoo"]
+# baselines.validate (python -m baselines.validate). Intel's side, NNCF (each imports nncf):
+# baselines.nncf_prune (attach, prune_oneshot), baselines.nncf_quantize (ptq, qat),
+# baselines.nncf_export (export_fq_onnx, export_qdq_onnx, export_ir).
+__all__ = [
+    "export",
+    "nncf_common",
+    "nncf_export",
+    "nncf_prune",
+    "nncf_quantize",
+    "sparseml",
+    "validate",
+    "zoo",
+]
