@@ -1,8 +1,9 @@
-"""baselines: the SparseML side of the study, kept thin.
+"""baselines: the vendors' toolchains (SparseML; Intel's NNCF), kept thin.
 
-Responsibility: run a recipe under SparseML (and, for Intel's side, NNCF) on the shared loop, export with SparseML's
+Responsibility: run a recipe under SparseML on the shared loop, export with SparseML's
 ``ModuleExporter``, resolve SparseZoo models, and ``python -m baselines.validate``, the evidence
-that ``gmp`` prunes exactly as SparseML does.
+that ``gmp`` prunes exactly as SparseML does; and Intel's side, NNCF's own pruning on the shared
+loop, its int8 and its exports (``docs/nncf.md``).
 """
 
 import os
