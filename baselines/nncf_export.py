@@ -122,7 +122,12 @@ def export_ir(qmodel: torch.nn.Module, path: str | Path, input_shape: tuple[int,
         raise ValueError(f"`path` must end in '.xml' (an OpenVINO IR); got {str(path)!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     qmodel.eval()
-    with nncf_step("openvino.convert_model of the NNCF-quantized model"), torch.no_grad():
+    with (
+        nncf_step("openvino.convert_model of the NNCF-quantized model"),
+        torch.no_grad(),
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore")  # torch.jit.trace deprecation and tracer warnings
         ov_model = ov.convert_model(qmodel, example_input=sample, input=tuple(sample.shape))
         ov.save_model(ov_model, str(path), compress_to_fp16=False)
     return path
