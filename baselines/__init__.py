@@ -14,7 +14,8 @@ os.environ.setdefault("NM_DISABLE_ANALYTICS", "1")
 # Submodules (imported on use; each pulls in SparseML or SparseZoo, which are slow to import):
 # baselines.sparseml (attach), baselines.export (export_sparseml), baselines.zoo (resolve),
 # baselines.validate (python -m baselines.validate). Intel's side, NNCF (each imports nncf):
-# baselines.nncf_prune (attach, prune_oneshot), baselines.nncf_quantize (ptq, qat),
+# baselines.nncf_prune (attach), baselines.nncf_strip (prune_oneshot, unwrap),
+# baselines.nncf_quantize (ptq, qat),
 # baselines.nncf_export (export_fq_onnx, export_qdq_onnx, export_ir).
 __all__ = [
     "export",
@@ -22,6 +23,7 @@ __all__ = [
     "nncf_export",
     "nncf_prune",
     "nncf_quantize",
+    "nncf_strip",
     "sparseml",
     "validate",
     "zoo",

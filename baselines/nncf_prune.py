@@ -31,8 +31,9 @@ from typing import Any
 import torch
 
 from baselines.nncf_common import NNCFError, import_nncf, nncf_step
+from baselines.nncf_strip import check_prunable, nncf_masks, unwrap
 
-__all__ = ["NNCFPruneSettings", "NNCFPruner", "attach", "nncf_masks", "prune_oneshot", "unwrap"]
+__all__ = ["NNCFPruneSettings", "NNCFPruner", "attach"]
 
 _MODE = "UNSTRUCTURED_MAGNITUDE_GLOBAL"
 _SCHEDULE = "exponential"
@@ -106,102 +107,42 @@ def _schedule(start: float, end: float) -> tuple[int, tuple[float, ...]]:
     return n, tuple(end if k == n else start + (end - start) * k / n for k in range(n + 1))
 
 
-def nncf_masks(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """NNCF's current pruning masks, ``{parameter name: bool mask (True = kept)}``."""
-    import_nncf()
-    from nncf.torch.function_hook.pruning.magnitude.algo import get_pruned_modules
-    from nncf.torch.function_hook.wrapper import is_wrapped
+def _settings(version: str, target: float, start: float, end: float) -> NNCFPruneSettings:
+    """The settings record of a run (its ratios from NNCF's own exponential schedule function)."""
+    from nncf.torch.function_hook.pruning.scheduler_fns import exponential_ratio_scheduler
 
-    if not is_wrapped(model):
-        return {}
-    return {name: hook.binary_mask for name, hook in get_pruned_modules(model).items()}
-
-
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """Make NNCF's masks permanent and remove NNCF from ``model`` (in place); plain weights remain.
-
-    ``nncf.strip(model, do_copy=False, strip_format=nncf.StripFormat.IN_PLACE)`` multiplies each
-    weight by its mask and deletes the hooks (the default ``StripFormat.NATIVE`` leaves pruning
-    hooks in place and writes no zeros); it also sets ``requires_grad=False`` on the pruned
-    weights, which is undone here. NNCF keeps its wrapper (``forward`` replaced, an empty
-    ``__nncf_hooks`` submodule); it is removed as NNCF's own GPTQ converter does
-    (``nncf/experimental/torch/gptqmodel/convertor.py``).
-
-    Args:
-        model: A model returned by ``nncf.prune`` (or a plain one: returned unchanged).
-
-    Returns:
-        ``model``, with plain ``weight`` parameters holding the zeros.
-
-    Raises:
-        NNCFError: If NNCF fails to strip.
-    """
-    nncf = import_nncf()
-    from nncf.torch.function_hook.wrapper import ATR_HOOK_STORAGE, is_wrapped
-
-    if not is_wrapped(model):
-        return model
-    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
-    with nncf_step("nncf.strip(strip_format=IN_PLACE)"):
-        nncf.strip(model, do_copy=False, strip_format=nncf.StripFormat.IN_PLACE)
-    for name, param in model.named_parameters():
-        if name not in frozen:
-            param.requires_grad_(True)
-    model.__dict__.pop("forward", None)
-    model.__dict__.pop("_replicate_for_data_parallel", None)
-    delattr(model, ATR_HOOK_STORAGE)
-    return model
-
-
-def _check_prunable(model: torch.nn.Module) -> None:
-    if isinstance(model, torch.nn.Sequential):
-        raise NNCFError(
-            "NNCF 3.4 cannot prune a top-level torch.nn.Sequential: nncf.prune adds a "
-            "HookStorage child module, which Sequential.forward then calls (NotImplementedError); "
-            "wrap the model in a Module whose forward calls it"
+    n, epochs = _schedule(start, end)
+    ratios = tuple(
+        float(
+            exponential_ratio_scheduler(k, initial_ratio=0.0, target_ratio=target, target_epoch=n)
         )
-
-
-def prune_oneshot(
-    model: torch.nn.Module, ratio: float, example_input: torch.Tensor
-) -> tuple[torch.nn.Module, tuple[str, ...]]:
-    """One-shot NNCF global magnitude pruning, made permanent: ``nncf.prune`` then :func:`unwrap`.
-
-    Args:
-        model: The model to prune (in place).
-        ratio: Target sparsity over the tensors NNCF prunes, in [0, 1).
-        example_input: A sample batch NNCF traces the model with.
-
-    Returns:
-        ``(model, pruned parameter names)``.
-
-    Raises:
-        ValueError: If ``ratio`` is outside [0, 1).
-        NNCFError: If NNCF is missing or fails.
-
-    Example:
-        >>> model, names = prune_oneshot(model, 0.9, torch.zeros(1, 3, 32, 32))  # doctest: +SKIP
-    """
-    if not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
-        raise ValueError(f"`ratio` must be a number in [0, 1); got {ratio!r}")
-    nncf = import_nncf()
-    _check_prunable(model)
-    was_training = model.training
-    model.eval()
-    with nncf_step("nncf.prune"):
-        nncf.prune(
-            model,
-            mode=nncf.PruneMode.UNSTRUCTURED_MAGNITUDE_GLOBAL,
-            ratio=float(ratio),
-            examples_inputs=example_input,
-        )
-    model.train(was_training)
-    names = tuple(sorted(nncf_masks(model)))
-    return unwrap(model), names
+        for k in range(n + 1)
+    )
+    return NNCFPruneSettings(
+        nncf_version=version,
+        mode=_MODE,
+        target_ratio=float(target),
+        initial_ratio=0.0,
+        schedule=_SCHEDULE,
+        start_epoch=float(start),
+        end_epoch=float(end),
+        target_epoch=n,
+        update_epochs=epochs,
+        update_ratios=ratios,
+    )
 
 
 class NNCFPruner:
     """NNCF's gradual pruning attached to a model and optimizer (what :func:`attach` returns).
+
+    Args:
+        model: The model to prune (in place).
+        optimizer: The optimizer over its parameters; a step pre-hook runs NNCF's updates.
+        steps_per_epoch: Optimizer steps per epoch.
+        recipe: The parsed recipe (``gmp.recipe.Recipe``), for its LR modifiers and length.
+        target: Overall target sparsity, in (0, 1).
+        start: First epoch of the pruning window.
+        end: Epoch at which the target is reached, > ``start``.
 
     Attributes:
         optimizer: The optimizer to step (the one passed in; NNCF does not wrap it).
@@ -213,7 +154,7 @@ class NNCFPruner:
         from gmp.lr import RecipeLR
 
         nncf = import_nncf()
-        _check_prunable(model)
+        check_prunable(model)
         if not 0 < target < 1:
             raise ValueError(
                 f"the recipe's overall target sparsity must be in (0, 1); got {target!r}"
@@ -226,27 +167,7 @@ class NNCFPruner:
         self._spe, self._steps, self._next = steps_per_epoch, 0, 0
         self._nncf, self._scheduler, self._example = nncf, None, None
         self._target_epoch, self._update_epochs = _schedule(start, end)
-        from nncf.torch.function_hook.pruning.scheduler_fns import exponential_ratio_scheduler
-
-        self._settings = NNCFPruneSettings(
-            nncf_version=str(nncf.__version__),
-            mode=_MODE,
-            target_ratio=float(target),
-            initial_ratio=0.0,
-            schedule=_SCHEDULE,
-            start_epoch=float(start),
-            end_epoch=float(end),
-            target_epoch=self._target_epoch,
-            update_epochs=self._update_epochs,
-            update_ratios=tuple(
-                float(
-                    exponential_ratio_scheduler(
-                        k, initial_ratio=0.0, target_ratio=target, target_epoch=self._target_epoch
-                    )
-                )
-                for k in range(self._target_epoch + 1)
-            ),
-        )
+        self._settings = _settings(str(nncf.__version__), target, start, end)
         self.lr = RecipeLR(optimizer, recipe.lr, steps_per_epoch) if recipe.lr else None
         self._capture = model.register_forward_pre_hook(self._capture_input)
         self._handle = optimizer.register_step_pre_hook(self._pre_step)

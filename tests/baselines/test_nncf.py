@@ -20,8 +20,9 @@ from torch.utils.data import DataLoader, Subset
 
 from baselines.nncf_common import NNCFError
 from baselines.nncf_export import export_fq_onnx, export_ir, export_qdq_onnx
-from baselines.nncf_prune import attach, prune_oneshot
+from baselines.nncf_prune import attach
 from baselines.nncf_quantize import fold_batchnorm, ptq, qat
+from baselines.nncf_strip import prune_oneshot
 from gmp.report import layer_zeros
 from study.data import digits
 from study.engines.onnxruntime import ort_session
