@@ -23,7 +23,8 @@ file                          ONNX Runtime  OpenVINO  DeepSparse
   stores each constant weight's ``QuantizeLinear`` output as an int8 initializer (computed by
   ``onnx.reference``, the ONNX spec's reference implementation), as in the torch.ao reference
   file. DeepSparse compiles it with ``fraction_of_supported_ops`` 0.0, as it does the torch.ao
-  QDQ file.
+  QDQ file. ONNX Runtime runs a Conv in int8 (``QLinearConv``) only when its input scale is
+  per tensor: NNCF quantizes depthwise-conv inputs per channel, so those stay fp32 there.
 """
 
 from __future__ import annotations
