@@ -328,6 +328,14 @@ def test_qdq_file_runs_on_every_engine(files, ptq_model, data, engine):
         assert 0.0 <= facts["fraction_of_supported_ops"] <= 1.0
 
 
+def test_qdq_file_matches_nncf_fakequantize_file_on_openvino(files, data):
+    # The standard form holds NNCF's own quantizers: OpenVINO gives the same logits on both files
+    # up to int8 rounding (OpenVINO rounds each file's quantization in its own kernels).
+    images = val_batch(data[1])
+    fq = engine_logits("openvino", files["fq"], images)[0]
+    assert_agrees(engine_logits("openvino", files["qdq"], images)[0], fq)
+
+
 def test_qdq_file_is_standard_and_keeps_the_zeros(files, pruned):
     qdq = files["qdq"]
     onnx.checker.check_model(onnx.load(str(qdq)))
