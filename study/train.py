@@ -9,6 +9,10 @@ builds the optimizer from ``config`` (same optimizer), and looks the toolchain u
 - ``"gmp"``: ``gmp.GMP.from_recipe(recipe, model, optimizer, steps_per_epoch=...)``.
 - ``"sparseml"``: ``baselines.sparseml.attach(recipe, model, optimizer, steps_per_epoch)``
   (SparseML's ``manager.modify``; its returned wrapper is the optimizer that gets stepped).
+- ``"nncf"``: ``baselines.nncf_prune.attach(recipe, model, optimizer, steps_per_epoch)`` (Intel's
+  NNCF: its own ranking, layer coverage and schedule; the recipe gives the target, the window
+  and the learning rate). NNCF masks weights in the forward pass, so its attach also hands the
+  loop a function counting the zeros the forward pass sees.
 - ``"dense"``: no pruner and no recipe modifiers at all, learning-rate modifiers included: the
   dense baseline trains with ``config.lr`` under ``config.schedule`` (constant by default; a
   one-cycle or cosine schedule trains the dense checkpoint the pruned variants start from). The
@@ -121,7 +125,7 @@ class EpochLog:
 class TrainResult:
     """The outcome of one :func:`train` run."""
 
-    # Toolchain name ("gmp", "sparseml" or "dense").
+    # Toolchain name ("gmp", "sparseml", "nncf" or "dense").
     toolchain: str
     # The trained model, finalized: plain weights holding the zeros, no pruning hooks.
     model: torch.nn.Module
@@ -135,6 +139,8 @@ class TrainResult:
     seconds: float
     # The configuration the run used.
     config: TrainConfig = field(default_factory=TrainConfig)
+    # The toolchain's own settings record, for the manifest (NNCF's; empty for the others).
+    toolchain_settings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -147,6 +153,10 @@ class _Attached:
     epochs: float | None
     # Makes pruning permanent and removes hooks.
     finalize: Callable[[], None]
+    # Zeros per prunable weight as the forward pass sees them (None: gmp.report.layer_zeros).
+    zeros: Callable[[torch.nn.Module], dict[str, int]] | None = None
+    # The toolchain's settings record, read after finalize (None: nothing to record).
+    settings: Callable[[], dict[str, Any]] | None = None
 
 
 def _attach_gmp(recipe, model, optimizer, steps_per_epoch) -> _Attached:
@@ -163,6 +173,19 @@ def _attach_sparseml(recipe, model, optimizer, steps_per_epoch) -> _Attached:
     return _Attached(optimizer=pruner.optimizer, epochs=pruner.epochs, finalize=pruner.finalize)
 
 
+def _attach_nncf(recipe, model, optimizer, steps_per_epoch) -> _Attached:
+    from baselines.nncf_prune import attach
+
+    pruner = attach(recipe, model, optimizer, steps_per_epoch)
+    return _Attached(
+        optimizer=pruner.optimizer,
+        epochs=pruner.epochs,
+        finalize=pruner.finalize,
+        zeros=pruner.zeros,
+        settings=lambda: pruner.settings.to_dict(),
+    )
+
+
 def _attach_dense(recipe, model, optimizer, steps_per_epoch) -> _Attached:
     epochs = None
     if recipe is not None:
@@ -176,6 +199,7 @@ def _attach_dense(recipe, model, optimizer, steps_per_epoch) -> _Attached:
 TOOLCHAINS: dict[str, Callable[..., _Attached]] = {
     "gmp": _attach_gmp,
     "sparseml": _attach_sparseml,
+    "nncf": _attach_nncf,
     "dense": _attach_dense,
 }
 
@@ -307,7 +331,7 @@ def train(
         recipe: SparseML-style recipe path or YAML text; may be None for ``"dense"``.
         train_loader: Training batches; its shuffle generator is re-seeded with ``config.seed``.
         val_loader: Validation batches, evaluated after each epoch.
-        toolchain: A key of :data:`TOOLCHAINS`: ``"gmp"``, ``"sparseml"`` or ``"dense"``.
+        toolchain: A key of :data:`TOOLCHAINS`: ``"gmp"``, ``"sparseml"``, ``"nncf"`` or ``"dense"``.
         config: Optimizer, schedule, augmentation, seed, logging and device settings.
         progress: Show a tqdm progress bar.
 
@@ -346,6 +370,7 @@ def train(
         )
     scheduler = _make_scheduler(optimizer, config.schedule, epochs * steps_per_epoch)
     shift_generator = torch.Generator().manual_seed(config.seed)
+    count_zeros = attached.zeros or layer_zeros
 
     step_logs: list[StepLog] = []
     epoch_logs: list[EpochLog] = []
@@ -366,7 +391,7 @@ def train(
             loss.backward()
             attached.optimizer.step()
             log_zeros = config.log_zeros_every and step % config.log_zeros_every == 0
-            zeros = layer_zeros(model) if log_zeros else {}
+            zeros = count_zeros(model) if log_zeros else {}
             lr = float(optimizer.param_groups[0]["lr"])
             if scheduler is not None:
                 scheduler.step()  # the rate of the next step
@@ -378,7 +403,7 @@ def train(
         epoch_logs.append(EpochLog(epoch, accuracy, sum(losses) / len(losses)))
         bar.set_postfix(epoch=epoch, val_acc=f"{accuracy:.3f}")
     bar.close()
-    zeros_before = layer_zeros(model)
+    zeros_before = count_zeros(model)
     attached.finalize()
     _check_finalized(model, hooks_before, toolchain)
     if layer_zeros(model) != zeros_before:
@@ -393,4 +418,5 @@ def train(
         report=sparsity_report(model),
         seconds=time.perf_counter() - start,
         config=config,
+        toolchain_settings=attached.settings() if attached.settings else {},
     )

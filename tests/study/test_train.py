@@ -136,7 +136,7 @@ def test_evaluate_matches_a_manual_count(data):
 
 
 def test_registry_names():
-    assert set(TOOLCHAINS) == {"gmp", "sparseml", "dense"}
+    assert set(TOOLCHAINS) == {"gmp", "sparseml", "nncf", "dense"}
 
 
 @pytest.mark.parametrize(
