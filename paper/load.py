@@ -19,6 +19,7 @@ import pandas as pd
 import yaml
 
 from study.config import StudyConfig
+from study.jsonl import read_jsonl
 from study.manifest import record_from_row
 from study.schema import ModelRecord, TrialRow, upgrade_trial
 
@@ -32,7 +33,9 @@ class Results:
     """Everything the paper reads from one results folder."""
 
     root: Path  # the results folder
-    bench: pd.DataFrame  # one row per study.schema.TrialRow (ok, failed and rejected), version 3
+    bench: (
+        pd.DataFrame
+    )  # one row per study.schema.TrialRow (ok, failed and rejected), upgraded to the current schema
     manifest: pd.DataFrame  # one row per ModelRecord (its fields as columns); empty when absent
     records: tuple[ModelRecord, ...] = ()  # the same manifest rows as ModelRecords
     config: dict[str, Any] = field(default_factory=dict)  # config.yaml as read; {} when absent
@@ -44,19 +47,6 @@ class Results:
     timings: pd.DataFrame | None = None  # timings.csv (seconds per stage); None when absent
     failures: tuple[dict[str, Any], ...] = ()  # failures.jsonl entries, in file order
     missing: tuple[str, ...] = ()  # optional files that were absent (relative names)
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}: line {number} is not valid JSON ({err.msg})") from err
-    return rows
 
 
 def _validate_root(root: Path) -> None:
@@ -74,7 +64,7 @@ def _validate_root(root: Path) -> None:
 
 
 def _bench(path: Path) -> pd.DataFrame:
-    rows = [upgrade_trial(row) for row in _read_jsonl(path)]
+    rows = [upgrade_trial(row) for row in read_jsonl(path)]
     if not rows:
         raise ValueError(f"{str(path)!r} holds no rows; nothing to report")
     missing = sorted({"status", "engine", "throughput"} - set().union(*rows))
@@ -148,7 +138,7 @@ def load_results(results_dir: str | Path) -> Results:
         return None
 
     manifest_path = optional("models/manifest.jsonl")
-    rows = _read_jsonl(manifest_path) if manifest_path else []
+    rows = read_jsonl(manifest_path) if manifest_path else []
     records = tuple(_record(row, manifest_path, n) for n, row in enumerate(rows, start=1))
     manifest = pd.DataFrame([r.to_dict() for r in records]) if records else pd.DataFrame()
     config_path = optional("config.yaml")
@@ -172,6 +162,6 @@ def load_results(results_dir: str | Path) -> Results:
         training=pd.read_csv(training_path) if training_path else None,
         sensitivity=pd.read_csv(sensitivity_path) if sensitivity_path else None,
         timings=pd.read_csv(timings_path) if timings_path else None,
-        failures=tuple(_read_jsonl(failures_path)) if failures_path else (),
+        failures=tuple(read_jsonl(failures_path)) if failures_path else (),
         missing=tuple(missing),
     )
