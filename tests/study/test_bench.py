@@ -255,7 +255,7 @@ def test_other_cells_complete_around_failures(mixed_run):
     assert all(r.status == "ok" and r.throughput > 0 and r.items == r.calls for r in ort)
     assert all(r.output_max_abs_diff == 0.0 and r.output_ok for r in ort)  # the reference itself
     assert all(0.0 <= r.cpu_steal <= 1.0 for r in ort)  # Linux reports steal (0 off a hypervisor)
-    assert all(r.schema_version == SCHEMA_VERSION == 3 for r in ort)
+    assert all(r.schema_version == SCHEMA_VERSION == 4 for r in ort)
     assert ort[0].engine_settings["bench"]["warmup"]["windows"] >= 1
 
 
