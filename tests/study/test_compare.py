@@ -284,3 +284,38 @@ def test_merge_combines_folders_into_a_new_one(smoke_run, tmp_path):
     assert (merged / "bench.csv").exists() and (merged / "summary.md").exists()
     with pytest.raises(SystemExit):  # never merges into a folder that holds something
         main(["merge", str(out), "--out", str(merged)])
+
+
+def test_the_isa_factor_measures_capped_blocks_or_skips_them_with_the_reason(smoke_run, tmp_path):
+    from study.engines.isa import level_skip_reason
+
+    out, _ = smoke_run
+    new = tmp_path / "isa"  # the trained checkpoints are reused: only export and benchmark run
+    shutil.copytree(out / "models" / "checkpoints", new / "models" / "checkpoints")
+    argv = ["--preset", "smoke", "--factors", "profile", "--isa", "avx2", "--out", str(new)]
+    assert main([*argv, "--no-progress", "--no-paper"]) == 0
+    ok = _ok_rows(new)
+    skips = read_jsonl(new / "skipped.jsonl", missing_ok=True)
+    stats = json.loads((new / "stats.json").read_text())
+    summary = (new / "summary.md").read_text()
+    why = level_skip_reason("avx2", _isa())
+    if why:  # an AVX2-only CPU: the level is skipped with the reason, the rest of the study stands
+        assert set(ok.isa) == {"native"}
+        assert [k["reason"] for k in skips if k["what"] == "isa=avx2"] == [why]
+        assert not any(c["channel"] == "isa:avx2" for c in stats["channels"])
+        assert why in summary
+        return
+    assert set(ok.isa) == {"native", "avx2"}
+    capped = ok[ok.isa == "avx2"]
+    assert set(capped.block) == {"small_cnn/sync/avx2"} and set(capped.precision) == {"f32"}
+    took = {e: s["isa_cap"]["took_effect"] for e, s in zip(capped.engine, capped.engine_settings)}
+    assert took == {"deepsparse": True, "openvino": True, "onnxruntime": False}
+    pooled = [c for c in stats["channels"] if c["model"] == "pooled"]
+    profile = [c for c in pooled if c["channel"] == "profile:uniform"]
+    assert {c["isa"] for c in profile} == {"native", "avx2"}  # B at each ISA level
+    isa = [c for c in pooled if c["channel"] == "isa:avx2"]
+    assert len(isa) == 3 and all(c["method"] == "unpaired" and c["isa"] == "" for c in isa)
+    assert all(c["ci_low"] <= c["estimate"] <= c["ci_high"] for c in isa)
+    assert (
+        "(engines capped to avx2)" in summary and "the engine's report confirms the cap" in summary
+    )
