@@ -1,4 +1,4 @@
-"""``python -m paper RESULTS_DIR [--out DIR]``: figures, tables and the report from a results folder."""
+"""``python -m paper RESULTS_DIR [--out DIR] [--results-page PATH]``: figures, tables and the report from a results folder."""
 
 from __future__ import annotations
 
@@ -20,6 +20,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("results_dir", help="the results folder (must hold bench.jsonl)")
     parser.add_argument("--out", default=None, help="output folder (default: RESULTS_DIR/paper)")
+    parser.add_argument(
+        "--results-page",
+        default=None,
+        metavar="PATH",
+        help="also write the results page the README links (e.g. docs/results.md), "
+        "with the central figure copied beside it",
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
     return parser
 
@@ -29,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(args.verbose)
     try:
-        built = build_paper(args.results_dir, args.out)
+        built = build_paper(args.results_dir, args.out, results_page=args.results_page)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

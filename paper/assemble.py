@@ -9,6 +9,7 @@ from paper.analysis import analyse
 from paper.figures import FigureResult, make_figures
 from paper.load import load_results
 from paper.report import render_html, render_report
+from paper.report.results_page import write_results_page
 from paper.tables import (
     Table,
     accuracy_table,
@@ -35,7 +36,12 @@ class BuildResult:
     skipped_tables: tuple[str, ...]  # "name: reason" for tables whose data were absent
 
 
-def build_paper(results_dir: str | Path, out_dir: str | Path | None = None) -> BuildResult:
+def build_paper(
+    results_dir: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    results_page: str | Path | None = None,
+) -> BuildResult:
     """Read a results folder and write figures, tables, ``report.md`` and ``report.html``.
 
     Reads results only; never runs a benchmark. The same results give byte-identical files.
@@ -43,6 +49,8 @@ def build_paper(results_dir: str | Path, out_dir: str | Path | None = None) -> B
     Args:
         results_dir: the folder written by ``python -m study.compare`` (must hold bench.jsonl).
         out_dir: where to write; default ``results_dir/paper``.
+        results_page: also write the results page a README links (e.g. ``docs/results.md``,
+            :mod:`paper.report.results_page`), with the central figure beside it.
 
     Returns:
         A :class:`BuildResult` listing what was written and what was skipped.
@@ -89,6 +97,8 @@ def build_paper(results_dir: str | Path, out_dir: str | Path | None = None) -> B
     report_html.write_text(
         render_html(text, title=f"Results: {results.root.name}"), encoding="utf-8"
     )
+    if results_page is not None:
+        write_results_page(results_page, results, analysis, tables, figures, out / "figures")
     return BuildResult(
         out, report_md, report_html, tuple(table_paths), tuple(figures), tuple(skipped)
     )

@@ -407,3 +407,24 @@ def test_second_build_is_byte_identical(results, paper, tmp_path):
     assert first == second
     for rel in first:
         assert (paper / rel).read_bytes() == (again / rel).read_bytes(), rel
+
+
+def test_the_results_page_is_generated_from_the_run_with_its_date_machine_and_command(
+    results, channels, tmp_path
+):
+    page = tmp_path / "docs" / "results.md"
+    assert main([str(results), "--out", str(tmp_path / "p"), "--results-page", str(page)]) == 0
+    text = page.read_text()
+    assert f"from the run folder `{results.name}`" in text and MACHINE in text
+    assert "made by `python -m study.compare" in text
+    assert (page.parent / "figures" / f"{CENTRAL}.png").is_file()
+    assert f"](figures/{CENTRAL}.png)" in text  # the link resolves beside the page
+    block4 = next(
+        r
+        for r in channels
+        if r.channel == "mask:block4"
+        and r.model == "pooled"
+        and (r.numerator, r.denominator) == ("deepsparse", "openvino")
+    )
+    # The numbers are the run's, as the report prints them (a page that typed them could not match).
+    assert f"B = {block4.estimate:.3f}" in text
