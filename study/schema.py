@@ -115,12 +115,12 @@ class TrialRow:
         ""  # block id (cells measured together); "cell:<id>" on upgraded rows of version < 3
     )
     round: int = -1  # 0-based round within the block; -1 on a failure row
-    # ISA level the engine was capped to (study.engines.isa.ISA_LEVELS; "native": no cap). What
-    # ran is the engine's own word in engine_settings["isa_path"] and ["isa_cap"].
-    isa: str = "native"
     # The replicate of the block within the run: each replicate is a fresh set of worker processes
     # (fresh engine compiles, its own seeded round order); estimates combine replicates.
     replicate: int = 0
+    # ISA level the engine was capped to (study.engines.isa.ISA_LEVELS; "native": no cap). What
+    # ran is the engine's own word in engine_settings["isa_path"] and ["isa_cap"].
+    isa: str = "native"
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
