@@ -8,7 +8,8 @@ this machine) and reads each of that run's replicates on its own rows:
 - *complete*: the harness's stopping rule (:func:`study.results.stop_reason`) is met on its rows.
   It counts toward ``BenchSettings.replicates`` when it measured every cell requested now; one
   that lacks a cell added since stands for the cells it measured and is not counted.
-- *interrupted*: the rule is not met (the run stopped during its rounds). It is *abandoned*: one
+- *interrupted*: the rule is not met (the run stopped during its rounds, or the rule is now
+  stricter than the one it was measured under). It is *abandoned*: one
   row of status :data:`study.results.ABANDONED` per cell is appended, readers drop its rows
   (:func:`study.results.load_results`), and the block is measured again by new processes.
 
@@ -126,8 +127,9 @@ def abandon_rows(
     for rep in plan.abandon:
         again = f"replicate {plan.todo[0]}" if plan.todo else "no new replicate"
         why = (
-            f"replicate {rep} of block {block!r} was interrupted before its stopping rule: its rows "
-            f"are left out, not pooled with new processes ({again} measures the block again)"
+            f"replicate {rep} of block {block!r} stopped before the stopping rule in force was met "
+            f"(interrupted, or measured under other settings): its rows are left out, not pooled "
+            f"with new processes ({again} measures the block again)"
         )
         for record in rows.loc[rows["replicate"] == rep].groupby("cell").tail(1).to_dict("records"):
             last = row_from_record(record)
