@@ -21,11 +21,13 @@ import yaml
 from study.config import StudyConfig
 from study.jsonl import read_jsonl
 from study.manifest import record_from_row
+from study.results import drop_abandoned
 from study.schema import ModelRecord, TrialRow, upgrade_trial
 
 __all__ = ["Results", "load_results"]
 
-_DEDUP = ["machine", "run_id", "cell", "trial"]  # as study.results.load_results: one row per trial
+# as study.results.load_results: one row per trial
+_DEDUP = ["machine", "run_id", "replicate", "cell", "trial"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,9 @@ def _bench(path: Path) -> pd.DataFrame:
     for name in TrialRow.__dataclass_fields__:  # fields a row may lack (older or ad-hoc rows)
         if name not in frame:
             frame[name] = None
+    frame = drop_abandoned(
+        frame
+    )  # replicates a resumed run measured again (study.bench.replicates)
     return frame.drop_duplicates(subset=_DEDUP, keep="first").reset_index(drop=True)
 
 

@@ -209,10 +209,17 @@ def bench_cells(
 
 
 def _bench_settings(cfg: StudyConfig):
+    """The harness settings of the `bench:` section (its keys were checked by study.config)."""
     from study.bench import BenchSettings
+    from study.config import BENCH_KEYS
 
-    known = set(BenchSettings.__dataclass_fields__)
-    kwargs = {k: v for k, v in cfg.bench.items() if k in known}
+    unknown = sorted(set(cfg.bench) - set(BenchSettings.__dataclass_fields__) - set(BENCH_KEYS))
+    if unknown or "seed" in cfg.bench:
+        allowed = sorted({*BENCH_KEYS, *BenchSettings.__dataclass_fields__} - {"seed"})
+        raise ValueError(
+            f"unknown key(s) {unknown or ['seed']} in `bench`; allowed: {', '.join(allowed)}"
+        )
+    kwargs = {k: v for k, v in cfg.bench.items() if k not in BENCH_KEYS}
     return BenchSettings(**{**kwargs, "seed": cfg.seed})
 
 
@@ -249,26 +256,28 @@ def run_study(
         failures += new
     records = read_manifest(out)
     settings = _bench_settings(cfg)
-    # One benchmark run per architecture: every variant and engine of an architecture is interleaved
-    # (so drift cannot masquerade as a toolchain or engine effect), while only one architecture's
-    # engines are held in memory at a time.
-    for name in tqdm(cfg.models, desc="benchmark", unit="model", disable=not progress):
-        mine = [r for r in records if r.model == name]
-        cells, skips = bench_cells(cfg, mine, out, hw.isa, hw.machine)
+    # One benchmark run over every architecture: each architecture's variants and engines form one
+    # block (interleaved, so drift cannot masquerade as a toolchain or engine effect; one block's
+    # engines are held in memory at a time), and the blocks' replicates are interleaved in time.
+    cells = []
+    for name in cfg.models:
+        mine, skips = bench_cells(
+            cfg, [r for r in records if r.model == name], out, hw.isa, hw.machine
+        )
         record_skips(out, skips)
         for skip in skips:
             log.info(
                 "%s: not measured: %s (%s)", skip.model or "every model", skip.what, skip.reason
             )
-        if not cells:
-            continue
+        cells += mine
+    if cells:
         began = time.perf_counter()
         rows = run_benchmark(cells, settings, out / "bench.jsonl", progress=progress, resume=True)
-        log_timing(out, name, "benchmark", time.perf_counter() - began)
-        failed = {(r.engine, r.onnx_path, r.error) for r in rows if r.status == "failed"}
+        log_timing(out, "all", "benchmark", time.perf_counter() - began)
+        failed = {(r.model, r.engine, r.onnx_path, r.error) for r in rows if r.status == "failed"}
         new = [
-            Failure("bench", name, str(err), engine=engine)
-            for engine, _, err in sorted(failed, key=str)
+            Failure("bench", model, str(err), engine=engine)
+            for model, engine, _, err in sorted(failed, key=str)
         ]
         _record_failures(out, new)
         failures += new
@@ -398,6 +407,13 @@ def _run_parser() -> argparse.ArgumentParser:
         help="comma-separated ISA levels to measure at, from native, avx512, avx2 (native is "
         "always included; a level the CPU cannot go above is skipped with the reason)",
     )
+    p.add_argument(
+        "--replicates",
+        type=int,
+        metavar="K",
+        help="replicates per block: K fresh sets of worker processes, each timed in the preset's "
+        "rounds (sets bench.replicates; 1, or K >= 2)",
+    )
     p.add_argument("--data", help="'digits' or an ImageFolder path (e.g. ImageNet val)")
     p.add_argument("--weights", help="'random', 'pretrained' or a checkpoint path")
     p.add_argument("--out", type=Path, help="results folder (default: runs/<preset>)")
@@ -436,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
             "isa": _csv_list(args.isa),
             "data": args.data,
             "weights": args.weights,
+            "replicates": args.replicates,
         }
         cfg = load_config(args.preset, overrides)
         out = args.out or Path("runs") / cfg.name

@@ -301,6 +301,27 @@ def _isa(value: Any) -> tuple[str, ...]:
     return check_isa_levels(levels)
 
 
+# The keys of a preset's `bench:` section that study.compare reads itself; every other key is a
+# study.bench.BenchSettings field (its `seed` is the preset's top-level `seed`).
+BENCH_KEYS: tuple[str, ...] = ("scenarios", "batch_size", "threads")
+
+
+def _bench(raw: Any) -> dict[str, Any]:
+    """Check a `bench:` section: known keys only, and values study.bench accepts."""
+    from study.bench.cells import BenchSettings, check_settings
+
+    if raw is not None and not isinstance(raw, dict):
+        raise ValueError(f"`bench` must be a mapping of settings; got {raw!r}")
+    section = dict(raw or {})
+    fields = [f for f in BenchSettings.__dataclass_fields__ if f != "seed"]
+    allowed = sorted([*BENCH_KEYS, *fields])
+    unknown = sorted(set(section) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown} in `bench`; allowed: {', '.join(allowed)}")
+    check_settings(BenchSettings(**{k: v for k, v in section.items() if k in fields}))
+    return section
+
+
 def _check_analysis(a: AnalysisSettings) -> None:
     if not 0.0 < float(a.margin) < 1.0:
         raise ValueError(f"`analysis.margin` must be in (0, 1); got {a.margin!r}")
@@ -365,7 +386,7 @@ def _validate(raw: dict[str, Any], check_paths: bool = True) -> StudyConfig:
         qat=_section(QatSettings, raw.get("qat"), "`qat`"),
         sensitivity=_section(SensitivitySettings, raw.get("sensitivity"), "`sensitivity`"),
         analysis=analysis,
-        bench=dict(raw.get("bench") or {}),
+        bench=_bench(raw.get("bench")),
     )
 
 
@@ -381,7 +402,7 @@ def load_config(
         preset: ``"quick"``, ``"seed"``, ``"smoke"`` or the path of a user's preset file.
         overrides: top-level keys to replace (e.g. ``{"models": [...], "engines": [...]}``);
             ``None`` values are ignored. The key ``"factor_names"`` (``--factors``) keeps only
-            the factors named.
+            the factors named; ``"replicates"`` (``--replicates``) sets ``bench.replicates``.
         check_paths: check that ``data`` and ``weights`` paths exist (False to read the
             config.yaml of a results folder made on another machine).
 
@@ -389,7 +410,8 @@ def load_config(
         The validated, frozen configuration.
 
     Raises:
-        ValueError: unreadable preset, unknown key, model, engine, factor or level, a sparsity
+        ValueError: unreadable preset, unknown key (in any section, ``bench`` included), model,
+            engine, factor or level, a bench setting study.bench refuses, a sparsity
             outside [0, 1), or a data/weights path that does not exist. The message names the value
             and what is allowed.
     """
@@ -397,6 +419,10 @@ def load_config(
     raw.setdefault("name", name)
     overrides = dict(overrides or {})
     names = overrides.pop("factor_names", None)
+    replicates = overrides.pop("replicates", None)
+    if replicates is not None:
+        bench = raw.get("bench") or {}
+        raw["bench"] = {**bench, "replicates": replicates} if isinstance(bench, dict) else bench
     for key, value in overrides.items():
         if value is not None:
             raw[key] = value

@@ -29,10 +29,14 @@ from study.jsonl import append_jsonl, read_jsonl
 from study.schema import TrialRow, upgrade_trial
 
 __all__ = [
+    "ABANDONED",
+    "REPLICATE_UNIT",
     "CellProgress",
+    "abandoned_units",
     "append_rows",
     "cell_progress",
     "ci_half_width",
+    "drop_abandoned",
     "finished_cells",
     "load_environment",
     "load_results",
@@ -43,6 +47,12 @@ __all__ = [
 ]
 
 ENVIRONMENT_FILE = "environment.json"
+# The status of the rows that mark a replicate as abandoned: a resumed run found it interrupted
+# before its stopping rule and measured the block again in a new replicate (new processes), so
+# its rows are not pooled with the new ones. Readers drop every row of such a replicate.
+ABANDONED = "abandoned"
+# The columns that name one replicate of one block (one set of worker processes).
+REPLICATE_UNIT: tuple[str, ...] = ("machine", "run_id", "block", "replicate")
 
 
 def append_rows(path: str | Path, rows: Iterable[TrialRow]) -> None:
@@ -75,13 +85,38 @@ def _result_files(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def load_results(*paths: str | Path) -> pd.DataFrame:
+def abandoned_units(df: pd.DataFrame) -> set[tuple]:
+    """The replicates (``machine, run_id, block, replicate``) that hold a row with status ``abandoned``."""
+    if df.empty or "status" not in df.columns:
+        return set()
+    marked = df.loc[df["status"] == ABANDONED, list(REPLICATE_UNIT)]
+    return set(marked.itertuples(index=False, name=None))
+
+
+def drop_abandoned(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` without the rows of abandoned replicates (their marker rows included).
+
+    Example:
+        >>> rows = pd.DataFrame({"machine": "m", "run_id": "r", "block": "b", "replicate": [0, 0, 1],
+        ...                      "status": ["ok", "abandoned", "ok"]})
+        >>> drop_abandoned(rows)["replicate"].tolist()
+        [1]
+    """
+    units = abandoned_units(df)
+    if not units:
+        return df
+    keys = df[list(REPLICATE_UNIT)].itertuples(index=False, name=None)
+    return df.loc[[k not in units for k in keys]]
+
+
+def load_results(*paths: str | Path, abandoned: bool = False) -> pd.DataFrame:
     """Load and merge results files or folders (searched for ``*.jsonl``) from any number of machines.
 
     Rows of every schema version load as version 4 (:func:`study.schema.upgrade_trial`: older rows
-    get the variant columns, a block of their own and replicate 0). Rows are de-duplicated on
-    (machine, run_id, replicate, cell, trial), so overlapping inputs are harmless. ``engine_settings`` stays a dict column;
-    ``machine`` is a column like any other.
+    get the variant columns, a block of their own and replicate 0). The rows of a replicate a
+    resumed run abandoned (see :data:`ABANDONED`) are dropped unless ``abandoned``. Rows are
+    de-duplicated on (machine, run_id, replicate, cell, trial), so overlapping inputs are
+    harmless. ``engine_settings`` stays a dict column; ``machine`` is a column like any other.
 
     Example:
         >>> df = load_results("runs/machine-a", "runs/machine-b/bench.jsonl")  # doctest: +SKIP
@@ -92,6 +127,8 @@ def load_results(*paths: str | Path) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=None if rows else columns)
     if df.empty:
         return pd.DataFrame(columns=columns)
+    if not abandoned:
+        df = drop_abandoned(df)
     return df.drop_duplicates(
         subset=["machine", "run_id", "replicate", "cell", "trial"], keep="first"
     ).reset_index(drop=True)

@@ -20,7 +20,8 @@ Schema changelog:
         ``replicate`` (TrialRow): the 0-based replicate of the block in its run (a fresh set of
         worker processes with fresh engine compiles and its own seeded round order). Rounds are
         keyed by ``machine, run_id, replicate, block, round``. Rows of versions 1-3 load with
-        ``replicate`` 0 (each run measured every block once).
+        ``replicate`` 0 (each run measured every block once). Status "abandoned": marks a
+        replicate a resumed run measured again (its rows are dropped on load).
 """
 
 from __future__ import annotations
@@ -100,9 +101,10 @@ class TrialRow:
     output_ok: bool | None = None  # output_max_abs_diff within tolerance
     timestamp: str = ""  # ISO 8601 UTC, end of the trial
     git_commit: str = ""
-    # "ok"; "failed" (the cell failed; `error` says why); or "rejected": a trial that was repeated
+    # "ok"; "failed" (the cell failed; `error` says why); "rejected": a trial that was repeated
     # because its CPU steal exceeded BenchSettings.max_cpu_steal, kept for the record and left out
-    # of every statistic.
+    # of every statistic; or "abandoned": the mark a resumed run appends for each cell of an
+    # interrupted replicate, whose rows every reader then drops (study.results.drop_abandoned).
     status: str = "ok"
     error: str | None = None  # the reason, on a failed or rejected row
     # The variant (see PROFILES, MASKS, QUANTS); "unknown" for a file measured ad hoc.

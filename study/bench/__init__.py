@@ -1,16 +1,20 @@
 """The benchmark harness: fair, blocked, confidence-driven timing of CPU inference engines.
 
 Every cell (model file x engine x precision x scenario x batch x threads) runs in its own worker
-process (:mod:`study.engines.worker`). Cells with the same ``block`` are measured together: all
-loaded at once (at most ``max_live_workers``), warmed up one at a time, then timed in *rounds*,
+process (:mod:`study.engines.worker`). Cells with the same ``block`` are measured together, in
+``replicates`` replicates, each a fresh set of the block's processes (replicates of different
+blocks interleaved in time): all loaded at once (at most ``max_live_workers``) in the replicate's
+seeded order, warmed up one at a time, then timed in *rounds*,
 each timing every live cell once in a seeded order that is reversed every other round
 (:mod:`study.bench.scheduling`), so drift of a shared machine hits the cells of a block alike and
-cancels in their round-by-round ratios. A block stops when every cell's drift-corrected CI is
+cancels in their round-by-round ratios. A replicate stops when every cell's drift-corrected CI is
 within ``target_ci`` or a cap is reached (:mod:`study.bench.stopping`). Rows are appended as they
-are measured, so an interrupted run resumes where it stopped.
+are measured; a resumed run keeps the complete replicates and measures an interrupted one again
+in new processes (:mod:`study.bench.replicates`).
 
 Modules: :mod:`~study.bench.cells` (what is measured, and how), :mod:`~study.bench.scheduling`
-(round orders), :mod:`~study.bench.stopping` (the stopping rule), :mod:`~study.bench.workers`
+(replicate, load and round orders), :mod:`~study.bench.replicates` (what a resumed run redoes),
+:mod:`~study.bench.stopping` (the stopping rule), :mod:`~study.bench.workers`
 (loading and warm-up), :mod:`~study.bench.rows` (the rows written), :mod:`~study.bench.run`
 (:func:`run_benchmark`), :mod:`~study.bench.summary` (:func:`summarize`), :mod:`~study.bench.cli`.
 

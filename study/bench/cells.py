@@ -19,7 +19,14 @@ from study.engines.isa import ISA_LEVELS
 from study.hardware import physical_cores
 from study.schema import MASKS, PROFILES, QUANTS, UNKNOWN
 
-__all__ = ["BenchSettings", "CellSpec", "cell_key", "check_blocks", "check_cells"]
+__all__ = [
+    "BenchSettings",
+    "CellSpec",
+    "cell_key",
+    "check_blocks",
+    "check_cells",
+    "check_settings",
+]
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,12 @@ class BenchSettings:
     # on the cells' thread count) and appended to environment.json's "noise_floors": how much this
     # machine varied, with no engine, when it was measured. 0 = skip.
     noise_floor_seconds: float = 0.0
+    # Replicates per block (Kalibera & Jones): each is a fresh set of the block's worker processes
+    # (fresh engine loads and compiles, its own seeded load and round orders), timed in its own
+    # rounds under the rules above (min_trials, max_trials and the time cap apply per replicate).
+    # Replicates of different blocks are interleaved in time. 1 = one process per cell per run:
+    # a CI can then only rest on rounds, which ignores the variance between processes.
+    replicates: int = 1
 
 
 def check_cells(
@@ -119,10 +132,18 @@ def check_cells(
                 raise ValueError(f"`{name}` must be an integer >= 1; got {value!r}")
         if not isinstance(c.block, str):
             raise ValueError(f"`block` must be a string; got {c.block!r}")
-    _check_settings(settings)
+    check_settings(settings)
 
 
-def _check_settings(settings: BenchSettings) -> None:
+def check_settings(settings: BenchSettings) -> None:
+    """Raise ValueError naming the field, the bad value and what is allowed, for bad settings.
+
+    Example:
+        >>> check_settings(BenchSettings(replicates=0))
+        Traceback (most recent call last):
+        ...
+        ValueError: `replicates` must be an integer >= 1 (1: one set of worker processes per block, or k >= 2 replicates); got 0
+    """
     for name in ("target_ci", "max_seconds_per_cell", "trial_seconds", "warmup_window_seconds"):
         if not getattr(settings, name) > 0:
             raise ValueError(f"`{name}` must be > 0; got {getattr(settings, name)!r}")
@@ -144,6 +165,12 @@ def _check_settings(settings: BenchSettings) -> None:
         value = getattr(settings, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"`{name}` must be an integer >= 1; got {value!r}")
+    k = settings.replicates
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ValueError(
+            "`replicates` must be an integer >= 1 (1: one set of worker processes per block, or "
+            f"k >= 2 replicates); got {k!r}"
+        )
 
 
 def check_blocks(blocks: Mapping[str, Collection[str]], max_live_workers: int) -> None:

@@ -1,7 +1,8 @@
 """``python -m study.bench``: measure one model file on one or all engines and print a table.
 
 All the engines' cells of the one model form one block (named after the file's stem), so they are
-loaded together and timed round by round in a counterbalanced order.
+loaded together and timed round by round in a counterbalanced order; ``--replicates K`` measures
+the block K times, each with fresh worker processes.
 
 Example::
 
@@ -78,6 +79,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--warmup-max-seconds", type=float, default=BenchSettings.warmup_max_seconds)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
+        "--replicates",
+        type=int,
+        default=BenchSettings.replicates,
+        metavar="K",
+        help="measure the block K times, each with fresh worker processes (fresh loads and "
+        "compiles, its own seeded orders) and --min/--max-trials rounds; the CI then rests on "
+        "the K replicates (1, or K >= 2; default 1)",
+    )
+    p.add_argument(
         "--parallel-loads",
         type=int,
         default=None,
@@ -130,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_trials=args.max_trials,
             warmup_max_seconds=args.warmup_max_seconds,
             seed=args.seed,
+            replicates=args.replicates,
             max_cpu_steal=args.max_steal,
             noise_floor_seconds=args.noise_floor,
             **({} if args.parallel_loads is None else {"parallel_loads": args.parallel_loads}),

@@ -2,13 +2,15 @@
 
 Every :class:`~study.schema.TrialRow` carries the cell's fields, the run's identity, the trial's
 window and, under ``engine_settings["bench"]``, the harness's own record: seconds spent, load and
-warm-up, the output check, every :class:`~study.bench.cells.BenchSettings` field and, on the row
-that completed a block's last round, why the block stopped.
+warm-up, the output check, the worker's process id and load rank, every
+:class:`~study.bench.cells.BenchSettings` field and, on the row that completed a replicate's last
+round, why the replicate stopped.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -20,7 +22,7 @@ from study.bench.stopping import CellTally
 from study.engines import Window
 from study.schema import TrialRow
 
-__all__ = ["CellState", "RunInfo", "make_row"]
+__all__ = ["CellState", "RunInfo", "make_row", "row_from_record"]
 
 
 @dataclass(frozen=True)
@@ -35,19 +37,22 @@ class RunInfo:
 
 @dataclass
 class CellState:
-    """Mutable state of one cell in a run (taken up from earlier runs' rows on resume)."""
+    """Mutable state of one cell in one replicate of its block (one worker process)."""
 
     spec: CellSpec
     key: str  # study.bench.cells.cell_key
     sha: str  # SHA-256 of the model file ("" when missing)
     by_round: dict[int, float] = field(default_factory=dict)  # round -> ok trial's throughput
-    spent: float = 0.0  # warm-up + trial seconds so far (from earlier runs too)
-    next_trial: int = 0  # index of the next timed trial (every timed trial counts)
-    rejected: int = 0  # trials rejected for CPU steal (from earlier runs too)
+    spent: float = 0.0  # warm-up + trial seconds so far in this replicate
+    next_trial: int = 0  # index of the next timed trial (every timed trial of the cell counts)
+    rejected: int = 0  # trials rejected for CPU steal in this replicate
     rejected_seconds: float = 0.0  # the seconds those took (not counted against the time cap)
-    failed: bool = False  # a failure row exists: the cell left its block
+    failed: bool = False  # a failure row exists: the cell left this replicate of its block
     info: dict[str, Any] | None = None  # from the worker: version, settings, check, load_seconds
     warmup: dict[str, Any] | None = None  # the last warm-up's report
+    replicate: int = 0  # the block's replicate (a fresh set of worker processes) in its run
+    pid: int | None = None  # the worker process's id, once started
+    load_rank: int | None = None  # position of the cell in the replicate's seeded load order
 
     def tally(self) -> CellTally:
         """The cell as the stopping rule sees it."""
@@ -105,6 +110,8 @@ def make_row(
         "output_detail": getattr(check, "detail", ""),
         "input_shape": list(s.input_shape) if s.input_shape else None,
         "stop": stop,
+        "worker_pid": cell.pid,
+        "load_rank": cell.load_rank,
         **dataclasses.asdict(run.settings),
     }
     lat = _latency(window) if window is not None else (None,) * 4
@@ -147,4 +154,21 @@ def make_row(
         block=s.block,
         round=round if window is not None else -1,
         isa=s.isa,
+        replicate=cell.replicate,
     )
+
+
+def row_from_record(record: dict[str, Any]) -> TrialRow:
+    """A :class:`~study.schema.TrialRow` from a loaded row (a dict of one DataFrame row).
+
+    Columns that are not TrialRow fields are ignored; NaN becomes None in every field but
+    ``throughput`` (NaN on a failure row).
+    """
+    names = set(TrialRow.__dataclass_fields__)
+    return TrialRow(**{k: _none_if_nan(k, v) for k, v in record.items() if k in names})
+
+
+def _none_if_nan(key: str, value: Any) -> Any:
+    if key != "throughput" and isinstance(value, float) and math.isnan(value):
+        return None
+    return value

@@ -1,15 +1,20 @@
-"""Measuring cells on the blocked design: :func:`run_benchmark`.
+"""Measuring cells on the blocked design with replicates: :func:`run_benchmark`.
 
-Blocks run one after another, in the order they first appear in the cells given. For each block,
-all its cells' workers are loaded (:mod:`study.bench.workers`) and warmed up; then the harness runs
-rounds, each timing every live cell once, one trial at a time with nothing else running, in the
-counterbalanced order of :func:`study.bench.scheduling.round_order`. After each complete round,
-:func:`study.bench.stopping.block_stop_reason` decides whether the block is done. Rows are
-appended as they are measured, so an interrupted run resumes where it stopped.
+Each block is measured as ``settings.replicates`` replicates. A replicate is a fresh set of the
+block's worker processes (:mod:`study.bench.workers`): loaded in the replicate's seeded order,
+warmed up one at a time, then timed in rounds, each timing every live cell once, one trial at a
+time with nothing else running, in the counterbalanced order of
+:func:`study.bench.scheduling.round_order`; after each complete round,
+:func:`study.bench.stopping.block_stop_reason` decides whether the replicate is done. Replicates of
+different blocks are interleaved in time (:func:`study.bench.scheduling.interleave`). A worker
+that crashes costs only its cell's rows in that replicate; the next replicate loads it again.
+Rows are appended as they are measured; a resumed run keeps complete replicates and measures an
+interrupted one again in a new replicate (:mod:`study.bench.replicates`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -25,8 +30,9 @@ from typing import Any
 import pandas as pd
 
 from study.bench.cells import BenchSettings, CellSpec, cell_key, check_blocks, check_cells
-from study.bench.rows import CellState, RunInfo, make_row
-from study.bench.scheduling import group_blocks, round_order
+from study.bench.replicates import abandon_rows, plan_replicates
+from study.bench.rows import CellState, RunInfo, make_row, row_from_record
+from study.bench.scheduling import group_blocks, interleave, load_order, round_order
 from study.bench.stopping import block_stop_reason
 from study.bench.workers import load_workers, warm_up, warn_if_low_memory
 from study.engines import ENGINES, EngineAdapter, Window
@@ -36,7 +42,8 @@ from study.manifest import sha256_file
 from study.noise import StealMeter, noise_floor
 from study.results import (
     ENVIRONMENT_FILE,
-    CellProgress,
+    REPLICATE_UNIT,
+    abandoned_units,
     append_rows,
     cell_progress,
     load_results,
@@ -64,33 +71,35 @@ def run_benchmark(
     resume: bool = True,
     engines: Mapping[str, type[EngineAdapter]] | None = None,
 ) -> list[TrialRow]:
-    """Measure ``cells`` block by block, appending one row per trial (and per failure) to ``out``.
+    """Measure ``cells`` in replicates of their blocks, appending one row per trial (and failure).
 
     Args:
         cells: the configurations to measure; cells with the same ``block`` are measured together
             (at most ``settings.max_live_workers`` of them). A spec given twice is measured once.
-        settings: measurement settings shared by all cells (default: ``BenchSettings()``).
+        settings: measurement settings shared by all cells (default: ``BenchSettings()``);
+            ``settings.replicates`` replicates per block, each under the stopping rule.
         out: JSONL results file (a folder means ``folder/bench.jsonl``); ``environment.json`` is
             written beside it.
-        progress: show a tqdm progress bar over the cells.
-        resume: take up this machine's earlier rows of the same cells and blocks: a block
-            continues at the round after its last, keeps its cells' throughputs, seconds and
-            rejections, and is skipped when its stopping rule is already met; a failed cell is not
-            retried. ``False`` measures every cell again (in new rounds of its block).
+        progress: show a tqdm progress bar over the cells of every replicate.
+        resume: continue this machine's latest run of each block: its complete replicates are
+            kept (a failed cell is not retried in them), an interrupted one is marked abandoned
+            and measured again by new processes, and replicates are added until there are
+            ``settings.replicates``. ``False`` starts a new run of every block (replicate 0 on).
         engines: registry to use instead of ``study.engines.ENGINES`` (e.g. to add a test engine).
 
     Returns:
-        The rows of the requested cells on this machine, earlier runs' rows included when resuming.
+        The rows of the requested cells on this machine (abandoned replicates' rows left out),
+        earlier runs' rows included when resuming.
 
     Raises:
         ValueError: an unknown engine, precision, scenario or variant column, bad settings, a
             block with more cells than ``max_live_workers``, or one cell in two blocks. Problems
             of a cell (missing model, wrong shape, engine not installed, worker crash) become
-            failure rows.
+            failure rows of the replicate.
 
     Example:
         >>> cells = [CellSpec("m.onnx", e, block="m") for e in ("onnxruntime", "openvino")]
-        >>> rows = run_benchmark(cells, BenchSettings(), "runs/b.jsonl")  # doctest: +SKIP
+        >>> rows = run_benchmark(cells, BenchSettings(replicates=3), "runs/b.jsonl")  # doctest: +SKIP
         >>> summarize(rows)[["engine", "throughput", "ci_rel"]]  # doctest: +SKIP
     """
     from tqdm.auto import tqdm
@@ -102,33 +111,39 @@ def run_benchmark(
     check_blocks(blocks, settings.max_live_workers)
     path = out_file(out)
     hw = capture_hardware()
-    run = RunInfo(uuid.uuid4().hex, hw.machine, hw.git_commit, settings)
-    previous = load_results(path) if path.is_file() else pd.DataFrame()
-    first_rounds = {name: _next_round(previous, hw.machine, name) for name in blocks}
-    if resume:
-        trials = cell_progress(previous, hw.machine)  # the trial index counts every block's trials
-        for name, states in blocks.items():
-            _take_up(states, cell_progress(previous, hw.machine, name), trials)
-    pending = [name for name, states in blocks.items() if _stop(states, settings) is None]
-    threads = [
-        c.spec.threads for name in pending for c in blocks[name].values() if _live(c, settings)
-    ]
+    previous = load_results(path, abandoned=True) if path.is_file() else pd.DataFrame()
+    plans = plan_replicates(
+        previous, hw.machine, blocks, settings, resume=resume, new_run_id=uuid.uuid4().hex
+    )
+    markers = [r for n, p in plans.items() for r in abandon_rows(previous, hw.machine, n, p)]
+    if markers:
+        append_rows(path, markers)
+    trials = cell_progress(previous, hw.machine) if resume else {}  # every trial of a cell counts
+    run = RunInfo("", hw.machine, hw.git_commit, settings)
+    threads = [c.spec.threads for n, p in plans.items() if p.todo for c in blocks[n].values()]
     _record_environment(path.parent, hw, settings, threads)
-    states_all = [c for states in blocks.values() for c in states.values()]
-    bar = tqdm(total=len(states_all), desc="cells", unit="cell", disable=not progress)
-    bar.update(sum(len(blocks[name]) for name in blocks if name not in pending))
-    ctx = _Context(run, path, registry, bar)
+    total = sum(len(blocks[n]) * (len(p.done) + len(p.todo)) for n, p in plans.items())
+    bar = tqdm(total=total, desc="cells x replicates", unit="cell", disable=not progress)
+    bar.update(sum(len(blocks[n]) * len(p.done) for n, p in plans.items()))
+    next_trial = {k: trials[k].next_trial if k in trials else 0 for s in blocks.values() for k in s}
+    ctx = _Context(run, path, registry, bar, next_trial)
     try:
-        for name in pending:
-            _Block(name, blocks[name], first_rounds[name], ctx).measure()
+        for name, rep in interleave({n: p.todo for n, p in plans.items()}):
+            states = {
+                k: CellState(c.spec, k, c.sha, next_trial=next_trial[k], replicate=rep)
+                for k, c in blocks[name].items()
+            }
+            block_run = dataclasses.replace(run, run_id=plans[name].run_id)
+            _Replicate(name, rep, states, block_run, ctx).measure()
     finally:
         bar.close()
-    before = previous if resume else pd.DataFrame()
-    return _earlier_rows(before, states_all, hw.machine) + ctx.written
+    before = _kept(previous, markers) if resume else pd.DataFrame()
+    keys = [k for states in blocks.values() for k in states]
+    return _earlier_rows(before, keys, hw.machine) + ctx.written
 
 
 def _states(cells: Sequence[CellSpec]) -> dict[str, dict[str, CellState]]:
-    """block -> (cell key -> fresh state); raises ValueError for one cell in two blocks."""
+    """block -> (cell key -> a state holding its spec); raises ValueError for one cell in two blocks."""
     shas: dict[str, str] = {}
     seen: dict[str, str] = {}  # cell key -> its block
     blocks: dict[str, dict[str, CellState]] = {}
@@ -146,34 +161,15 @@ def _states(cells: Sequence[CellSpec]) -> dict[str, dict[str, CellState]]:
     return blocks
 
 
-def _take_up(
-    states: dict[str, CellState],
-    done: Mapping[str, CellProgress],
-    trials: Mapping[str, CellProgress],
-) -> None:
-    """Resume: give each cell of a block what earlier rows hold of it.
-
-    Args:
-        states: the block's cells.
-        done: their progress in this block (rounds in another block do not pair with this one's).
-        trials: their progress in any block (the trial index counts every timed trial).
-    """
-    for key, cell in states.items():
-        p = done.get(key)
-        if p is not None:
-            cell.by_round = p.by_round
-            cell.spent, cell.failed = p.seconds_spent, p.failed
-            cell.rejected, cell.rejected_seconds = p.rejected, p.rejected_seconds
-        if key in trials:
-            cell.next_trial = trials[key].next_trial
-
-
-def _next_round(df: pd.DataFrame, machine: str, block: str) -> int:
-    """The round after the last one this machine's results hold for the block (0 if none)."""
-    if df.empty:
-        return 0
-    rounds = df.loc[(df["machine"] == machine) & (df["block"] == block), "round"]
-    return int(rounds.max()) + 1 if len(rounds) else 0
+def _kept(previous: pd.DataFrame, markers: list[TrialRow]) -> pd.DataFrame:
+    """The earlier rows without those of abandoned replicates (earlier and just now)."""
+    if previous.empty:
+        return previous
+    units = abandoned_units(previous) | {
+        tuple(getattr(m, c) for c in REPLICATE_UNIT) for m in markers
+    }
+    keys = previous[list(REPLICATE_UNIT)].itertuples(index=False, name=None)
+    return previous.loc[[k not in units for k in keys]]
 
 
 def _live(cell: CellState, settings: BenchSettings) -> bool:
@@ -197,50 +193,57 @@ class _Context:
     run: RunInfo
     path: Path  # the results file
     registry: Mapping[str, type[EngineAdapter]]
-    bar: Any  # the tqdm progress bar over cells
+    bar: Any  # the tqdm progress bar over the cells of every replicate
+    next_trial: dict[str, int]  # cell key -> index of its next timed trial (over replicates)
     written: list[TrialRow] = field(default_factory=list)  # this run's rows, in order written
 
 
-class _Block:
-    """One block's measurement: its workers, its rounds, its rows."""
+class _Replicate:
+    """One replicate of one block: fresh workers, their rounds, their rows."""
 
     def __init__(
-        self, name: str, cells: dict[str, CellState], first_round: int, ctx: _Context
+        self, name: str, replicate: int, cells: dict[str, CellState], run: RunInfo, ctx: _Context
     ) -> None:
-        self.name, self.cells, self.round, self.ctx = name, cells, first_round, ctx
-        self.run, self.settings, self.bar = ctx.run, ctx.run.settings, ctx.bar
+        self.name, self.replicate, self.cells, self.round, self.ctx = name, replicate, cells, 0, ctx
+        self.run, self.settings, self.bar = run, run.settings, ctx.bar
+        self.label = f"block {name} replicate {replicate}"
         self.workers: dict[str, Worker] = {}
         self.counted: set[str] = set()  # cells already counted on the progress bar
 
     def measure(self) -> None:
-        """Load and warm up the block's live cells, then run rounds until the rule stops them."""
+        """Load and warm up the block's cells, then run rounds until the rule stops them."""
         try:
             self._start()
-            rounds = 0
             while (reason := _stop(self.cells, self.settings)) is None:
                 self._round()
                 self.round += 1
-                rounds += 1
-            log.info("block %r stopped (%s) after %d new round(s)", self.name, reason, rounds)
+            log.info("%s stopped (%s) after %d round(s)", self.label, reason, self.round)
         finally:
             for worker in self.workers.values():
                 worker.stop()
             self.workers.clear()
             self.bar.update(len(set(self.cells) - self.counted))
+            for key, cell in self.cells.items():
+                self.ctx.next_trial[key] = cell.next_trial
 
     def _start(self) -> None:
-        live = {k: c.spec for k, c in self.cells.items() if _live(c, self.settings)}
+        s = self.settings
+        order = load_order(self.cells, seed=s.seed, block=self.name, replicate=self.replicate)
+        for rank, key in enumerate(order):
+            self.cells[key].load_rank = rank
+        live = {k: self.cells[k].spec for k in order}
         warn_if_low_memory(len(live), self.name)
-        self.bar.set_postfix_str(f"block {self.name}: loading {len(live)} worker(s)")
-        loaded, errors = load_workers(live, self.settings, self.ctx.registry)
+        self.bar.set_postfix_str(f"{self.label}: loading {len(live)} worker(s)")
+        loaded, errors = load_workers(live, s, self.ctx.registry)
         for key, error in errors.items():
             self._fail(self.cells[key], error)
         for key, (worker, info) in loaded.items():
             self.workers[key] = worker
             self.cells[key].info = info
-        for key in [k for k in live if k in self.workers]:  # warm up one at a time, in order
+            self.cells[key].pid = worker.process.pid
+        for key in [k for k in order if k in self.workers]:  # warm up one at a time, in order
             cell = self.cells[key]
-            self.bar.set_postfix_str(f"block {self.name}: warming up {cell.spec.engine}")
+            self.bar.set_postfix_str(f"{self.label}: warming up {cell.spec.engine}")
             try:
                 cell.warmup = warm_up(self.workers[key], self.settings)
             except WorkerError as exc:
@@ -252,10 +255,13 @@ class _Block:
         """Time every live cell once; a trial rejected for steal is timed again at the end."""
         s = self.settings
         live = [k for k in self.workers if _live(self.cells[k], s)]
-        queue = deque(round_order(live, seed=s.seed, block=self.name, round=self.round))
+        order = round_order(
+            live, seed=s.seed, block=self.name, round=self.round, replicate=self.replicate
+        )
+        queue = deque(order)
         while queue:
             cell = self.cells[queue.popleft()]
-            self.bar.set_postfix_str(f"block {self.name} round {self.round}")
+            self.bar.set_postfix_str(f"{self.label} round {self.round}")
             try:
                 window, steal, took = _time_trial(self.workers[cell.key], s)
             except WorkerError as exc:
@@ -333,19 +339,9 @@ def _record_environment(folder: Path, hw: Any, settings: BenchSettings, threads:
     )
 
 
-def _earlier_rows(previous: pd.DataFrame, states: list[CellState], machine: str) -> list[TrialRow]:
+def _earlier_rows(previous: pd.DataFrame, keys: list[str], machine: str) -> list[TrialRow]:
     """The rows earlier runs wrote of these cells on this machine."""
-    names = set(TrialRow.__dataclass_fields__)
-    rows: list[TrialRow] = []
-    if not previous.empty:
-        keys = [c.key for c in states]
-        old = previous[(previous["machine"] == machine) & previous["cell"].isin(keys)]
-        for rec in old.to_dict("records"):
-            rows.append(TrialRow(**{k: _none_if_nan(k, v) for k, v in rec.items() if k in names}))
-    return rows
-
-
-def _none_if_nan(key: str, value: Any) -> Any:
-    if key != "throughput" and isinstance(value, float) and math.isnan(value):
-        return None
-    return value
+    if previous.empty:
+        return []
+    old = previous[(previous["machine"] == machine) & previous["cell"].isin(keys)]
+    return [row_from_record(rec) for rec in old.to_dict("records")]

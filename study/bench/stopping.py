@@ -14,9 +14,9 @@ It is checked after each complete round, on the block's *live* cells (not failed
   ``"max_seconds"``: the live cells' warm-up and trial seconds (trials rejected for steal
   excluded) add up to ``max_seconds_per_cell`` times their number.
 
-"Rounds" is the fewest rounds any live cell has an ok trial in: in an uninterrupted block every
-live cell has one per round; a cell added to a block on resume makes the block run until it has
-its own rounds too.
+The rule applies to one replicate of a block (one set of its worker processes; see
+:mod:`study.bench.replicates`). "Rounds" is the fewest rounds any live cell has an ok trial in: in
+an uninterrupted replicate every live cell has one per round.
 
 The drift-corrected CI. For cell ``c`` and round ``r`` let
 ``d[c, r] = log x[c, r] - mean(log x[c', r])``, the mean over the live cells ``c'`` with an ok trial

@@ -1,7 +1,10 @@
 """The readable summary of benchmark rows: :func:`summarize` and the CLI's table.
 
-One row per (machine, cell): the mean trial throughput with its 95% Student-t CI, latencies, the
-output check, trials kept and rejected (one kept trial per round of the cell's block).
+One row per (machine, cell): the mean throughput with its 95% Student-t CI, latencies, the
+output check, trials kept and rejected (one kept trial per round of the cell's block). With
+several replicates (fresh worker processes) the mean and CI are over the replicates' means
+(Kalibera & Jones: the CI takes its variance and dof from the top replicated level), else over
+trials.
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ def summarize(rows: Iterable[TrialRow] | pd.DataFrame) -> pd.DataFrame:
     """One readable row per (machine, cell): throughput with its 95% CI, latencies, output check.
 
     Columns: machine, cell, the cell fields of :data:`study.schema.CELL_FIELDS` (model to threads),
-    block, ran_precision, throughput (mean of trial throughputs,
-    items/s), ci (95% half-width), ci_rel, latency_ms_* (mean over trials of the per-trial
-    statistic), trials, rejected (trials repeated for CPU steal), calls,
+    block, ran_precision, throughput (items/s: mean of trial throughputs, or with several
+    replicates the mean of their means), ci (95% half-width: over trials, or over replicate
+    means with replicates - 1 dof), ci_rel, latency_ms_* (mean over trials of the per-trial
+    statistic), replicates (runs x replicates with ok trials), failed_replicates (those with a
+    failure row), trials, rejected (trials repeated for CPU steal), calls,
     seconds (load + warm-up + trials), cpu_steal (mean over kept trials of the share of CPU time the
     hypervisor took; NaN where not recorded), output_max_abs_diff, output_ok, flag ("WRONG OUTPUT"
     when the cross-check failed), status, error.
@@ -46,8 +51,11 @@ def summarize(rows: Iterable[TrialRow] | pd.DataFrame) -> pd.DataFrame:
         es = last["engine_settings"] if isinstance(last["engine_settings"], dict) else {}
         bench = es.get("bench", {})
         tp = ok["throughput"].astype(float).to_numpy()
-        mean = float(tp.mean()) if tp.size else float("nan")
-        ci = ci_half_width(tp)
+        units = [c for c in ("run_id", "replicate") if c in g.columns]
+        reps = ok.groupby(units)["throughput"].mean().to_numpy(dtype=float) if units else tp[:1]
+        spread = reps if len(reps) >= 2 else tp
+        mean = float(spread.mean()) if tp.size else float("nan")
+        ci = ci_half_width(spread)
         lat = {f"latency_ms_{k}": ok[f"latency_ms_{k}"].astype(float).mean() for k in _LAT}
         steal = ok["cpu_steal"].astype(float).mean() if "cpu_steal" in ok else float("nan")
         seconds = float(bench.get("cell_seconds") or 0.0) + float(bench.get("load_seconds") or 0.0)
@@ -62,6 +70,8 @@ def summarize(rows: Iterable[TrialRow] | pd.DataFrame) -> pd.DataFrame:
                 "ci": ci,
                 "ci_rel": ci / mean if tp.size and mean > 0 else float("nan"),
                 **lat,
+                "replicates": len(reps),
+                "failed_replicates": len(failed.groupby(units)) if units and len(failed) else 0,
                 "trials": int(tp.size),
                 "rejected": int((g["status"] == "rejected").sum()),
                 "calls": int(ok["calls"].sum()),
@@ -118,9 +128,9 @@ def format_table(summary: pd.DataFrame) -> str:
                     f"{r[f'latency_ms_{k}']:.2f}" for k in ("mean", "median", "p90", "p99")
                 ),
                 "output": check + (" !" if r["flag"] else ""),
-                "trials": r["trials"]
-                if not r["rejected"]
-                else f"{r['trials']} (+{r['rejected']} rejected)",
+                "trials": f"{r['trials']}"
+                + (f" in {r['replicates']} reps" if r["replicates"] > 1 else "")
+                + (f" (+{r['rejected']} rejected)" if r["rejected"] else ""),
                 "s": f"{r['seconds']:.0f}",
                 "steal": "-" if pd.isna(r["cpu_steal"]) else f"{r['cpu_steal']:.0%}",
                 "status": r["status"]

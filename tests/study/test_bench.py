@@ -32,7 +32,7 @@ from study.bench.workers import warn_if_low_memory
 from study.engines import ENGINES
 from study.hardware import capture_hardware
 from study.manifest import sha256_file
-from study.results import append_rows, read_rows
+from study.results import append_rows, load_results, read_rows
 from study.schema import SCHEMA_VERSION, TrialRow
 from tests.study.test_engines import (
     CrashEngine,
@@ -321,24 +321,36 @@ def test_resume_redoes_nothing_finished(mixed_run):
     assert len(read_rows(out)) == before and len(again) == len(rows)
 
 
-def test_resume_continues_the_blocks_rounds_on_the_same_schedule(models, tmp_path):
-    cells = [CellSpec(m, "fixed", threads=1, block="b") for m in models]
-    two = dataclasses.replace(ROUNDS, min_trials=2, max_trials=2)
-    run_benchmark(cells, two, tmp_path / "a.jsonl", progress=False, engines=REGISTRY)
-    resumed = run_benchmark(cells, ROUNDS, tmp_path / "a.jsonl", progress=False, engines=REGISTRY)
-    whole = run_benchmark(cells, ROUNDS, tmp_path / "b.jsonl", progress=False, engines=REGISTRY)
+def test_resume_redoes_an_interrupted_replicate_whole_in_new_processes(models, tmp_path):
+    # A run interrupted in its third round (the first 7 of its 12 rows on disk) is resumed: its
+    # replicate 0 is marked abandoned, not continued, and replicate 1 measures the block afresh.
+    cells = [CellSpec(m, "onnxruntime", threads=1, block="b") for m in models]
+    whole = run_benchmark(cells, ROUNDS, tmp_path / "whole.jsonl", progress=False, engines=REGISTRY)
+    assert len(whole) == 12 and {r.replicate for r in whole} == {0}
+    append_rows(tmp_path / "cut.jsonl", whole[:7])
+    resumed = run_benchmark(cells, ROUNDS, tmp_path / "cut.jsonl", progress=False, engines=REGISTRY)
+    assert {r.replicate for r in resumed} == {1}  # the partial replicate's rows are left out
     assert sorted((r.cell, r.round) for r in resumed) == sorted((r.cell, r.round) for r in whole)
-    runs = {r.run_id for r in resumed if r.round < 2}, {r.run_id for r in resumed if r.round >= 2}
-    assert len(runs[0]) == len(runs[1]) == 1 and runs[0] != runs[1]
-    assert [r.trial for r in resumed if r.cell == resumed[0].cell] == [0, 1, 2, 3]
+    assert {r.run_id for r in resumed} == {whole[0].run_id}  # the run goes on, in a new replicate
+    old_pids = {r.engine_settings["bench"]["worker_pid"] for r in whole}
+    new_pids = {r.engine_settings["bench"]["worker_pid"] for r in resumed}
+    assert len(old_pids) == len(new_pids) == 3 and not old_pids & new_pids
+    for cell in {r.cell for r in whole}:  # trial indices go on after those of the cut rows
+        n = sum(r.cell == cell for r in whole[:7])
+        assert [r.trial for r in resumed if r.cell == cell] == list(range(n, n + 4))
+    on_disk = read_rows(tmp_path / "cut.jsonl")
+    marks = [r for r in on_disk if r["status"] == "abandoned"]
+    assert sorted(r["cell"] for r in marks) == sorted(c for c in {r.cell for r in whole})
+    assert all(r["replicate"] == 0 and r["trial"] == -1 for r in marks)
+    assert "replicate 0 of block 'b'" in marks[0]["error"] and "replicate 1" in marks[0]["error"]
+    loaded = load_results(tmp_path / "cut.jsonl")
+    assert set(loaded["replicate"]) == {1} and len(loaded) == 12
+    assert len(load_results(tmp_path / "cut.jsonl", abandoned=True)) == 7 + 3 + 12
+    again = run_benchmark(cells, ROUNDS, tmp_path / "cut.jsonl", progress=False, engines=REGISTRY)
+    assert len(read_rows(tmp_path / "cut.jsonl")) == len(on_disk) and len(again) == 12
 
-    def schedule(path):  # rows in the order written
-        return [(r["round"], r["cell"]) for r in read_rows(path)]
 
-    assert schedule(tmp_path / "a.jsonl") == schedule(tmp_path / "b.jsonl")
-
-
-def test_partial_cell_continues_with_its_trials_counted(model, tmp_path):
+def test_partial_replicate_of_earlier_rows_is_abandoned_and_trials_keep_counting(model, tmp_path):
     spec = CellSpec(model, "fixed", threads=1)
     key = cell_key(spec, sha256_file(model))
     machine = capture_hardware().machine
@@ -377,21 +389,25 @@ def test_partial_cell_continues_with_its_trials_counted(model, tmp_path):
         warmup_window_seconds=0.02,
     )
     rows = run_benchmark([spec], settings, tmp_path / "b.jsonl", progress=False, engines=REGISTRY)
-    # Identical throughputs: the CI is zero, so the rule stops at min_trials = 3, i.e. one new round.
-    assert [(r.trial, r.round, r.run_id == "old") for r in rows] == [
-        (0, 0, True),
-        (1, 1, True),
-        (2, 2, False),
+    # Two rounds are fewer than min_trials: that replicate was interrupted. Identical throughputs
+    # stop the new one at min_trials = 3 rounds.
+    assert [(r.run_id, r.replicate, r.trial, r.round) for r in rows] == [
+        ("old", 1, 2, 0),
+        ("old", 1, 3, 1),
+        ("old", 1, 4, 2),
     ]
+    (mark,) = [r for r in read_rows(tmp_path / "b.jsonl") if r["status"] == "abandoned"]
+    assert (mark["run_id"], mark["replicate"], mark["cell"]) == ("old", 0, key)
 
 
-def test_no_resume_measures_again_in_new_rounds(model, tmp_path):
+def test_no_resume_starts_a_new_run(model, tmp_path):
     spec = CellSpec(model, "fixed", threads=1)
     out = tmp_path / "b.jsonl"
-    run_benchmark([spec], FAST, out, progress=False, engines=REGISTRY)
+    first = run_benchmark([spec], FAST, out, progress=False, engines=REGISTRY)
     again = run_benchmark([spec], FAST, out, progress=False, resume=False, engines=REGISTRY)
-    assert [r.round for r in again] == [3, 4, 5]  # a block's rounds are never reused
-    assert [r["round"] for r in read_rows(out)] == [0, 1, 2, 3, 4, 5]
+    assert [(r.replicate, r.round) for r in again] == [(0, 0), (0, 1), (0, 2)]
+    assert len({r.run_id for r in again} | {r.run_id for r in first}) == 2
+    assert [r["round"] for r in read_rows(out)] == [0, 1, 2, 0, 1, 2]
 
 
 # --- the stopping rule (pure) ---------------------------------------------------------------------
