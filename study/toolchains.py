@@ -39,6 +39,7 @@ __all__ = [
     "VENDOR",
     "toolchain_of",
     "toolchain_variants",
+    "whole_toolchains",
 ]
 
 TOOLCHAINS = ("neuralmagic", "intel")
@@ -119,3 +120,43 @@ def toolchain_of(row) -> str | None:
         if all(get(k) == v for k, v in want.items()):
             return level
     return None
+
+
+def whole_toolchains(cfg: StudyConfig) -> list:
+    """The :class:`study.stats.toolchain.WholeToolchain` of each level and precision this run makes.
+
+    Named ``<level>`` (fp32) and ``<level>:int8``; the single-factor channels of
+    :data:`SINGLE_FACTORS` that this run measures become each one's ``singles`` (one missing: no
+    additivity row for it). Variant columns do not depend on the architecture (the int8 ones
+    match rows only of the architectures with the int8 arm).
+    """
+    from study.design import channels
+    from study.stats.toolchain import WholeToolchain
+
+    models = list(cfg.models)
+    int8_model = next((m for m in models if cfg.int8_for(m)), None)
+    out = []
+    for precision, model in (("fp32", models[0]), ("int8", int8_model)):
+        if model is None:
+            continue
+        by_name = {c.name: c for c in channels(cfg, model)}
+        for name, variant, ref in toolchain_variants(cfg, model):
+            if name.endswith(":int8") != (precision == "int8"):
+                continue
+            level = name.split(":")[1]
+            wanted = SINGLE_FACTORS.get((level, precision), ())
+            found = [by_name[n] for n in wanted if n in by_name]
+            singles = (
+                tuple((c.level_a, c.level_b) for c in found) if len(found) == len(wanted) else ()
+            )
+            out.append(
+                WholeToolchain(
+                    name=name.removeprefix("toolchain:"),
+                    variant=variant.columns(),
+                    reference=ref.columns(),
+                    singles=singles,
+                    single_names=tuple(c.name for c in found) if singles else (),
+                    label=VENDOR[level],
+                )
+            )
+    return out
