@@ -46,7 +46,7 @@ def _verdict(r: Any) -> str:
         )
     if r.equivalent:
         return f"equal within ±{m} (TOST p = {r.tost.pvalue:.3g})"
-    return f"inconclusive: neither 1 excluded nor ±{m} shown (MDE {r.mde:.1%})"
+    return f"inconclusive: neither 1 excluded nor ±{m} shown"
 
 
 def _ratio(r: Any) -> str:
@@ -70,7 +70,7 @@ def _sentences(rows: list[Any], precision_suffix: str, where: str) -> list[str]:
         else f"{_VENDOR[lvl]} by {_move(r)}"
         for i, (lvl, r) in enumerate(present.items())
     ]
-    text = [f"- {'; '.join(moves)}{where} (k = {first.k} architecture(s), pooled)."]
+    text = [f"- {'; '.join(moves)} ({where}; k = {first.k} architecture(s), pooled)."]
     inter = by.get(f"interaction:neuralmagic{precision_suffix}/intel{precision_suffix}")
     if inter is not None:
         text.append(
@@ -89,12 +89,13 @@ def _sentences(rows: list[Any], precision_suffix: str, where: str) -> list[str]:
     return text
 
 
-def _files_note(records: list[Any]) -> list[str]:
+def _files_note(records: list[Any], engines: tuple[str, ...]) -> list[str]:
     lines = []
     for rec in records:
         forms = (rec.extra or {}).get("engine_file_forms")
         if not forms:
             continue
+        forms = {e: f for e, f in forms.items() if e in engines}  # the engines this run has
         fq = sorted(ENGINE_NAMES.get(e, e) for e, f in forms.items() if f == "fq")
         qdq = sorted(ENGINE_NAMES.get(e, e) for e, f in forms.items() if f == "qdq")
         lines.append(
@@ -147,7 +148,7 @@ def toolchain_section(s: Any) -> list[str]:
         ]
         where = f" on {machine}" if len(machines) > 1 else ""
         for suffix, label in (("", "fp32"), (":int8", "int8")):
-            found = _sentences(group, suffix, f" ({label}{where})")
+            found = _sentences(group, suffix, f"{label}{where}")
             lines += found
     lines += [
         "",
@@ -160,5 +161,5 @@ def toolchain_section(s: Any) -> list[str]:
         "choice: NNCF's pruning; NNCF's quantizer is not measured alone).",
         "",
     ]
-    lines += _files_note(s.records)
+    lines += _files_note(s.records, tuple(s.cfg.engines))
     return lines + ["", _table(rows)]
