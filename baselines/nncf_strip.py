@@ -63,7 +63,10 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 def check_prunable(model: torch.nn.Module) -> None:
     """Raise :class:`NNCFError` for a model NNCF 3.4 cannot wrap (a top-level Sequential)."""
-    if isinstance(model, torch.nn.Sequential):
+    if (
+        isinstance(model, torch.nn.Sequential)
+        and type(model).forward is torch.nn.Sequential.forward
+    ):
         raise NNCFError(
             "NNCF 3.4 cannot prune a top-level torch.nn.Sequential: nncf.prune adds a "
             "HookStorage child module, which Sequential.forward then calls (NotImplementedError); "

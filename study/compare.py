@@ -121,7 +121,10 @@ def bench_cells(
     int8 files ("f32-sparse"), as labelled extra cells. Every cell of one architecture, scenario
     and ISA level is in one block: the harness measures them round by round, so every contrast
     the study reports pairs trials measured at the same time. The SparseML-pruned reference (the
-    A/A control) has cells of its own, on gmp's file when the two files are the same bytes.
+    A/A control) has cells of its own, on gmp's file when the two files are the same bytes. A
+    record whose ``extra["engine_files"]`` maps an engine to another file (NNCF's int8: its
+    FakeQuantize ONNX runs on OpenVINO only, the others measure its QDQ file) is measured on that
+    file by that engine; the rows' ``onnx_path`` says which.
 
     Left out, as :class:`~study.manifest.Skip` records with the reason (they would repeat the f32
     cells): OpenVINO's default precision on a CPU with neither AVX512-BF16 nor AMX-BF16, and its
@@ -184,9 +187,10 @@ def bench_cells(
         for level in levels:
             suffix = "" if level == "native" else f"/{level}"
             for scenario in cfg.bench.get("scenarios", ["sync"]):
+                files = rec.extra.get("engine_files") or {}  # NNCF int8: QDQ where FQ cannot run
                 cells += [
                     CellSpec(
-                        onnx_path=str(out / rec.onnx_path),
+                        onnx_path=str(out / files.get(engine, rec.onnx_path)),
                         engine=engine,
                         model=rec.model,
                         pruner=rec.pruner,

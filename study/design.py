@@ -14,7 +14,8 @@ Example:
     >>> cfg = load_config("smoke")
     >>> [c.name for c in channels(cfg, "small_cnn")]  # doctest: +NORMALIZE_WHITESPACE
     ['pruner', 'exporter', 'profile:uniform', 'profile:vendor', 'mask:block4', 'precision',
-     'quantizer']
+     'quantizer', 'toolchain:neuralmagic', 'toolchain:neuralmagic:int8', 'toolchain:intel',
+     'toolchain:intel:int8']
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ CHANNEL_TEXT = {
     "mask:block4": "SparseML's 1x4 block masks vs unstructured (both under one global threshold)",
     "precision": "int8 (torch.ao QAT) vs fp32 weights: the int8 speed-up, not a toolchain bias",
     "quantizer": "int8 by SparseML's QuantizationModifier and exporter vs by torch.ao and torch.onnx",
+    "toolchain:neuralmagic": "Neural Magic's whole toolchain (SparseZoo-style profile, 1x4 blocks, SparseML's exporter) vs the neutral reference",
+    "toolchain:neuralmagic:int8": "Neural Magic's whole int8 toolchain (its profile and blocks, SparseML's quantization and int8 export) vs the torch.ao int8 reference",
+    "toolchain:intel": "Intel's whole toolchain (NNCF's pruning: normalised global ranking, its coverage and schedule; torch.onnx export) vs the neutral reference",
+    "toolchain:intel:int8": "Intel's whole int8 toolchain (NNCF pruning, NNCF QAT; OpenVINO runs NNCF's FakeQuantize ONNX, the other engines NNCF's QDQ file) vs the torch.ao int8 reference",
     "isa:avx2": "the engines capped to AVX2 vs native, on the reference file (an ISA factor, not a toolchain bias; separate blocks, so unpaired)",
     "isa:avx512": "the engines capped to AVX-512 without AMX vs native, on the reference file (an ISA factor; separate blocks, so unpaired)",
 }
@@ -65,11 +70,11 @@ class Variant:
     """One model file of one architecture (the schema's variant columns)."""
 
     model: str  # architecture (registry name)
-    pruner: str = "gmp"  # "none" (dense), "gmp", "sparseml" or "oneshot"
+    pruner: str = "gmp"  # "none" (dense), "gmp", "sparseml", "nncf" or "oneshot"
     profile: str = "global"  # "dense", "global", "uniform" or "vendor"
     mask: str = "unstructured"  # "none", "unstructured" or "block4"
-    quant: str = "none"  # "none" (fp32), "torch" or "sparseml" (int8 by that toolchain)
-    exporter: str = "torch"  # "torch" or "sparseml"
+    quant: str = "none"  # "none" (fp32), "torch", "sparseml" or "nncf" (int8 by that toolchain)
+    exporter: str = "torch"  # "torch", "sparseml" or "nncf" (NNCF's FakeQuantize ONNX, int8)
     sparsity: float = 0.9  # target overall sparsity
 
     @property
@@ -146,7 +151,9 @@ def _factor_variants(cfg: StudyConfig, model: str) -> list[tuple[str, Variant, V
         out.append(("precision", int8, ref))
         if "sparseml" in cfg.levels("quantizer"):
             out.append(("quantizer", replace(ref, quant="sparseml", exporter="sparseml"), int8))
-    return out
+    from study.toolchains import toolchain_variants  # whole-toolchain variants (they import us)
+
+    return out + toolchain_variants(cfg, model)
 
 
 def variants(cfg: StudyConfig, model: str) -> list[Variant]:

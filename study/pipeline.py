@@ -213,7 +213,11 @@ class _Architecture:
         self.shape = (1, 3, entry.input_size, entry.input_size)
         self.opset = max(14, entry.opset)  # both exporters at the same opset (SparseML's default)
         self.trained: dict[tuple[str, str, str], tuple[nn.Module, float | None]] = {}
-        self.int8: dict[str, tuple[nn.Module, float]] = {}
+        # (quant, fp32 training key) -> (int8 model, accuracy)
+        self.int8: dict[tuple, tuple[nn.Module, float]] = {}
+        # training key -> the toolchain's own settings (NNCF's; empty for the others)
+        self.settings: dict[tuple[str, str, str], dict] = {}
+        self.int8_settings: dict[tuple, dict] = {}
         self.failed: dict[tuple[str, str, str], Exception] = {}
 
     # -- checkpoints --------------------------------------------------------------------------
@@ -235,6 +239,7 @@ class _Architecture:
         saved = torch.load(path, map_location="cpu", weights_only=False)
         model = self._fresh()
         model.load_state_dict(saved["state_dict"])
+        self.settings[key] = saved.get("toolchain_settings") or {}
         log_timing(self.out, self.name, _stage(key), 0.0, reused=True)
         return model, saved.get("accuracy")
 
@@ -242,6 +247,7 @@ class _Architecture:
         path = self._checkpoint(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"state_dict": model.state_dict(), "accuracy": accuracy, "seconds": seconds}
+        payload["toolchain_settings"] = self.settings.get(key, {})
         torch.save(payload, path)
 
     # -- training -----------------------------------------------------------------------------
@@ -275,7 +281,12 @@ class _Architecture:
             from study.profiles import profile_recipe
 
             model = copy.deepcopy(self.fp32(("none", "dense", "none"))[0])
-            recipe = profile_recipe(self.cfg.recipe, model, profile, mask)
+            if pruner == "nncf":  # NNCF reads the recipe's target, window and LR as written
+                from study.intel import nncf_ready
+
+                model, recipe = nncf_ready(model), self.cfg.recipe
+            else:
+                recipe = profile_recipe(self.cfg.recipe, model, profile, mask)
             rdir = self.out / "recipes"
             rdir.mkdir(parents=True, exist_ok=True)
             (rdir / f"{self.name}-{profile}-{mask}.yaml").write_text(recipe)
@@ -290,6 +301,11 @@ class _Architecture:
             progress=self.progress,
         )
         seconds = time.perf_counter() - started
+        if pruner == "nncf":
+            from study.intel import restore
+
+            restore(result.model)
+        self.settings[key] = dict(result.toolchain_settings)
         run = "none" if dense else f"{pruner}-{profile}-{mask}"
         _write_training_log(
             self.out, self.name, run, self.cfg.seed, result.steps, result.report.total_numel
@@ -309,9 +325,10 @@ class _Architecture:
         return pruned, accuracy
 
     def quantized(self, quant: str, start: Variant) -> tuple[nn.Module, float]:
-        """The int8 model by ``quant`` ("torch" or "sparseml") from the pruned ``start`` variant."""
-        if quant in self.int8:
-            return self.int8[quant]
+        """The int8 model by ``quant`` ("torch", "sparseml" or "nncf") from the pruned ``start``."""
+        key = (quant, start.training)
+        if key in self.int8:
+            return self.int8[key]
         fp32, _ = self.fp32(start.training)
         qat = _qat_config(self.cfg)
         started = time.perf_counter()
@@ -327,6 +344,15 @@ class _Architecture:
                 example_input=example,
                 progress=self.progress,
             )
+        elif quant == "nncf":
+            from study.intel import quantize
+
+            model, accuracy, self.int8_settings[key] = quantize(
+                fp32, self.train_loader, self.val_loader, qat, progress=self.progress
+            )
+            log_timing(self.out, self.name, f"qat {quant}", time.perf_counter() - started)
+            self.int8[key] = (model, accuracy)
+            return self.int8[key]
         else:
             from baselines.quantize import qat_sparseml
 
@@ -334,8 +360,8 @@ class _Architecture:
                 copy.deepcopy(fp32), self.train_loader, self.val_loader, qat, progress=self.progress
             )
         log_timing(self.out, self.name, f"qat {quant}", time.perf_counter() - started)
-        self.int8[quant] = (result.model, result.val_accuracy)
-        return self.int8[quant]
+        self.int8[key] = (result.model, result.val_accuracy)
+        return self.int8[key]
 
     # -- one variant --------------------------------------------------------------------------
 
@@ -355,6 +381,9 @@ class _Architecture:
         if v.quant != "none":  # quantization-aware fine-tuning first (timed as its own stage)
             qmodel, accuracy = self.quantized(v.quant, dataclasses.replace(v, quant="none"))
         started = time.perf_counter()
+        extra: dict = {"train_image_size": self.image_size, "recipe": self.cfg.name}
+        if self.settings.get(v.training):
+            extra["toolchain_settings"] = self.settings[v.training]
         if v.quant == "none":
             opset = self.opset
             _export_fp32(fp32.eval(), path, self.shape, opset, v.exporter)
@@ -363,8 +392,14 @@ class _Architecture:
                 torch.save(fp32, path.with_suffix(".pt"))
         else:
             opset = max(13, MODELS[v.model].opset)  # attention (MobileViT) needs 14
-            _export_int8(qmodel, path, self.shape, opset, v.quant)
-            zero_ok, detail, zeros = _zeros_int8(fp32, path)
+            if v.quant == "nncf":  # NNCF's FakeQuantize ONNX, and its QDQ file for other engines
+                extra.update(_export_nncf_int8(qmodel, path, self.shape, opset, self.out))
+                extra["nncf_quantize"] = self.int8_settings.get((v.quant, v.training), {})
+                zero_ok, detail, zeros = _zeros_int8(fp32, self.out / extra["qdq_path"])
+                extra["zero_check_file"] = extra["qdq_path"]  # int8 initializers live there
+            else:
+                _export_int8(qmodel, path, self.shape, opset, v.quant)
+                zero_ok, detail, zeros = _zeros_int8(fp32, path)
         log_timing(self.out, self.name, f"export {v.exporter}", time.perf_counter() - started)
         report = gmp.sparsity_report(fp32)
         gate = self.cfg.train.accuracy_gate
@@ -390,7 +425,7 @@ class _Architecture:
                 LayerZeros(lz.name, tuple(lz.shape), int(lz.numel), int(lz.zeros))
                 for lz in report.layers
             ),
-            extra={"train_image_size": self.image_size, "recipe": self.cfg.name},
+            extra=extra,
             profile=v.profile,
             mask=v.mask,
             quant=v.quant,
@@ -440,6 +475,21 @@ def _export_int8(model: nn.Module, path: Path, shape, opset: int, quant: str) ->
         from baselines.quantize import export_int8_sparseml
 
         export_int8_sparseml(model, path, shape, opset=opset)
+
+
+def _export_nncf_int8(qmodel: nn.Module, path: Path, shape, opset: int, out: Path) -> dict:
+    """NNCF's int8 files; the manifest's ``extra``: QDQ path and ``engine_files`` (relative)."""
+    from study.intel import export_int8
+
+    written = export_int8(qmodel, path, shape, opset)
+    qdq = str(written["qdq_path"].relative_to(out))
+    files = {e: qdq for e, form in written["forms"].items() if form == "qdq"}
+    return {
+        "qdq_path": qdq,
+        "engine_files": files,  # engine -> the file it measures instead of onnx_path
+        "engine_file_forms": written["forms"],  # "fq": NNCF's FakeQuantize ONNX; "qdq": standard
+        "qdq_sha256": sha256_file(written["qdq_path"]),
+    }
 
 
 def _same_file(rec: ModelRecord, twin: ModelRecord | None, out: Path) -> ModelRecord:

@@ -51,10 +51,10 @@ CELL_FIELDS: tuple[str, ...] = (
 
 
 # The variant vocabulary (what a model file is), shared by the study, the harness and the stats.
-PRUNERS = ("none", "gmp", "sparseml", "oneshot", "zoo")  # who pruned it ("none": dense)
+PRUNERS = ("none", "gmp", "sparseml", "oneshot", "zoo", "nncf")  # who pruned it ("none": dense)
 PROFILES = ("dense", "uniform", "vendor", "global")  # how sparsity is spread over the layers
 MASKS = ("none", "unstructured", "block4")  # the zero pattern ("none": dense)
-QUANTS = ("none", "torch", "sparseml")  # who quantized it (int8) ("none": fp32 weights)
+QUANTS = ("none", "torch", "sparseml", "nncf")  # who quantized it (int8) ("none": fp32 weights)
 UNKNOWN = "unknown"  # a file measured ad hoc (``python -m study.bench``): not described
 
 

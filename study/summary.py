@@ -59,6 +59,11 @@ def variant_label(row: Any) -> str:
         return "dense"
     if pruner == "oneshot":
         return f"one-shot {float(get('sparsity')):.2f}"
+    from study.toolchains import VENDOR, toolchain_of
+
+    level = toolchain_of(row)
+    if level:
+        return f"{VENDOR[level]} toolchain" + ("" if get("quant") == "none" else ", int8")
     if get("quant", "none") != "none":
         return {"torch": "int8 (torch.ao)", "sparseml": "int8 (SparseML)"}.get(
             get("quant"), f"int8 ({get('quant')})"
@@ -150,6 +155,22 @@ def channel_results(df: pd.DataFrame, cfg: StudyConfig) -> list:
     return [adjusted.get(id(r), r) for r in results]
 
 
+def home_results(df: pd.DataFrame, cfg: StudyConfig) -> list:
+    """The home-advantage test (:func:`study.stats.toolchain.home_advantage`) of the run's
+    whole-toolchain variants on every engine pair of :data:`ENGINE_PAIRS` measured in ``df``."""
+    from study.stats.toolchain import home_advantage
+    from study.toolchains import whole_toolchains
+
+    if len(cfg.levels("toolchain")) < 2:
+        return []
+    engines = set(df.loc[df["status"] == "ok", "engine"])
+    pairs = [(n, d) for n, d in ENGINE_PAIRS if n in engines and d in engines]
+    a = cfg.analysis
+    return home_advantage(
+        df, whole_toolchains(cfg), pairs, margin=a.margin, confidence=a.confidence
+    )
+
+
 class StudyStats:
     """The statistics of one results folder (computed once, read by the summary and stats.json)."""
 
@@ -176,6 +197,7 @@ class StudyStats:
         self.margin = self.cfg.analysis.margin if self.cfg else 0.10
         self.confidence = self.cfg.analysis.confidence if self.cfg else 0.95
         self.channels = channel_results(self.df, self.cfg) if self.cfg else []
+        self.home = home_results(self.df, self.cfg) if self.cfg else []
 
     def channel_table(self) -> pd.DataFrame:
         from study import stats
@@ -204,6 +226,7 @@ def compute_stats(out: Path) -> StudyStats:
 
 def write_stats(out: Path) -> dict[str, Any]:
     """Compute the statistics; write ``stats.json`` and ``summary.md``; return what stats.json holds."""
+    from study.stats import channel_table as stats_table
     from study.summary_md import summary_markdown
 
     s = compute_stats(out)
@@ -212,6 +235,7 @@ def write_stats(out: Path) -> dict[str, Any]:
         "one_file": s.one_file,
         "signed_zero_differences": s.signed_zeros,
         "channels": s.channel_table().to_dict(orient="records"),
+        "home_advantage": (stats_table(s.home).to_dict(orient="records") if s.home else []),
         "cells": s.cells.to_dict(orient="records"),
         "engine_comparison": [] if s.engine_table is None else s.engine_table.to_dict("records"),
         "pruning_speedup": s.speedup.to_dict(orient="records"),

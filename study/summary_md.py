@@ -203,11 +203,13 @@ def _accuracy_section(s: StudyStats) -> list[str]:
 
 
 def _diagnostics_section(s: StudyStats) -> list[str]:
-    rows = []
-    for r in s.records:
+    rows, seen = [], set()
+    for r in sorted(s.records, key=lambda r: r.exporter != "torch"):  # torch export first
         d = (r.diagnostics or {}).get("model")
-        if not d or r.exporter != "torch":
+        trained = (r.model, r.pruner, r.profile, r.mask)  # one row per trained fp32 model
+        if not d or r.quant != "none" or trained in seen:
             continue
+        seen.add(trained)
         rows.append({"model": r.model, "variant": variant_label(r), **d})
     lines = [
         "## Mask structure (per model: numel-weighted means over prunable layers)",
@@ -316,6 +318,9 @@ def summary_markdown(s: StudyStats) -> str:
             + "."
         )
         lines.append("")
+    from study.summary_toolchain import toolchain_section  # the opening answer
+
+    lines += toolchain_section(s)
     lines += _aa_section(s) + _channels_section(s) + _accuracy_section(s)
     lines += _diagnostics_section(s) + _int8_section(s) + _machine_section(s)
     lines += _timings_section(s)

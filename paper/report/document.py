@@ -21,6 +21,7 @@ from paper.report.int8 import int8_section
 from paper.report.methods import caveats, methods_section
 from paper.report.models import accuracy_section, diagnostics_section
 from paper.report.questions import engines_section, precision_section, speedup_section
+from paper.report.toolchains import home_section
 from paper.tables import Table, to_markdown
 
 __all__ = ["INLINE_TABLES", "render_html", "render_report"]
@@ -87,6 +88,7 @@ def render_report(
     ]
     lines += [f"- {n}" for n in caveats(results, analysis)] or ["- No limitation recorded."]
     lines += ["", "## Answers", ""]
+    lines += home_section(results)  # the whole toolchains first: the study's question
     lines += aa_section(analysis)
     lines += channels_section(
         analysis,

@@ -49,7 +49,7 @@ def test_every_variant_of_the_design_is_exported_with_its_zeros(smoke_run):
     planned = {
         (v.pruner, v.profile, v.mask, v.quant, v.exporter) for v in variants(cfg, "small_cnn")
     }
-    assert {p[3] for p in planned} == {"none", "torch", "sparseml"}  # the int8 arm, on any CPU
+    assert {p[3] for p in planned} == {"none", "torch", "sparseml", "nncf"}  # int8, any CPU
     assert made == planned and len(records) == len(planned)
     assert all(r.zero_check_ok for r in records), [r.zero_check_detail for r in records]
     for r in records:
@@ -139,7 +139,7 @@ def test_every_engine_measured_every_file(smoke_run):
 def test_int8_files_keep_their_zeros_and_rows_say_what_ran(smoke_run):
     out, _ = smoke_run
     int8 = [r for r in read_manifest(out) if r.quant != "none"]
-    assert {r.quant for r in int8} == {"torch", "sparseml"}
+    assert {r.quant for r in int8} == {"torch", "sparseml", "nncf"}
     assert all(r.zero_check_ok and r.zeros > 0 for r in int8)
     ok = _ok_rows(out)
     assert set(ok[ok.quant != "none"].engine) == {"onnxruntime", "openvino", "deepsparse"}
@@ -188,8 +188,10 @@ def test_stats_and_summary_give_every_channel_a_b_with_its_mde(smoke_run):
     pooled = [c for c in stats["channels"] if c["model"] == "pooled"]
     names = {c["channel"] for c in pooled}
     int8 = {"precision", "quantizer"}  # on every CPU
+    whole = {f"toolchain:{t}{p}" for t in ("neuralmagic", "intel") for p in ("", ":int8")}
     assert (
-        names == {"pruner", "exporter", "profile:uniform", "profile:vendor", "mask:block4"} | int8
+        names
+        == {"pruner", "exporter", "profile:uniform", "profile:vendor", "mask:block4"} | int8 | whole
     )
     for c in pooled:
         assert c["ci_low"] <= c["estimate"] <= c["ci_high"] and c["mde"] > 0, c
@@ -208,7 +210,11 @@ def test_a_channel_whose_cells_failed_is_reported_missing_and_the_rest_stands(sm
         (copy / rec.onnx_path).parent.mkdir(parents=True, exist_ok=True)
         (copy / rec.onnx_path).touch()
     rows = read_jsonl(copy / "bench.jsonl")
-    lost = [r for r in rows if r["mask"] == "block4" and r["engine"] == "deepsparse"]
+    lost = [
+        r
+        for r in rows
+        if (r["mask"], r["profile"], r["engine"]) == ("block4", "global", "deepsparse")
+    ]
     kept = [r for r in rows if r not in lost]
     failure = {**lost[0], "status": "failed", "error": "engine crashed (a test)", "trial": -1}
     (copy / "bench.jsonl").unlink()
@@ -319,3 +325,74 @@ def test_the_isa_factor_measures_capped_blocks_or_skips_them_with_the_reason(smo
     assert (
         "(engines capped to avx2)" in summary and "the engine's report confirms the cap" in summary
     )
+
+
+def test_whole_toolchain_records_differ_from_the_reference_in_exactly_their_choices(smoke_run):
+    out, _ = smoke_run
+    records = read_manifest(out)
+    columns = ("pruner", "profile", "mask", "quant", "exporter", "sparsity")
+    ref = next(r for r in records if (r.pruner, r.profile, r.quant) == ("gmp", "global", "none")
+               and (r.mask, r.exporter) == ("unstructured", "torch"))  # fmt: skip
+    ref8 = next(r for r in records if (r.pruner, r.profile, r.quant) == ("gmp", "global", "torch"))
+    expected = [  # (reference, the choices named by the issue)
+        (ref, {"profile": "vendor", "mask": "block4", "exporter": "sparseml"}),
+        (
+            ref8,
+            {"profile": "vendor", "mask": "block4", "quant": "sparseml", "exporter": "sparseml"},
+        ),
+        (ref, {"pruner": "nncf"}),
+        (ref8, {"pruner": "nncf", "quant": "nncf", "exporter": "nncf"}),
+    ]
+    for base, choices in expected:
+        want = {c: choices.get(c, getattr(base, c)) for c in columns}
+        found = [r for r in records if {c: getattr(r, c) for c in columns} == want]
+        assert len(found) == 1, choices
+        rec = found[0]
+        differ = {c: getattr(rec, c) for c in columns if getattr(rec, c) != getattr(base, c)}
+        assert differ == choices
+        # the same checks as every variant: zeros, accuracy gate, per-layer diagnostics
+        assert rec.zero_check_ok and rec.zeros > 0 and rec.trained is not None
+        assert rec.diagnostics.get("layers"), choices
+    nncf = [r for r in records if r.pruner == "nncf"]
+    assert all(r.extra["toolchain_settings"]["nncf_version"] == "3.4.0" for r in nncf)
+    (int8,) = [r for r in nncf if r.quant == "nncf"]
+    assert int8.extra["nncf_quantize"]["method"] == "qat"
+    assert int8.extra["engine_file_forms"]["openvino"] == "fq"
+
+
+def test_engines_that_cannot_run_nncfs_file_measure_its_qdq_file_labelled(smoke_run):
+    out, _ = smoke_run
+    ok = _ok_rows(out)
+    rows = ok[ok.quant == "nncf"]
+    files = rows.groupby("engine").onnx_path.unique()
+    assert all(str(p).endswith(".qdq.onnx") for p in files["onnxruntime"])
+    assert all(str(p).endswith(".qdq.onnx") for p in files["deepsparse"])
+    assert not any(str(p).endswith(".qdq.onnx") for p in files["openvino"])
+    summary = (out / "summary.md").read_text()
+    assert "measured NNCF's weights and scales in a standard QDQ graph" in summary
+
+
+def test_summary_opens_with_one_sentence_per_vendor_and_the_interaction(smoke_run):
+    out, _ = smoke_run
+    summary = (out / "summary.md").read_text()
+    head = summary.split("## The home-advantage test")[1].split("\n## ")[0]
+    assert summary.index("## The home-advantage test") < summary.index("The A/A control")
+    stats = json.loads((out / "stats.json").read_text())
+    home = [r for r in stats["home_advantage"] if r["model"] == "pooled"]
+    for pair in ("DeepSparse/OpenVINO", "DeepSparse/ONNX Runtime", "OpenVINO/ONNX Runtime"):
+        assert f"Neural Magic's toolchain moves {pair} by " in head
+    nm = next(r for r in home if r["channel"] == "toolchain:neuralmagic"
+              and (r["numerator"], r["denominator"]) == ("deepsparse", "openvino"))  # fmt: skip
+    intel = next(r for r in home if r["channel"] == "toolchain:intel"
+                 and (r["numerator"], r["denominator"]) == ("deepsparse", "openvino"))  # fmt: skip
+    first = (
+        f"Neural Magic's toolchain moves DeepSparse/OpenVINO by {nm['estimate'] - 1:+.1%} "
+        f"[{nm['ci_low'] - 1:+.1%}, {nm['ci_high'] - 1:+.1%}]; Intel's by "
+        f"{intel['estimate'] - 1:+.1%} [{intel['ci_low'] - 1:+.1%}, {intel['ci_high'] - 1:+.1%}]"
+    )
+    assert first in head
+    assert "Interaction B(Neural Magic) / B(Intel) = " in head
+    assert "Do Neural Magic's single factors add up?" in head
+    channels = {r["channel"] for r in home}
+    assert {"interaction:neuralmagic/intel", "interaction:neuralmagic:int8/intel:int8"} <= channels
+    assert {"additivity:neuralmagic", "additivity:neuralmagic:int8"} <= channels

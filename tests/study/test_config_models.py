@@ -19,7 +19,16 @@ def test_every_shipped_preset_loads(preset):
 def test_quick_preset_is_the_study_in_miniature():
     cfg = load_config("quick")
     assert sum(MODELS[m].in_original_study for m in cfg.models) >= 1
-    assert set(cfg.factors) == {"pruner", "exporter", "profile", "mask", "precision", "quantizer"}
+    assert set(cfg.factors) == {
+        "pruner",
+        "exporter",
+        "profile",
+        "mask",
+        "precision",
+        "quantizer",
+        "toolchain",
+    }
+    assert set(cfg.levels("toolchain")) == {"neutral", "neuralmagic", "intel"}
     assert cfg.train.accuracy_gate == 0.9 and cfg.analysis.margin == 0.10
     assert {"onnxruntime", "openvino", "deepsparse"} <= set(cfg.engines)
 

@@ -8,6 +8,7 @@ import pytest
 
 from study.config import FACTORS, load_config
 from study.design import channels, dense, reference, target_sparsity, variants
+from study.toolchains import toolchain_of
 
 
 def test_every_variant_differs_from_the_reference_in_one_factor():
@@ -15,7 +16,7 @@ def test_every_variant_differs_from_the_reference_in_one_factor():
     ref = reference(cfg, "small_cnn")
     columns = ("pruner", "profile", "mask", "quant", "exporter")
     for v in variants(cfg, "small_cnn"):
-        if v.pruner in ("none", "oneshot"):
+        if v.pruner in ("none", "oneshot") or toolchain_of(v):  # whole toolchains: test_toolchains
             continue
         differ = [c for c in columns if getattr(v, c) != getattr(ref, c)]
         # the SparseML quantizer comes with SparseML's exporter: one toolchain, two columns
@@ -33,8 +34,12 @@ def test_each_level_of_each_factor_gives_one_channel():
         "mask:block4",
         "precision",
         "quantizer",
+        "toolchain:neuralmagic",
+        "toolchain:neuralmagic:int8",
+        "toolchain:intel",
+        "toolchain:intel:int8",
     ]
-    quantizer = channels(cfg, "small_cnn")[-1]
+    quantizer = channels(cfg, "small_cnn")[6]
     assert quantizer.level_a["quant"] == "sparseml" and quantizer.level_b["quant"] == "torch"
 
 
@@ -59,7 +64,7 @@ def test_int8_only_for_the_declared_architectures():
     cfg = load_config("quick")
     assert cfg.int8_for("resnet18") and not cfg.int8_for("mobilenetv1")
     assert not any(v.quant != "none" for v in variants(cfg, "mobilenetv1"))
-    assert {v.quant for v in variants(cfg, "resnet18")} == {"none", "torch", "sparseml"}
+    assert {v.quant for v in variants(cfg, "resnet18")} == {"none", "torch", "sparseml", "nncf"}
 
 
 def test_target_sparsity_reads_the_recipe():
@@ -94,5 +99,6 @@ def test_reference_levels_come_first():
         "mask": "unstructured",
         "precision": "fp32",
         "quantizer": "torch",
+        "toolchain": "neutral",
     }
     assert dataclasses.replace(reference(load_config("smoke"), "m"), model="x").quant == "none"

@@ -1,0 +1,156 @@
+"""The home-advantage estimator (study.stats.toolchain) against hand computations with numpy/scipy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from study.stats.toolchain import WholeToolchain, additivity, home_advantage, interaction
+from tests.study._synth import synth_trials
+
+REF = {"pruner": "gmp", "profile": "global", "mask": "unstructured", "quant": "none",
+       "exporter": "torch", "sparsity": 0.9}  # fmt: skip
+NM = {**REF, "profile": "vendor", "mask": "block4", "exporter": "sparseml"}
+INTEL = {**REF, "pruner": "nncf"}
+VENDOR, BLOCK4, EXPORTER = ({**REF, "profile": "vendor"}, {**REF, "mask": "block4"},
+                            {**REF, "exporter": "sparseml"})  # fmt: skip
+NM_T = WholeToolchain("neuralmagic", NM, REF, ((VENDOR, REF), (BLOCK4, REF), (EXPORTER, REF)),
+                      ("profile:vendor", "mask:block4", "exporter"))  # fmt: skip
+INTEL_T = WholeToolchain("intel", INTEL, REF)
+
+
+def _effect(cell) -> float:
+    """True throughputs: NM's toolchain gives DeepSparse +20%, Intel's gives OpenVINO +5%."""
+    e = 1.0
+    if cell["engine"] == "deepsparse" and cell["profile"] == "vendor" and cell["mask"] == "block4":
+        e *= 1.2 if cell["exporter"] == "sparseml" else 1.1
+    if cell["engine"] == "openvino" and cell["pruner"] == "nncf":
+        e *= 1.05
+    return e
+
+
+@pytest.fixture(scope="module")
+def trials() -> pd.DataFrame:
+    df = synth_trials(
+        models=("resnet18", "mobilenetv1"), pruners=("gmp", "nncf"),
+        exporters=("torch", "sparseml"), profiles=("global", "vendor"),
+        masks=("unstructured", "block4"), engines=("openvino", "deepsparse"), n_trials=9,
+        sigma=0.03, effect=_effect, drift=lambda c, r: 1.0 + 0.1 * math.sin(r), seed=3,
+    )  # fmt: skip
+    return df
+
+
+def _round_logs(df: pd.DataFrame, model: str, level: dict, engine: str) -> np.ndarray:
+    sel = (df["model"] == model) & (df["engine"] == engine) & (df["status"] == "ok")
+    for k, v in level.items():
+        sel &= df[k] == v
+    rows = df.loc[sel].sort_values("round")
+    assert len(rows) == 9
+    return np.log(rows["throughput"].to_numpy(dtype=float))
+
+
+def _hand(df, model, terms, confidence=0.95, margin=0.10):
+    """d_r = sum_v w_v [log N_v,r - log D_v,r]; one-sample t, TOST and MDE by scipy."""
+    d = sum(
+        w * (_round_logs(df, model, lv, "deepsparse") - _round_logs(df, model, lv, "openvino"))
+        for lv, w in terms
+    )
+    n = len(d)
+    mean, se, dof = d.mean(), d.std(ddof=1) / math.sqrt(n), n - 1
+    t = sps.t.ppf(1 - (1 - confidence) / 2, dof)
+    alpha = 1 - confidence
+    p_low = sps.t.sf((mean - math.log(1 - margin)) / se, dof)
+    p_up = sps.t.cdf((mean - math.log(1 + margin)) / se, dof)
+    mde = math.expm1((t + sps.t.ppf(0.8, dof)) * se)
+    return dict(
+        estimate=math.exp(mean), ci_low=math.exp(mean - t * se), ci_high=math.exp(mean + t * se),
+        tost=max(p_low, p_up), gap=p_up, mde=mde, se=se, log=mean, alpha=alpha,
+    )  # fmt: skip
+
+
+def _check(row, hand):
+    assert row.method == "paired" and row.n_rounds == 9
+    assert row.estimate == pytest.approx(hand["estimate"], rel=1e-10)
+    assert row.ci_low == pytest.approx(hand["ci_low"], rel=1e-10)
+    assert row.ci_high == pytest.approx(hand["ci_high"], rel=1e-10)
+    assert row.tost.pvalue == pytest.approx(hand["tost"], rel=1e-8)
+    assert row.gap_pvalue == pytest.approx(hand["gap"], rel=1e-8)
+    assert row.mde == pytest.approx(hand["mde"], rel=1e-8)
+
+
+def test_interaction_matches_a_hand_computation_per_architecture(trials):
+    rows = interaction(trials, NM_T, INTEL_T, "deepsparse", "openvino")
+    by_model = {r.model: r for r in rows}
+    for model in ("resnet18", "mobilenetv1"):
+        # B(NM) / B(Intel) with a common reference: the reference's cells cancel.
+        hand = _hand(trials, model, [(NM, 1), (INTEL, -1)])
+        _check(by_model[model], hand)
+        assert by_model[model].channel == "interaction:neuralmagic/intel"
+    # truth 1.2 / (1 / 1.05) = 1.26: the estimate is near it and the CI covers it
+    pooled = by_model["pooled"]
+    assert pooled.ci_low < 1.2 * 1.05 < pooled.ci_high
+
+
+def test_pooled_interaction_is_the_inverse_variance_mean(trials):
+    rows = interaction(trials, NM_T, INTEL_T, "deepsparse", "openvino")
+    hands = [_hand(trials, m, [(NM, 1), (INTEL, -1)]) for m in ("mobilenetv1", "resnet18")]
+    w = np.array([1 / h["se"] ** 2 for h in hands])
+    logs = np.array([h["log"] for h in hands])
+    pooled = next(r for r in rows if r.model == "pooled")
+    assert pooled.log_estimate == pytest.approx(float(w @ logs / w.sum()), rel=1e-10)
+    assert pooled.se == pytest.approx(1 / math.sqrt(w.sum()), rel=1e-10)
+    assert pooled.k == 2 and pooled.pool == "common"
+
+
+def test_interaction_equals_the_ratio_of_the_two_toolchain_bs(trials):
+    rows = home_advantage(trials, [NM_T, INTEL_T], [("deepsparse", "openvino")])
+    get = {(r.channel, r.model): r for r in rows}
+    for model in ("resnet18", "mobilenetv1"):
+        nm = get[("toolchain:neuralmagic", model)].log_estimate
+        intel = get[("toolchain:intel", model)].log_estimate
+        inter = get[("interaction:neuralmagic/intel", model)].log_estimate
+        assert inter == pytest.approx(nm - intel, abs=1e-12)
+        _check(get[("toolchain:intel", model)], _hand(trials, model, [(INTEL, 1), (REF, -1)]))
+
+
+def test_additivity_matches_a_hand_computation(trials):
+    rows = additivity(trials, NM_T, "deepsparse", "openvino")
+    terms = [(NM, 1), (REF, -1), (VENDOR, -1), (REF, 1), (BLOCK4, -1), (REF, 1)]
+    terms += [(EXPORTER, -1), (REF, 1)]
+    for model in ("resnet18", "mobilenetv1"):
+        row = next(r for r in rows if r.model == model)
+        _check(row, _hand(trials, model, terms))
+    # truth: whole 1.2; the single factors 1 each: additivity = 1.2 (the factors do not add up)
+    pooled = next(r for r in rows if r.model == "pooled")
+    assert pooled.ci_low < 1.2 < pooled.ci_high and pooled.ci_low > 1.0
+
+
+def test_a_toolchain_without_single_factors_has_no_additivity_rows(trials):
+    assert additivity(trials, INTEL_T, "deepsparse", "openvino") == []
+
+
+def test_a_missing_toolchain_cell_gives_nan_with_a_note_and_the_rest_stands(trials):
+    broken = trials.loc[~((trials["pruner"] == "nncf") & (trials["model"] == "resnet18"))]
+    rows = interaction(broken, NM_T, INTEL_T, "deepsparse", "openvino")
+    by_model = {r.model: r for r in rows}
+    assert math.isnan(by_model["resnet18"].estimate)
+    note = by_model["resnet18"].note
+    assert "no trials for deepsparse on" in note and "pruner=nncf" in note
+    assert math.isfinite(by_model["mobilenetv1"].estimate)
+    assert by_model["pooled"].k == 1
+
+
+def test_bad_terms_are_refused_with_the_value():
+    from study.stats.toolchain import weighted_bias
+
+    df = synth_trials(models=("m",), pruners=("gmp",), n_trials=3)
+    with pytest.raises(ValueError, match=r"level keys must be a non-empty subset of .*colour"):
+        weighted_bias(df, "x", [({"colour": "red"}, 1.0)], "deepsparse", "openvino")
+    with pytest.raises(ValueError, match="`denominator` must differ from `numerator`"):
+        weighted_bias(df, "x", [(REF, 1.0)], "openvino", "openvino")
+    with pytest.raises(ValueError, match="at least one level with a non-zero weight"):
+        weighted_bias(df, "x", [(REF, 1.0), (REF, -1.0)], "deepsparse", "openvino")
