@@ -35,7 +35,7 @@ from study.config import ENGINES, FACTORS, PRESETS, StudyConfig, load_config
 from study.jsonl import append_jsonl, read_jsonl
 from study.logs import configure_logging
 from study.manifest import MANIFEST, SKIPPED, Failure, Skip, read_manifest, record_skips
-from study.summary import write_stats
+from study.summary_md import write_stats
 
 __all__ = ["run_study", "write_stats", "merge", "bench_cells", "main"]
 

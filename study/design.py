@@ -25,6 +25,8 @@ from typing import Any
 
 from study.config import StudyConfig
 from study.stats import Channel
+from study.stats.toolchain import WholeToolchain
+from study.toolchains import CHOICES, SINGLE_FACTORS, VENDOR
 
 __all__ = [
     "CHANNEL_TEXT",
@@ -35,7 +37,10 @@ __all__ = [
     "dense",
     "reference",
     "target_sparsity",
+    "toolchain_of",
+    "toolchain_variants",
     "variants",
+    "whole_toolchains",
 ]
 
 # The reference variant's columns: every channel compares one variant with it.
@@ -151,8 +156,6 @@ def _factor_variants(cfg: StudyConfig, model: str) -> list[tuple[str, Variant, V
         out.append(("precision", int8, ref))
         if "sparseml" in cfg.levels("quantizer"):
             out.append(("quantizer", replace(ref, quant="sparseml", exporter="sparseml"), int8))
-    from study.toolchains import toolchain_variants  # whole-toolchain variants (they import us)
-
     return out + toolchain_variants(cfg, model)
 
 
@@ -188,4 +191,87 @@ def channels(cfg: StudyConfig, model: str) -> list[Channel]:
         name = f"isa:{level}"
         level_a, level_b = {**ref, "isa": level}, {**ref, "isa": "native"}
         out.append(Channel(name, level_a, level_b, CHANNEL_TEXT.get(name, name)))
+    return out
+
+
+# Whole-toolchain variants (the `toolchain` factor; what each changes: study.toolchains.CHOICES)
+
+
+def _reference(cfg: StudyConfig, model: str, precision: str) -> Variant:
+    ref = reference(cfg, model)
+    return ref if precision == "fp32" else replace(ref, quant="torch")
+
+
+def toolchain_variants(cfg: StudyConfig, model: str) -> list[tuple[str, Variant, Variant]]:
+    """(channel name, whole-toolchain variant, its reference) for each level this run measures.
+
+    Channel names are ``toolchain:<level>`` (fp32) and ``toolchain:<level>:int8``.
+
+    Example:
+        >>> from study.config import load_config
+        >>> [n for n, _, _ in toolchain_variants(load_config("smoke"), "small_cnn")]
+        ['toolchain:neuralmagic', 'toolchain:neuralmagic:int8', 'toolchain:intel', 'toolchain:intel:int8']
+    """
+    out = []
+    precisions = ["fp32", "int8"] if cfg.int8_for(model) else ["fp32"]
+    for level in cfg.levels("toolchain")[1:]:
+        for precision in precisions:
+            ref = _reference(cfg, model, precision)
+            suffix = "" if precision == "fp32" else ":int8"
+            variant = replace(ref, **CHOICES[(level, precision)])
+            out.append((f"toolchain:{level}{suffix}", variant, ref))
+    return out
+
+
+def toolchain_of(row) -> str | None:
+    """The whole-toolchain level a record, row or mapping is the variant of (None: none).
+
+    Example:
+        >>> toolchain_of({"pruner": "nncf", "profile": "global", "mask": "unstructured",
+        ...               "quant": "none", "exporter": "torch"})
+        'intel'
+    """
+    get = row.get if isinstance(row, dict) else lambda k, d=None: getattr(row, k, d)
+    for (level, precision), choices in CHOICES.items():
+        base = dict(REFERENCE, quant="none" if precision == "fp32" else "torch")
+        want = {**base, **choices}
+        if all(get(k) == v for k, v in want.items()):
+            return level
+    return None
+
+
+def whole_toolchains(cfg: StudyConfig) -> list:
+    """The :class:`study.stats.toolchain.WholeToolchain` of each level and precision this run makes.
+
+    Named ``<level>`` (fp32) and ``<level>:int8``; the single-factor channels of
+    :data:`SINGLE_FACTORS` that this run measures become each one's ``singles`` (one missing: no
+    additivity row for it). Variant columns do not depend on the architecture (the int8 ones
+    match rows only of the architectures with the int8 arm).
+    """
+    models = list(cfg.models)
+    int8_model = next((m for m in models if cfg.int8_for(m)), None)
+    out = []
+    for precision, model in (("fp32", models[0]), ("int8", int8_model)):
+        if model is None:
+            continue
+        by_name = {c.name: c for c in channels(cfg, model)}
+        for name, variant, ref in toolchain_variants(cfg, model):
+            if name.endswith(":int8") != (precision == "int8"):
+                continue
+            level = name.split(":")[1]
+            wanted = SINGLE_FACTORS.get((level, precision), ())
+            found = [by_name[n] for n in wanted if n in by_name]
+            singles = (
+                tuple((c.level_a, c.level_b) for c in found) if len(found) == len(wanted) else ()
+            )
+            out.append(
+                WholeToolchain(
+                    name=name.removeprefix("toolchain:"),
+                    variant=variant.columns(),
+                    reference=ref.columns(),
+                    singles=singles,
+                    single_names=tuple(c.name for c in found) if singles else (),
+                    label=VENDOR[level],
+                )
+            )
     return out

@@ -9,7 +9,6 @@ stage times, the per-cell tables and the failures.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ __all__ = [
     "one_file",
     "signed_zeros",
     "variant_label",
-    "write_stats",
+    "stats_json",
 ]
 
 # The engine pairs every B is computed for, the original study's pair first.
@@ -59,7 +58,8 @@ def variant_label(row: Any) -> str:
         return "dense"
     if pruner == "oneshot":
         return f"one-shot {float(get('sparsity')):.2f}"
-    from study.toolchains import VENDOR, toolchain_of
+    from study.design import toolchain_of
+    from study.toolchains import VENDOR
 
     level = toolchain_of(row)
     if level:
@@ -158,8 +158,8 @@ def channel_results(df: pd.DataFrame, cfg: StudyConfig) -> list:
 def home_results(df: pd.DataFrame, cfg: StudyConfig) -> list:
     """The home-advantage test (:func:`study.stats.toolchain.home_advantage`) of the run's
     whole-toolchain variants on every engine pair of :data:`ENGINE_PAIRS` measured in ``df``."""
+    from study.design import whole_toolchains
     from study.stats.toolchain import home_advantage
-    from study.toolchains import whole_toolchains
 
     if len(cfg.levels("toolchain")) < 2:
         return []
@@ -224,12 +224,10 @@ def compute_stats(out: Path) -> StudyStats:
     return StudyStats(out)
 
 
-def write_stats(out: Path) -> dict[str, Any]:
-    """Compute the statistics; write ``stats.json`` and ``summary.md``; return what stats.json holds."""
+def stats_json(s: StudyStats) -> dict[str, Any]:
+    """What ``stats.json`` holds for the statistics ``s`` (JSON-ready: NaN as None)."""
     from study.stats import channel_table as stats_table
-    from study.summary_md import summary_markdown
 
-    s = compute_stats(out)
     result = {
         "identical_models": s.identity,
         "one_file": s.one_file,
@@ -243,10 +241,7 @@ def write_stats(out: Path) -> dict[str, Any]:
         "margin": s.margin,
         "confidence": s.confidence,
     }
-    result = _jsonable(result)
-    (out / "stats.json").write_text(json.dumps(result, indent=1, default=str))
-    (out / "summary.md").write_text(summary_markdown(s))
-    return result
+    return _jsonable(result)
 
 
 def accuracy_table(records: list[ModelRecord], cfg: StudyConfig | None) -> pd.DataFrame:

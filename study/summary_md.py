@@ -7,7 +7,9 @@ per-cell tables. Numbers come from :mod:`study.summary` only.
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -15,20 +17,19 @@ import pandas as pd
 from study.design import CHANNEL_TEXT
 from study.jsonl import read_jsonl
 from study.manifest import SKIPPED
-from study.summary import StudyStats, accuracy_table, failures, timings, variant_label
+from study.summary import (
+    StudyStats,
+    accuracy_table,
+    compute_stats,
+    failures,
+    stats_json,
+    timings,
+    variant_label,
+)
+from study.summary_toolchain import md_table as _fmt_table
+from study.summary_toolchain import toolchain_section
 
-__all__ = ["channel_sentence", "summary_markdown"]
-
-
-def _fmt_table(df: pd.DataFrame | None, columns: list[str], floats: str = "{:.3g}") -> str:
-    if df is None or len(df) == 0:
-        return "_no data_\n"
-    cols = [c for c in columns if c in df.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, row in df[cols].iterrows():
-        cells = [floats.format(v) if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+__all__ = ["channel_sentence", "summary_markdown", "write_stats"]
 
 
 def _ci(r: Any) -> str:
@@ -318,7 +319,6 @@ def summary_markdown(s: StudyStats) -> str:
             + "."
         )
         lines.append("")
-    from study.summary_toolchain import toolchain_section  # the opening answer
 
     lines += toolchain_section(s)
     lines += _aa_section(s) + _channels_section(s) + _accuracy_section(s)
@@ -360,3 +360,16 @@ def summary_markdown(s: StudyStats) -> str:
         else ["None."]
     )
     return "\n".join(lines) + "\n"
+
+
+def write_stats(out: Path) -> dict[str, Any]:
+    """Compute the statistics of the results folder ``out``; write ``stats.json`` and ``summary.md``.
+
+    Returns:
+        What ``stats.json`` holds.
+    """
+    s = compute_stats(out)
+    result = stats_json(s)
+    (out / "stats.json").write_text(json.dumps(result, indent=1, default=str))
+    (out / "summary.md").write_text(summary_markdown(s))
+    return result

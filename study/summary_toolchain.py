@@ -14,10 +14,22 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["ENGINE_NAMES", "toolchain_section"]
+__all__ = ["ENGINE_NAMES", "md_table", "toolchain_section"]
 
 ENGINE_NAMES = {"deepsparse": "DeepSparse", "openvino": "OpenVINO", "onnxruntime": "ONNX Runtime"}
 _VENDOR = {"neuralmagic": "Neural Magic's", "intel": "Intel's"}
+
+
+def md_table(df: pd.DataFrame | None, columns: list[str], floats: str = "{:.3g}") -> str:
+    """A Markdown table of ``columns`` of ``df`` (floats formatted by ``floats``; "_no data_" if empty)."""
+    if df is None or len(df) == 0:
+        return "_no data_\n"
+    cols = [c for c in columns if c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, row in df[cols].iterrows():
+        cells = [floats.format(v) if isinstance(v, float) else str(v) for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _pair(r: Any) -> str:
@@ -108,7 +120,6 @@ def _files_note(records: list[Any], engines: tuple[str, ...]) -> list[str]:
 
 
 def _table(rows: list[Any]) -> str:
-    from study.summary_md import _fmt_table
 
     out = pd.DataFrame(
         [
@@ -126,7 +137,7 @@ def _table(rows: list[Any]) -> str:
             for r in rows
         ]
     )
-    return _fmt_table(out, list(out.columns)) if len(out) else "_no data_\n"
+    return md_table(out, list(out.columns)) if len(out) else "_no data_\n"
 
 
 def toolchain_section(s: Any) -> list[str]:

@@ -17,7 +17,8 @@ all of that vendor's choices together, fp32 and (where the precision factor has 
 
 Each is compared with the neutral reference of its precision (gmp, one global magnitude
 threshold, unstructured, torch.onnx; int8 by torch.ao QAT). :data:`CHOICES` is the single
-statement of which columns each whole-toolchain variant changes.
+statement of which columns each whole-toolchain variant changes; :mod:`study.design` makes the
+variants (:func:`study.design.toolchain_variants`) and their channels from it.
 
 Example:
     >>> sorted(CHOICES[("intel", "fp32")])
@@ -26,20 +27,12 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from study.config import StudyConfig
-from study.design import Variant, reference
-
 __all__ = [
     "CHOICES",
     "SINGLE_FACTORS",
     "TOOLCHAINS",
     "TOOLCHAIN_TEXT",
     "VENDOR",
-    "toolchain_of",
-    "toolchain_variants",
-    "whole_toolchains",
 ]
 
 TOOLCHAINS = ("neuralmagic", "intel")
@@ -75,88 +68,3 @@ TOOLCHAIN_TEXT = {
     "schedule, torch.onnx export; int8: NNCF QAT in NNCF's FakeQuantize ONNX on OpenVINO and "
     "NNCF's QDQ file on the other engines) vs the neutral reference",
 }
-
-
-def _reference(cfg: StudyConfig, model: str, precision: str) -> Variant:
-    ref = reference(cfg, model)
-    return ref if precision == "fp32" else replace(ref, quant="torch")
-
-
-def toolchain_variants(cfg: StudyConfig, model: str) -> list[tuple[str, Variant, Variant]]:
-    """(channel name, whole-toolchain variant, its reference) for each level this run measures.
-
-    Channel names are ``toolchain:<level>`` (fp32) and ``toolchain:<level>:int8``.
-
-    Example:
-        >>> from study.config import load_config
-        >>> [n for n, _, _ in toolchain_variants(load_config("smoke"), "small_cnn")]
-        ['toolchain:neuralmagic', 'toolchain:neuralmagic:int8', 'toolchain:intel', 'toolchain:intel:int8']
-    """
-    out = []
-    precisions = ["fp32", "int8"] if cfg.int8_for(model) else ["fp32"]
-    for level in cfg.levels("toolchain")[1:]:
-        for precision in precisions:
-            ref = _reference(cfg, model, precision)
-            suffix = "" if precision == "fp32" else ":int8"
-            variant = replace(ref, **CHOICES[(level, precision)])
-            out.append((f"toolchain:{level}{suffix}", variant, ref))
-    return out
-
-
-def toolchain_of(row) -> str | None:
-    """The whole-toolchain level a record, row or mapping is the variant of (None: none).
-
-    Example:
-        >>> toolchain_of({"pruner": "nncf", "profile": "global", "mask": "unstructured",
-        ...               "quant": "none", "exporter": "torch"})
-        'intel'
-    """
-    from study.design import REFERENCE
-
-    get = row.get if isinstance(row, dict) else lambda k, d=None: getattr(row, k, d)
-    for (level, precision), choices in CHOICES.items():
-        base = dict(REFERENCE, quant="none" if precision == "fp32" else "torch")
-        want = {**base, **choices}
-        if all(get(k) == v for k, v in want.items()):
-            return level
-    return None
-
-
-def whole_toolchains(cfg: StudyConfig) -> list:
-    """The :class:`study.stats.toolchain.WholeToolchain` of each level and precision this run makes.
-
-    Named ``<level>`` (fp32) and ``<level>:int8``; the single-factor channels of
-    :data:`SINGLE_FACTORS` that this run measures become each one's ``singles`` (one missing: no
-    additivity row for it). Variant columns do not depend on the architecture (the int8 ones
-    match rows only of the architectures with the int8 arm).
-    """
-    from study.design import channels
-    from study.stats.toolchain import WholeToolchain
-
-    models = list(cfg.models)
-    int8_model = next((m for m in models if cfg.int8_for(m)), None)
-    out = []
-    for precision, model in (("fp32", models[0]), ("int8", int8_model)):
-        if model is None:
-            continue
-        by_name = {c.name: c for c in channels(cfg, model)}
-        for name, variant, ref in toolchain_variants(cfg, model):
-            if name.endswith(":int8") != (precision == "int8"):
-                continue
-            level = name.split(":")[1]
-            wanted = SINGLE_FACTORS.get((level, precision), ())
-            found = [by_name[n] for n in wanted if n in by_name]
-            singles = (
-                tuple((c.level_a, c.level_b) for c in found) if len(found) == len(wanted) else ()
-            )
-            out.append(
-                WholeToolchain(
-                    name=name.removeprefix("toolchain:"),
-                    variant=variant.columns(),
-                    reference=ref.columns(),
-                    singles=singles,
-                    single_names=tuple(c.name for c in found) if singles else (),
-                    label=VENDOR[level],
-                )
-            )
-    return out

@@ -25,7 +25,8 @@ import pandas as pd
 from study.results import load_results, write_csv
 from study.stats import ok_trials
 from study.stats.allocation import allocate
-from study.stats.components import METHODS, cell_components, contrast_components
+from study.stats.components import METHODS
+from study.stats.decompose import cell_components, contrast_components
 
 __all__ = ["main", "ratio_components", "round_seconds"]
 

@@ -5,7 +5,7 @@ Rounds of two processes must never be pooled as one replicate, so a resumed run 
 a replicate: per block, it continues the block's latest run (``run_id`` of the block's last row on
 this machine) and reads each of that run's replicates on its own rows:
 
-- *complete*: the harness's stopping rule (:func:`study.results.stop_reason`) is met on its rows.
+- *complete*: the harness's stopping rule (:func:`study.bench.progress.stop_reason`) is met on its rows.
   It counts toward ``BenchSettings.replicates`` when it measured every cell requested now; one
   that lacks a cell added since stands for the cells it measured and is not counted.
 - *interrupted*: the rule is not met (the run stopped during its rounds, or the rule is now
@@ -26,8 +26,9 @@ from datetime import datetime, timezone
 import pandas as pd
 
 from study.bench.cells import BenchSettings
+from study.bench.progress import cell_progress, stop_reason
 from study.bench.rows import row_from_record
-from study.results import ABANDONED, abandoned_units, cell_progress, stop_reason
+from study.results import ABANDONED, abandoned_units
 from study.schema import SCHEMA_VERSION, TrialRow
 
 __all__ = ["BlockPlan", "abandon_rows", "plan_replicates"]

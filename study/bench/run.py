@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from study.bench.cells import BenchSettings, CellSpec, cell_key, check_blocks, check_cells
+from study.bench.progress import cell_progress
 from study.bench.replicates import abandon_rows, plan_replicates
 from study.bench.rows import CellState, RunInfo, make_row, row_from_record
 from study.bench.scheduling import group_blocks, interleave, load_order, round_order
@@ -45,7 +46,6 @@ from study.results import (
     REPLICATE_UNIT,
     abandoned_units,
     append_rows,
-    cell_progress,
     load_results,
     write_environment,
 )

@@ -1,7 +1,7 @@
 """The stopping rule of a block: why its rounds are finished, or None to run another round.
 
 One rule for the harness while it measures (:mod:`study.bench.run`) and for a resumed run
-deciding what is already done (:func:`study.results.stop_reason`, :func:`study.results.finished_cells`).
+deciding what is already done (:func:`study.bench.progress.stop_reason`, :func:`study.bench.progress.finished_cells`).
 It is checked after each complete round, on the block's *live* cells (not failed, fewer than
 ``max_trials`` trials rejected for CPU steal):
 

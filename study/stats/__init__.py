@@ -38,13 +38,8 @@ from study.stats.channels import (
     channel_bias,
     channel_table,
 )
-from study.stats.components import (
-    VarianceComponents,
-    cell_components,
-    contrast_components,
-    kj_components,
-    reml_components,
-)
+from study.stats.components import VarianceComponents, kj_components, reml_components
+from study.stats.decompose import cell_components, contrast_components
 from study.stats.equivalence import TostResult, tost, tost_one_sample
 from study.stats.intervals import CI, bootstrap_ci, cell_table, geometric_ci
 from study.stats.levels import NestedEstimate, nested_estimate

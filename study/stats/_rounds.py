@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from study.stats.components import HIERARCHY
-
+# The levels above the round, outermost first (Kalibera & Jones): one replicate is one set of
+# worker processes of one run on one machine.
+HIERARCHY: tuple[str, ...] = ("machine", "run_id", "replicate")
 UNIT: list[str] = list(HIERARCHY)  # machine, run_id, replicate: one set of worker processes
 ROUND_INDEX: list[str] = [*UNIT, "block", "round"]
 UNIT_COLUMNS: list[str] = [*UNIT, "estimate", "n_rounds", "paired"]

@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from study.stats._frame import check_confidence, t_interval
-from study.stats.components import HIERARCHY, kj_components
+from study.stats._rounds import HIERARCHY
+from study.stats.components import kj_components
 
 __all__ = ["HIERARCHY", "NestedEstimate", "nested_estimate", "top_level"]
 

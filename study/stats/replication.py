@@ -47,8 +47,10 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-from study.stats._frame import CELL_COLUMNS, check_confidence, check_frame, ok_trials
+from study.stats._frame import check_confidence, check_frame, ok_trials
+from study.stats._units import TEST_COLUMNS, unit_columns, with_input_shape
 from study.stats.meta import welch_contrast
+from study.stats.replication_paired import paired_tests
 
 __all__ = [
     "LEVELS",
@@ -63,20 +65,6 @@ __all__ = [
 LEVELS = ("cell", "ratio")  # the Welch levels
 PAIRED_LEVELS = ("cell", "ratio", "B")  # the paired levels: B is a channel's four-cell contrast
 METHODS = ("welch", "paired")
-TEST_COLUMNS = ("run_a", "run_b", "log_diff", "se", "dof", "t", "p", "basis")  # after the unit's
-# `basis`: where each run's SE comes from ("trial" for Welch; the contrast's level for paired).
-
-
-def unit_columns() -> list[str]:
-    """The columns that identify a cell across runs (the model file by its SHA-256, not its path)."""
-    return [c for c in CELL_COLUMNS if c != "onnx_path"] + ["onnx_sha256", "input_shape"]
-
-
-def _input_shape(settings: object) -> str:
-    """The per-item input shape a dynamic-shape cell was run with (``""`` when none was given)."""
-    bench = settings.get("bench", {}) if isinstance(settings, dict) else {}
-    shape = bench.get("input_shape") if isinstance(bench, dict) else None
-    return "" if shape is None else "x".join(map(str, shape))
 
 
 @dataclass(frozen=True)
@@ -113,12 +101,6 @@ def _test_row(unit: dict, run_a: str, run_b: str, samples: list, signs: list) ->
     p = float(2 * scipy.stats.t.sf(abs(t), c.dof))
     values = (run_a, run_b, c.estimate, c.se, c.dof, t, p, "trial")
     return {**unit, **dict(zip(TEST_COLUMNS, values))}
-
-
-def with_input_shape(ok: pd.DataFrame) -> pd.DataFrame:
-    """``ok`` with an ``input_shape`` column read from ``engine_settings`` (``""`` when none)."""
-    settings = ok["engine_settings"] if "engine_settings" in ok else pd.Series("", index=ok.index)
-    return ok.assign(input_shape=settings.map(_input_shape))
 
 
 def replication_tests(
@@ -161,8 +143,6 @@ def replication_tests(
     if "onnx_sha256" not in df.columns or "run_id" not in df.columns:
         raise ValueError("`df` needs the TrialRow columns `onnx_sha256` and `run_id`")
     if method == "paired":
-        from study.stats.replication_paired import paired_tests  # noqa: PLC0415 (it imports us)
-
         return paired_tests(df, level, channels=channels, engine_pairs=engine_pairs)
     if level == "B":
         raise ValueError("`level` 'B' needs method='paired' (B is a paired four-cell contrast)")

@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
+from study.stats._units import TEST_COLUMNS, unit_columns, with_input_shape
 from study.stats.channels import channel_bias
 from study.stats.paired import contrast
-from study.stats.replication import TEST_COLUMNS, unit_columns, with_input_shape
 
 __all__ = ["ESTIMATE_COLUMNS", "paired_tests", "run_estimates"]
 

@@ -15,7 +15,8 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from study.stats import contrast, round_values
 from study.stats.allocation import allocate, kj_rounds
-from study.stats.components import cell_components, contrast_components, kj_components
+from study.stats.components import kj_components
+from study.stats.decompose import cell_components, contrast_components
 from tests.study._nested import B_WEIGHTS, nested_trials
 
 MU = [4.6, 4.5, 4.4, 4.2]

@@ -7,8 +7,7 @@ import dataclasses
 import pytest
 
 from study.config import FACTORS, load_config
-from study.design import channels, dense, reference, target_sparsity, variants
-from study.toolchains import toolchain_of
+from study.design import channels, dense, reference, target_sparsity, toolchain_of, variants
 
 
 def test_every_variant_differs_from_the_reference_in_one_factor():

@@ -11,15 +11,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from study.bench.progress import cell_progress, finished_cells, stop_reason
 from study.results import (
     append_rows,
-    cell_progress,
     ci_half_width,
-    finished_cells,
     load_environment,
     load_results,
     read_rows,
-    stop_reason,
     write_csv,
     write_environment,
 )

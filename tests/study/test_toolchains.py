@@ -7,8 +7,7 @@ import dataclasses
 import pytest
 
 from study.config import load_config
-from study.design import channels, reference, variants
-from study.toolchains import toolchain_of, toolchain_variants
+from study.design import channels, reference, toolchain_of, toolchain_variants, variants
 
 COLUMNS = ("pruner", "profile", "mask", "quant", "exporter", "sparsity")
 # What each vendor's whole toolchain is, written out here (not read from study.toolchains):
