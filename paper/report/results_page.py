@@ -18,6 +18,7 @@ from paper.figures import CENTRAL, FigureResult
 from paper.load import Results
 from paper.report.channels import aa_section, channels_section
 from paper.report.methods import caveats
+from paper.report.toolchains import home_section
 from paper.tables import Table
 
 __all__ = ["write_results_page"]
@@ -37,6 +38,18 @@ def _machines(results: Results) -> list[str]:
         extra = f", {cores} physical cores" if cores else ""
         out.append(f"`{machine}`: {cpu}{extra}; ISA {', '.join(shown) or 'not recorded'}")
     return out or ["not recorded (no environment.json)"]
+
+
+def _duration(results: Results) -> str:
+    t = results.timings
+    if t is None or t.empty or "seconds" not in t:
+        return "Its duration was not recorded (no timings.csv)."
+    bench = float(t.loc[t["stage"] == "benchmark", "seconds"].sum())
+    total = float(t["seconds"].sum())
+    return (
+        f"Its stages took {total / 60:.1f} min in all, {bench / 60:.1f} min of it benchmarking "
+        "(timings.csv)."
+    )
 
 
 def _command(results: Results) -> str:
@@ -77,17 +90,25 @@ def write_results_page(
     if central is not None:
         target = page.parent / "figures"
         target.mkdir(exist_ok=True)
-        shutil.copyfile(figures_dir / f"{central.name}.png", target / f"{central.name}.png")
+        for suffix in (".png", ".svg"):
+            drawn = figures_dir / f"{central.name}{suffix}"
+            if drawn.is_file():
+                shutil.copyfile(drawn, target / drawn.name)
     runs = sorted(set(results.bench.get("run_id", [])))
     date = (today or dt.date.today()).isoformat()
-    rel = os.path.relpath(results.root, page.parent)
+
+    def shown(path: Path) -> str:  # as typed from the current folder, where it lies below it
+        rel = os.path.relpath(path.resolve(), Path.cwd())
+        return str(path) if rel.startswith("..") else rel
+
     lines = [
         "# Results: does the pruning toolchain bias the engine comparison?",
         "",
-        f"Generated on {date} by `python -m paper {results.root.name} --results-page {page.name}` "
-        f"from the run folder `{results.root.name}` (run {', '.join(runs) or 'unknown'}), made by "
-        f"`{_command(results)}`. Nothing on this page is typed by hand: rebuild it from any run "
-        f"folder with the same command (the folder here was `{rel}`).",
+        f"Generated on {date} by `python -m paper {shown(results.root)} --results-page "
+        f"{shown(page)}` from the run folder `{results.root.name}` (run "
+        f"{', '.join(runs) or 'unknown'}), made by `{_command(results)}`. Nothing on this page is "
+        "typed by hand: rebuild it from any run folder with the same command. "
+        + _duration(results),
         "",
         "Machines:",
         "",
@@ -95,6 +116,7 @@ def write_results_page(
     lines += [f"- {m}" for m in _machines(results)] + ["", "## What these data cannot say", ""]
     lines += [f"- {n}" for n in caveats(results, analysis)] or ["- No limitation recorded."]
     lines += ["", "## Answers", ""]
+    lines += home_section(results)
     lines += aa_section(analysis)
     lines += channels_section(
         analysis,
