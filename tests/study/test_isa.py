@@ -70,7 +70,7 @@ def test_unknown_or_misordered_isa_levels_name_the_allowed_ones():
 
 def _records():
     """A dense, a reference and an int8 file of one architecture (what bench_cells reads)."""
-    common = dict(model="m", exporter="torch", onnx_path="models/x.onnx")
+    common = dict(model="m", exporter="torch", onnx_path="models/x.onnx", extra={})
     return [
         SimpleNamespace(**common, pruner="none", profile="dense", mask="none", quant="none", sparsity=0.0),
         SimpleNamespace(**common, pruner="gmp", profile="global", mask="unstructured", quant="none", sparsity=0.8),
