@@ -174,7 +174,7 @@ def _channels(results: Results, engines: tuple[str, ...], reasons: dict) -> tupl
             f"the channel analysis needs the study configuration: {results.config_problem}"
         )
         return ()
-    found = tuple(channel_results(results.bench, cfg))
+    found = tuple(channel_results(results.bench, cfg, results.records))
     if not found:
         reasons["channels"] = (
             f"no channel could be computed: it needs ok rows of two engines of "

@@ -28,6 +28,7 @@ __all__ = [
     "StudyStats",
     "accuracy_table",
     "channel_results",
+    "set_apart",
     "compute_stats",
     "identity",
     "one_file",
@@ -128,28 +129,85 @@ def _channels(cfg: StudyConfig) -> list[tuple[Any, list[str]]]:
     return list(seen.values())
 
 
-def channel_results(df: pd.DataFrame, cfg: StudyConfig) -> list:
+def _matches(record, level: dict) -> bool:
+    for key, value in level.items():
+        if not hasattr(record, key):
+            continue  # engine-side keys (precision, isa, ...) are not the file's
+        have = getattr(record, key)
+        if key == "sparsity":
+            if abs(float(have) - float(value)) > 1e-6:
+                return False
+        elif have != value:
+            return False
+    return True
+
+
+def set_apart(records, channel, models, gate: float | None) -> dict[str, str]:
+    """Architectures whose B a channel shows apart, outside the pooled B, and why.
+
+    A B compares two files; it speaks for a toolchain's choice only if both are models that learned.
+    An architecture is set apart when the variant or the reference file is below the accuracy gate
+    (``ModelRecord.trained`` False). (A sparsity mismatch between the two files is not yet a reason:
+    the manifest's ``measured_sparsity`` shows it.)
+
+    Example:
+        >>> from types import SimpleNamespace as R
+        >>> from study.stats import Channel
+        >>> ch = Channel("mask:block4", {"mask": "block4"}, {"mask": "unstructured"})
+        >>> recs = [R(model="m", mask="block4", trained=False), R(model="m", mask="unstructured")]
+        >>> set_apart(recs, ch, ["m"], 0.9)
+        {'m': "a file is below the accuracy gate of 90% (labelled 'not trained')"}
+    """
+    out: dict[str, str] = {}
+    for model in models:
+        mine = [r for r in records if r.model == model]
+        a = [r for r in mine if _matches(r, channel.level_a)]
+        b = [r for r in mine if _matches(r, channel.level_b)]
+        if not a or not b:
+            continue  # files not in the manifest: nothing to judge (the B says what is missing)
+        below = [r for r in (*a, *b) if getattr(r, "trained", None) is False]
+        if below:
+            gate_text = f" of {gate:.0%}" if gate is not None else ""
+            out[model] = f"a file is below the accuracy gate{gate_text} (labelled 'not trained')"
+            continue
+    return out
+
+
+def channel_results(df: pd.DataFrame, cfg: StudyConfig, records=()) -> list:
     """Every channel's B on every engine pair of :data:`ENGINE_PAIRS` measured in ``df``.
 
     Per machine and architecture, and pooled; the pooled rows carry Holm-adjusted p-values
     across all of them (the family the headline claims). Margin and confidence are the
-    configuration's declared ones.
+    configuration's declared ones. Architectures :func:`set_apart` for a channel (a file below the
+    accuracy gate) keep their own row, with the reason in its note, and are left out of that
+    channel's pooled B.
     """
+    from dataclasses import replace
+
     from study import stats
 
     engines = set(df.loc[df["status"] == "ok", "engine"])
     levels = set(df["isa"]) if "isa" in df else {"native"}
     a = cfg.analysis
+    gate = cfg.train.accuracy_gate
     results = []
     for channel, models in _channels(cfg):
         if channel.level_a.get("isa", "native") not in levels:
             continue  # an ISA level skipped on this CPU (skipped.jsonl says why)
-        rows = df[df["model"].isin(models)]  # a channel only where the design measures it
+        apart = set_apart(records, channel, models, gate)
+        kept = [m for m in models if m not in apart]
         for num, den in ENGINE_PAIRS:
-            if num in engines and den in engines:
-                results += stats.channel_bias(
-                    rows, channel, num, den, margin=a.margin, confidence=a.confidence
-                )
+            if num not in engines or den not in engines:
+                continue
+            kw = dict(margin=a.margin, confidence=a.confidence)
+            results += stats.channel_bias(df[df["model"].isin(kept)], channel, num, den, **kw)
+            for model, why in apart.items():
+                own = stats.channel_bias(df[df["model"] == model], channel, num, den, **kw)
+                results += [
+                    replace(r, note=f"set apart, not in the pooled B: {why}; {r.note}".rstrip("; "))
+                    for r in own
+                    if r.model == model
+                ]
     pooled = [r for r in results if r.model == "pooled"]
     adjusted = {id(r): p for r, p in zip(pooled, stats.holm_family(pooled))}
     return [adjusted.get(id(r), r) for r in results]
@@ -196,7 +254,7 @@ class StudyStats:
         self.signed_zeros = signed_zeros(self.records)
         self.margin = self.cfg.analysis.margin if self.cfg else 0.10
         self.confidence = self.cfg.analysis.confidence if self.cfg else 0.95
-        self.channels = channel_results(self.df, self.cfg) if self.cfg else []
+        self.channels = channel_results(self.df, self.cfg, self.records) if self.cfg else []
         self.home = home_results(self.df, self.cfg) if self.cfg else []
 
     def channel_table(self) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from paper.__main__ import main
 from paper.assemble import build_paper
 from paper.figures import CENTRAL, FIGURES
 from study.config import load_config
+from study.manifest import read_manifest
 from study.results import load_results as load_trials
 from study.summary import StudyStats, channel_results
 from study.summary_md import channel_sentence, summary_markdown
@@ -55,7 +56,9 @@ def report(paper) -> str:
 def channels(results) -> list:
     """The channels as study.summary computes them (the reference the paper must repeat)."""
     return channel_results(
-        load_trials(results / "bench.jsonl"), load_config(results / "config.yaml")
+        load_trials(results / "bench.jsonl"),
+        load_config(results / "config.yaml"),
+        read_manifest(results, require_files=False),
     )
 
 

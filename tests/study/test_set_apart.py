@@ -1,0 +1,63 @@
+"""A channel's B on a file below the accuracy gate is shown apart and left out of the pooled B
+(issue 18, item 6)."""
+
+from __future__ import annotations
+
+import dataclasses
+from types import SimpleNamespace as R
+
+from study.config import load_config
+from study.manifest import read_manifest
+from study.results import load_results
+from study.stats import Channel, channel_bias
+from study.summary import channel_results, set_apart
+
+from ..paper.fixture import write_results
+
+BLOCK4 = Channel("mask:block4", {"mask": "block4"}, {"mask": "unstructured"})
+
+
+def test_a_file_below_the_gate_sets_its_architecture_apart():
+    records = [
+        R(model="a", mask="block4", trained=True), R(model="a", mask="unstructured", trained=True),
+        R(model="b", mask="block4", trained=False), R(model="b", mask="unstructured", trained=True),
+        R(model="c", mask="block4", trained=True), R(model="c", mask="unstructured", trained=False),
+        R(model="d", mask="block4", trained=None), R(model="d", mask="unstructured", trained=True),
+    ]  # fmt: skip
+    apart = set_apart(records, BLOCK4, ["a", "b", "c", "d", "e"], 0.9)
+    assert set(apart) == {"b", "c"}  # d was never gated; e has no files in the manifest
+    assert "below the accuracy gate of 90%" in apart["b"]
+
+
+def test_the_pooled_b_rests_on_the_other_architectures_only(tmp_path):
+    out = write_results(tmp_path / "run")
+    cfg = load_config(out / "config.yaml")
+    df = load_results(out / "bench.jsonl")
+    records = read_manifest(out, require_files=False)
+    block4 = next(c for c, _ in __import__("study.summary", fromlist=["_channels"])._channels(cfg)
+                  if c.name == "mask:block4")  # fmt: skip
+    bad = "small_cnn"  # gate small_cnn's block4 file, pass resnet18's (the fixture gates it)
+    marked = [
+        dataclasses.replace(r, trained=r.model != bad)
+        if r.mask == "block4" and r.quant == "none"
+        else r
+        for r in records
+    ]
+    found = [
+        r for r in channel_results(df, cfg, marked)
+        if r.channel == "mask:block4" and (r.numerator, r.denominator) == ("deepsparse", "openvino")
+    ]  # fmt: skip
+    pooled = next(r for r in found if r.model == "pooled")
+    alone = next(
+        r
+        for r in channel_bias(df[df["model"] != bad], block4, "deepsparse", "openvino")
+        if r.model == "pooled"
+    )
+    assert pooled.k == 1 and pooled.estimate == alone.estimate and pooled.ci_low == alone.ci_low
+    own = next(r for r in found if r.model == bad)
+    assert own.note.startswith("set apart, not in the pooled B: a file is below the accuracy gate")
+    # As written, the fixture gates resnet18's block4 file only: small_cnn alone is pooled.
+    unmarked = [r for r in channel_results(df, cfg, records) if r.channel == "mask:block4"]
+    assert next(r for r in unmarked if r.model == "pooled").k == 1
+    assert next(r for r in channel_results(df, cfg, []) if r.channel == "mask:block4"
+                and r.model == "pooled").k == 2  # fmt: skip
