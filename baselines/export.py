@@ -6,7 +6,7 @@ cannot fold it, and the wrapper's trivial ``Add`` nodes are deleted afterwards, 
 separate ``BatchNormalization`` node and conv weights keep their torch names (``layer.weight``);
 the batch dimension of every input and output is dynamic; the default opset is 14;
 ``keep_initializers_as_inputs=False`` (so torch stores weights of equal value once, which
-:func:`study.onnx_weights.unshare_weights` undoes after export). On torch >= 2.9 ``dynamo=False`` must be passed through
+:func:`study.onnx.weights.unshare_weights` undoes after export). On torch >= 2.9 ``dynamo=False`` must be passed through
 its ``export_kwargs`` (the new exporter needs onnxscript), which this function does.
 """
 
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from study.export import check_no_pruning_state
-from study.onnx_weights import unshare_weights_file
+from study.make.export import check_no_pruning_state
+from study.onnx.weights import unshare_weights_file
 
 os.environ.setdefault("NM_DISABLE_ANALYTICS", "1")
 

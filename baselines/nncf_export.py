@@ -19,7 +19,7 @@ file                          ONNX Runtime  OpenVINO  DeepSparse
 - ``qdq`` (:func:`export_qdq_onnx`): NNCF's own ``nncf.strip(strip_format=NATIVE)`` turns its
   quantizers into torch ``FakeQuantize`` modules with NNCF's scales and zero points, which
   ``torch.onnx.export`` writes as ``QuantizeLinear -> DequantizeLinear``; then
-  :func:`study.onnx_cleanup.clean_qdq` (exact rewrites) and :func:`fold_weight_quantize`, which
+  :func:`study.onnx.cleanup.clean_qdq` (exact rewrites) and :func:`fold_weight_quantize`, which
   stores each constant weight's ``QuantizeLinear`` output as an int8 initializer (computed by
   ``onnx.reference``, the ONNX spec's reference implementation), as in the torch.ao reference
   file. DeepSparse compiles it with ``fraction_of_supported_ops`` 0.0, as it does the torch.ao
@@ -197,7 +197,7 @@ def export_qdq_onnx(
         ValueError: If ``input_shape`` or ``opset`` is invalid.
         NNCFError: If NNCF fails to strip or the export fails.
     """
-    from study.onnx_cleanup import clean_qdq
+    from study.onnx.cleanup import clean_qdq
 
     nncf = import_nncf()
     sample = _check_shape(input_shape, opset)

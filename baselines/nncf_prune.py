@@ -1,6 +1,6 @@
 """Gradual magnitude pruning by NNCF 3.4 itself (Intel's toolchain) on the shared training loop.
 
-:func:`attach` has the signature of the loop's toolchains (``study.train.TOOLCHAINS``). From the
+:func:`attach` has the signature of the loop's toolchains (``study.make.train.TOOLCHAINS``). From the
 SparseML-style recipe it reads only the overall target sparsity, the pruning window (start and
 end epoch) and the learning-rate modifiers (applied by gmp's :class:`gmp.lr.RecipeLR`, exactly as
 the gmp and SparseML toolchains get them). Everything else is NNCF's (see ``docs/nncf.md``):
@@ -18,7 +18,7 @@ the gmp and SparseML toolchains get them). Everything else is NNCF's (see ``docs
   masks into the weights and the NNCF wrapper is removed.
 
 Example:
-    >>> result = study.train.train(model, recipe, tl, vl, toolchain="nncf")  # doctest: +SKIP
+    >>> result = study.make.train.train(model, recipe, tl, vl, toolchain="nncf")  # doctest: +SKIP
 """
 
 from __future__ import annotations

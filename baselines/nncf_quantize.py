@@ -8,8 +8,8 @@ as function hooks; it runs in torch and exports (``baselines.nncf_export``).
 
 QAT (:func:`qat`): NNCF 3.4's documented torch QAT is "quantize, then train the returned model"
 (``docs/usage/training_time_compression/quantization_aware_training/Usage.md``): :func:`ptq`,
-then the shared loop :func:`study.train.train` with the same recipe as the torch and SparseML
-int8 arms (:func:`study.quantize.hold_recipe`: constant learning rate, ``ConstantPruningModifier``
+then the shared loop :func:`study.make.train.train` with the same recipe as the torch and SparseML
+int8 arms (:func:`study.make.quantize.hold_recipe`: constant learning rate, ``ConstantPruningModifier``
 run by gmp, so pruned weights stay zero); NNCF's quantizer scales are trained with the weights.
 
 BatchNorm: NNCF's torch backend quantizes each Conv weight as it is, with the BatchNorm after it.
@@ -37,7 +37,7 @@ from baselines.nncf_common import import_nncf, nncf_step
 if TYPE_CHECKING:
     from torch.utils.data import DataLoader
 
-    from study.quantize import QatConfig, QatResult
+    from study.make.quantize import QatConfig, QatResult
 
 __all__ = ["NNCFQuantizeSettings", "fold_batchnorm", "ptq", "qat"]
 
@@ -207,7 +207,7 @@ def ptq(
     Example:
         >>> qmodel, settings = ptq(pruned, calibration_loader)  # doctest: +SKIP
     """
-    from study.export import check_no_pruning_state
+    from study.make.export import check_no_pruning_state
 
     if not isinstance(subset_size, int) or isinstance(subset_size, bool) or subset_size < 1:
         raise ValueError(f"`subset_size` must be a positive integer; got {subset_size!r}")
@@ -269,8 +269,8 @@ def qat(
     Example:
         >>> result, settings = qat(pruned, tl, vl, QatConfig(epochs=2), tl)  # doctest: +SKIP
     """
-    from study.quantize import check_masks_held, hold_recipe, prunable_zero_masks, qat_result
-    from study.train import train
+    from study.make.quantize import check_masks_held, hold_recipe, prunable_zero_masks, qat_result
+    from study.make.train import train
 
     start = time.perf_counter()
     masks = prunable_zero_masks(model)

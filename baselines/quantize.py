@@ -1,10 +1,10 @@
 """Int8 models through SparseML 1.8: ``QuantizationModifier`` QAT and SparseML's own int8 export.
 
-The same fine-tuning as the torch path (``study.quantize.qat_torch``), through SparseML's
+The same fine-tuning as the torch path (``study.make.quantize.qat_torch``), through SparseML's
 machinery: SparseML's ``QuantizationModifier`` (``start_epoch: 0.0``, SparseML's defaults
 otherwise: its default scheme, per-tensor symmetric int8 weights and asymmetric int8
 activations, Conv-BN-ReLU fusion, no observer or batch-norm freeze) prepares the model, then the
-shared loop :func:`study.train.train` runs :func:`study.quantize.hold_recipe` under SparseML
+shared loop :func:`study.make.train.train` runs :func:`study.make.quantize.hold_recipe` under SparseML
 (``toolchain="sparseml"``: SparseML's ``ConstantPruningModifier`` holds the masks, its
 ``SetLearningRateModifier`` sets the rate), with the data order, optimizer and learning rate of
 the torch path.
@@ -37,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-from study.quantize import (
+from study.make.quantize import (
     QatConfig,
     QatResult,
     check_masks_held,
@@ -171,7 +171,7 @@ def qat_sparseml(
         progress: Show the loop's progress bar.
 
     Returns:
-        A :class:`study.quantize.QatResult` whose model is the QAT (fake-quant) module, ready
+        A :class:`study.make.quantize.QatResult` whose model is the QAT (fake-quant) module, ready
         for :func:`export_int8_sparseml`; ``val_accuracy`` is that module's accuracy.
 
     Raises:
@@ -185,8 +185,8 @@ def qat_sparseml(
     from sparseml.pytorch.optim import ScheduledModifierManager
 
     from baselines.sparseml import python_loggers
-    from study.export import check_no_pruning_state
-    from study.train import train
+    from study.make.export import check_no_pruning_state
+    from study.make.train import train
 
     check_no_pruning_state(model)
     patch_sparseml_qconfig()
@@ -239,7 +239,7 @@ def export_int8_sparseml(
     from sparseml.pytorch.utils import ModuleExporter
 
     from baselines.sparseml import quiet_sparseml_logs
-    from study.onnx_weights import unshare_weights_file
+    from study.onnx.weights import unshare_weights_file
 
     quiet_sparseml_logs()
 

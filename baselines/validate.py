@@ -2,7 +2,7 @@
 
 For each case (a recipe and an optimizer setting) and each seed, one small CNN (conv + BatchNorm
 blocks named like a ResNet, and a linear head) is built once and copied, then trained on
-scikit-learn's digits (16x16, 3 channels) by the shared loop :func:`study.train.train` twice:
+scikit-learn's digits (16x16, 3 channels) by the shared loop :func:`study.make.train.train` twice:
 once with ``toolchain="gmp"``, once with ``toolchain="sparseml"``, with the same initial weights,
 batch order, optimizer and recipe. Reported per case:
 
@@ -42,7 +42,7 @@ from torch import nn
 from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
-from study.train import TrainConfig
+from study.make.train import TrainConfig
 
 __all__ = ["CASES", "Case", "CaseSummary", "SeedRun", "main", "run_case", "small_cnn", "summarize"]
 
@@ -296,7 +296,7 @@ def run_case(case: Case, seed: int, data: tuple, progress: bool = False) -> Seed
     Args:
         case: The case.
         seed: Seed of the initial weights, the batch order and torch's RNG.
-        data: ``(train_loader, val_loader)`` from :func:`study.data.loaders`.
+        data: ``(train_loader, val_loader)`` from :func:`study.make.data.loaders`.
         progress: Show the training loop's progress bars.
 
     Returns:
@@ -305,7 +305,7 @@ def run_case(case: Case, seed: int, data: tuple, progress: bool = False) -> Seed
     Example:
         >>> run_case(CASES["linear"], 0, loaders(*digits(16)))  # doctest: +SKIP
     """
-    from study.train import train
+    from study.make.train import train
 
     train_loader, val_loader = data
     config = replace(case.config, seed=seed)
@@ -471,8 +471,8 @@ def main(argv: list[str] | None = None) -> int:
         0
     """
     import study  # noqa: F401  (sets NM_DISABLE_ANALYTICS before SparseML is imported)
-    from study.data import digits, loaders
-    from study.logs import configure_logging
+    from study.make.data import digits, loaders
+    from study.records.logs import configure_logging
 
     args = _parse(argv)
     configure_logging(-1)

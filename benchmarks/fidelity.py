@@ -7,7 +7,7 @@ back to back, in one of the six orders (cycled, so each run sits in each positio
 ours is compared with the geometric mean of the two tool runs of its round, and the two tool runs
 with each other are the control, which shows how well two identical runs agree on this machine.
 Efficiency: how many trials and seconds the harness needs for a 95% CI of +-1%. Both are bounded by
-the machine's noise floor (``study.noise``), measured before and after and printed with them.
+the machine's noise floor (``study.bench.noise``), measured before and after and printed with them.
 
 Usage::
 
@@ -33,8 +33,8 @@ import psutil
 from scipy import stats
 
 from study.bench import BenchSettings, CellSpec, run_benchmark, summarize
+from study.bench.noise import StealMeter, noise_floor
 from study.engines.deepsparse_cli import deepsparse_benchmark_command
-from study.noise import StealMeter, noise_floor
 
 QUIET_STEAL = 0.05  # the secondary analysis keeps rounds whose runs all had at most this steal
 

@@ -2,8 +2,8 @@
 
 Responsibility: read results only (never run a benchmark) and write figures, tables and the report
 that answers the study's question (does a toolchain channel change the engine comparison? the A/A
-control first, then B per channel, with the numbers of ``study.summary``) and the original study's
-questions. Modules: :mod:`paper.load` (the folder), :mod:`paper.analysis` and :mod:`study.int8`
+control first, then B per channel, with the numbers of ``study.analysis.summary``) and the original study's
+questions. Modules: :mod:`paper.load` (the folder), :mod:`paper.analysis` and :mod:`study.analysis.int8`
 (the statistics, computed once), :mod:`paper.tables`, :mod:`paper.figures`, :mod:`paper.report`
 and :mod:`paper.assemble` (the build).
 """

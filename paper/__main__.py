@@ -7,7 +7,7 @@ import logging
 import sys
 
 from paper.assemble import build_paper
-from study.logs import configure_logging
+from study.records.logs import configure_logging
 
 _log = logging.getLogger("paper")
 

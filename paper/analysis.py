@@ -1,7 +1,7 @@
 """The statistics the paper needs, computed once from the results with ``study.stats``.
 
 Figures, tables and the report all read one :class:`Analysis`, so each number is computed once and
-the same number appears everywhere. The channels come from :func:`study.summary.channel_results`
+the same number appears everywhere. The channels come from :func:`study.analysis.summary.channel_results`
 (the same B's as ``summary.md`` and ``stats.json``); where the data cannot support an analysis (no
 config.yaml, no DeepSparse rows, no precision ablation, no sweep, ...), the analysis is empty or
 ``None`` and ``reasons`` says why.
@@ -17,17 +17,8 @@ import numpy as np
 import pandas as pd
 
 from paper.load import Results
-from study.int8 import Int8Analysis, analyse_int8
-from study.schema import ModelRecord
-from study.stats import (
-    RANDOM_EFFECTS_MIN_K,
-    ChannelResult,
-    cell_table,
-    contrast,
-    engine_comparison,
-    pruning_speedup,
-)
-from study.summary import (
+from study.analysis.int8 import Int8Analysis, analyse_int8
+from study.analysis.summary import (
     ENGINE_PAIRS,
     accuracy_table,
     channel_results,
@@ -35,6 +26,15 @@ from study.summary import (
     one_file,
     signed_zeros,
     variant_label,
+)
+from study.records.schema import ModelRecord
+from study.stats import (
+    RANDOM_EFFECTS_MIN_K,
+    ChannelResult,
+    cell_table,
+    contrast,
+    engine_comparison,
+    pruning_speedup,
 )
 
 __all__ = [
@@ -84,12 +84,14 @@ class Analysis:
     comparisons: dict[tuple[str, str], pd.DataFrame]  # (a, b) -> engine_comparison(a / b), fp32
     speedup: pd.DataFrame | None  # study.stats.pruning_speedup (finite rows)
     precision: pd.DataFrame | None  # OpenVINO's precisions vs f32 and vs DeepSparse, per file
-    channels: tuple[ChannelResult, ...]  # study.summary.channel_results (pooled rows Holm'd)
+    channels: tuple[
+        ChannelResult, ...
+    ]  # study.analysis.summary.channel_results (pooled rows Holm'd)
     identity: dict[str, bool]  # architecture -> SparseML-pruned file content-identical to gmp's
     signed_zeros: dict[str, int]  # architecture -> zeros of opposite sign in SparseML's own file
     one_file: dict[str, bool]  # architecture -> gmp's file measured in the SparseML cells too
     int8: Int8Analysis | None  # the int8 arm (None: no int8 file measured)
-    accuracy: pd.DataFrame | None  # study.summary.accuracy_table plus machine and sparsity
+    accuracy: pd.DataFrame | None  # study.analysis.summary.accuracy_table plus machine and sparsity
     margin: float = 0.10  # the declared equivalence margin (config.yaml `analysis`)
     confidence: float = 0.95  # the declared CI level
     accuracy_gate: float | None = None  # config.yaml `train.accuracy_gate`
@@ -107,13 +109,13 @@ class Analysis:
         return self.order.get(_variant_key(row), len(self.order))
 
     def label(self, row, machine: str = "") -> str:
-        """``study.summary.variant_label`` of ``row``, with " (not trained)" below the gate."""
+        """``study.analysis.summary.variant_label`` of ``row``, with " (not trained)" below the gate."""
         name = variant_label(row.to_dict() if isinstance(row, pd.Series) else row)
         return name if self.trained(row, machine) else f"{name} ({NOT_TRAINED})"
 
 
 def _engine_pairs(engines: tuple[str, ...]) -> list[tuple[str, str]]:
-    """The engine pairs of study.summary.ENGINE_PAIRS that were measured, then any others."""
+    """The engine pairs of study.analysis.summary.ENGINE_PAIRS that were measured, then any others."""
     pairs = [p for p in ENGINE_PAIRS if set(p) <= set(engines)]
     pairs += [p for p in combinations(engines, 2) if p not in pairs and p[::-1] not in pairs]
     return pairs
@@ -151,7 +153,7 @@ def _precision(ok: pd.DataFrame) -> pd.DataFrame | None:
 
 
 def _accuracy(records: tuple[ModelRecord, ...], cfg) -> pd.DataFrame | None:
-    """study.summary.accuracy_table (the same numbers as summary.md) with machine and sparsity."""
+    """study.analysis.summary.accuracy_table (the same numbers as summary.md) with machine and sparsity."""
     if not records:
         return None
     table = accuracy_table(list(records), cfg)

@@ -2,8 +2,8 @@
 
 Only ``bench.jsonl`` is required; every other file is optional and comes back empty when absent,
 so the figures and report can say which data were missing instead of failing. Trial rows of
-every schema version are read as version 4 (:func:`study.schema.upgrade_trial`), manifest rows
-as :class:`study.schema.ModelRecord`, and ``config.yaml`` both as the raw mapping and, where
+every schema version are read as version 4 (:func:`study.records.schema.upgrade_trial`), manifest rows
+as :class:`study.records.schema.ModelRecord`, and ``config.yaml`` both as the raw mapping and, where
 ``study.config.load_config`` accepts it, as the :class:`~study.config.StudyConfig` the
 statistics declare their margin and confidence in.
 """
@@ -19,14 +19,14 @@ import pandas as pd
 import yaml
 
 from study.config import StudyConfig
-from study.jsonl import read_jsonl
-from study.manifest import record_from_row
-from study.results import drop_abandoned
-from study.schema import ModelRecord, TrialRow, upgrade_trial
+from study.records.jsonl import read_jsonl
+from study.records.manifest import record_from_row
+from study.records.results import drop_abandoned
+from study.records.schema import ModelRecord, TrialRow, upgrade_trial
 
 __all__ = ["Results", "load_results"]
 
-# as study.results.load_results: one row per trial
+# as study.records.results.load_results: one row per trial
 _DEDUP = ["machine", "run_id", "replicate", "cell", "trial"]
 
 
@@ -35,9 +35,7 @@ class Results:
     """Everything the paper reads from one results folder."""
 
     root: Path  # the results folder
-    bench: (
-        pd.DataFrame
-    )  # one row per study.schema.TrialRow (ok, failed and rejected), upgraded to the current schema
+    bench: pd.DataFrame  # one row per study.records.schema.TrialRow (ok, failed and rejected), upgraded to the current schema
     manifest: pd.DataFrame  # one row per ModelRecord (its fields as columns); empty when absent
     records: tuple[ModelRecord, ...] = ()  # the same manifest rows as ModelRecords
     config: dict[str, Any] = field(default_factory=dict)  # config.yaml as read; {} when absent
@@ -72,7 +70,7 @@ def _bench(path: Path) -> pd.DataFrame:
     missing = sorted({"status", "engine", "throughput"} - set().union(*rows))
     if missing:
         raise ValueError(
-            f"{str(path)!r} is not a file of study.schema.TrialRow rows: no {missing} field(s)"
+            f"{str(path)!r} is not a file of study.records.schema.TrialRow rows: no {missing} field(s)"
         )
     frame = pd.DataFrame(rows)
     for name in TrialRow.__dataclass_fields__:  # fields a row may lack (older or ad-hoc rows)
@@ -95,7 +93,9 @@ def _record(row: dict[str, Any], path: Path, number: int) -> ModelRecord:
     try:
         return record_from_row(row)
     except (TypeError, KeyError) as err:
-        raise ValueError(f"{path}: row {number} is not a study.schema.ModelRecord ({err})") from err
+        raise ValueError(
+            f"{path}: row {number} is not a study.records.schema.ModelRecord ({err})"
+        ) from err
 
 
 def _study_config(path: Path | None) -> tuple[StudyConfig | None, str]:

@@ -3,9 +3,9 @@
 For every architecture of a preset: train the dense model once to real accuracy, make every variant
 of the design from it (``study.design``: the reference and one variant per level of each factor —
 pruner, exporter, sparsity profile, mask structure, int8 precision and quantizer — plus the
-one-shot sweep; ``study.pipeline``), benchmark every variant on every engine with the architecture's
+one-shot sweep; ``study.variants``), benchmark every variant on every engine with the architecture's
 cells in one block measured round by round (equal settings, fp32), then compute the statistics
-(one B per channel and engine pair, the A/A control first; ``study.summary``) and build the paper.
+(one B per channel and engine pair, the A/A control first; ``study.analysis.summary``) and build the paper.
 
 Usage:
     python -m study.compare                         # the `quick` preset into runs/quick
@@ -31,11 +31,11 @@ from typing import Any
 
 import yaml
 
+from study.analysis.markdown import write_stats
 from study.config import ENGINES, FACTORS, PRESETS, StudyConfig, load_config
-from study.jsonl import append_jsonl, read_jsonl
-from study.logs import configure_logging
-from study.manifest import MANIFEST, SKIPPED, Failure, Skip, read_manifest, record_skips
-from study.summary_md import write_stats
+from study.records.jsonl import append_jsonl, read_jsonl
+from study.records.logs import configure_logging
+from study.records.manifest import MANIFEST, SKIPPED, Failure, Skip, read_manifest, record_skips
 
 __all__ = ["run_study", "write_stats", "merge", "bench_cells", "main"]
 
@@ -89,8 +89,8 @@ def _record_failures(out: Path, failures: list[Failure]) -> None:
 
 def _capture_environment(out: Path):
     """Write this machine's hardware and package versions into environment.json; return it."""
-    from study.hardware import capture_hardware
-    from study.results import write_environment
+    from study.bench.hardware import capture_hardware
+    from study.records.results import write_environment
 
     hw = capture_hardware()
     write_environment(out, hw.machine, hw.to_dict())
@@ -103,7 +103,7 @@ def _capture_environment(out: Path):
 
 
 def _threads(cfg: StudyConfig) -> int:
-    from study.hardware import physical_cores
+    from study.bench.hardware import physical_cores
 
     threads = cfg.bench.get("threads")
     return int(threads) if threads else physical_cores()
@@ -126,7 +126,7 @@ def bench_cells(
     FakeQuantize ONNX runs on OpenVINO only, the others measure its QDQ file) is measured on that
     file by that engine; the rows' ``onnx_path`` says which.
 
-    Left out, as :class:`~study.manifest.Skip` records with the reason (they would repeat the f32
+    Left out, as :class:`~study.records.manifest.Skip` records with the reason (they would repeat the f32
     cells): OpenVINO's default precision on a CPU with neither AVX512-BF16 nor AMX-BF16, and its
     sparse-weights decompression on a CPU without AMX INT8 (study.engines.openvino); an ISA level
     the CPU cannot go above (:func:`study.engines.isa.level_skip_reason`). The capped levels
@@ -136,7 +136,7 @@ def bench_cells(
         cfg: the study configuration.
         records: the manifest records of the files to measure.
         out: the results folder.
-        isa_flags: the CPU's flags (``study.hardware.Hardware.isa``); tests pass simulated ones.
+        isa_flags: the CPU's flags (``study.bench.hardware.Hardware.isa``); tests pass simulated ones.
         machine: the machine id written into the skips.
     """
     from study.bench import CellSpec
@@ -243,7 +243,7 @@ def run_study(
     from tqdm.auto import tqdm
 
     from study.bench import run_benchmark
-    from study.pipeline import log_timing, prepare_model
+    from study.variants import log_timing, prepare_model
 
     started = time.perf_counter()
     _prepare_folder(cfg, out, require_resume=False)
@@ -298,7 +298,7 @@ def run_study(
 
 
 def _export_csv(out: Path) -> None:
-    from study.results import load_results, write_csv
+    from study.records.results import load_results, write_csv
 
     if (out / "bench.jsonl").exists():
         write_csv(load_results(out / "bench.jsonl"), out / "bench.csv")
@@ -323,7 +323,7 @@ def merge(folders: list[Path], out: Path, *, build_paper: bool = True) -> None:
     """
     import pandas as pd
 
-    from study.results import write_environment
+    from study.records.results import write_environment
 
     for folder in folders:
         if not (folder / "bench.jsonl").exists():

@@ -125,7 +125,7 @@ class StudyConfig:
     """Everything a study run depends on; written into the results folder as config.yaml."""
 
     name: str  # preset name or the file stem of a user preset
-    models: tuple[str, ...]  # registry names (study.models.MODELS)
+    models: tuple[str, ...]  # registry names (study.make.models.MODELS)
     weights: str  # "random", "pretrained" or a checkpoint path: the dense training starts there
     data: str  # "digits" or an ImageFolder path
     seed: int
@@ -334,7 +334,7 @@ def _check_analysis(a: AnalysisSettings) -> None:
 
 
 def _validate(raw: dict[str, Any], check_paths: bool = True) -> StudyConfig:
-    from study.models import MODELS
+    from study.make.models import MODELS
 
     _check_fields(StudyConfig, raw, "the preset")
     models = tuple(

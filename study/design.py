@@ -1,6 +1,6 @@
 """The study's design: which model variants a configuration makes, and which contrasts it measures.
 
-A *variant* is one model file, described by the columns of :mod:`study.schema` (pruner, profile,
+A *variant* is one model file, described by the columns of :mod:`study.records.schema` (pruner, profile,
 mask, quant, exporter, sparsity). The design is one factor at a time around a *reference*: the
 gmp-pruned model under one global magnitude threshold, unstructured, fp32, exported by
 ``torch.onnx`` (:data:`REFERENCE`). Each other level

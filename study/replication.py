@@ -21,14 +21,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from study.results import load_results, write_csv
+from study.analysis.summary import ENGINE_PAIRS
+from study.records.results import load_results, write_csv
 from study.stats.replication import (
     METHODS,
     PAIRED_LEVELS,
     replication_summary,
     replication_tests,
 )
-from study.summary import ENGINE_PAIRS
 
 __all__ = ["main", "replication_report"]
 

@@ -8,7 +8,7 @@ all of that vendor's choices together, fp32 and (where the precision factor has 
   int8: SparseML's QuantizationModifier and int8 exporter on those weights. The pruning itself is
   gmp's GMP, which the pruner channel (the A/A control) shows gives SparseML's files.
 - ``intel``: NNCF's own magnitude pruning (its ``|w| / ||W||_2`` global ranking, its layer
-  coverage, its exponential schedule; ``study.train`` toolchain ``"nncf"``), exported by
+  coverage, its exponential schedule; ``study.make.train`` toolchain ``"nncf"``), exported by
   ``torch.onnx`` as NNCF documents for a stripped model; int8: NNCF QAT (``nncf.quantize`` then the
   shared loop, :func:`baselines.nncf_quantize.qat`) written by NNCF's own path, the ONNX file with
   OpenVINO ``FakeQuantize`` nodes. Only OpenVINO runs that file: the other engines measure NNCF's

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from study.results import load_results, write_csv
+from study.records.results import load_results, write_csv
 from study.stats import ok_trials
 from study.stats.allocation import allocate
 from study.stats.components import METHODS

@@ -30,7 +30,13 @@ ALLOWED = {
 # The top of the house: the end-to-end study (make -> bench -> analyse -> paper) builds the paper.
 TOP = {"study.compare": {"paper"}}
 # paper reads results: it never imports what measures, trains or makes models.
-PAPER_NEVER = ("study.bench", "study.engines", "study.train", "study.pipeline", "study.compare")
+PAPER_NEVER = (
+    "study.bench",
+    "study.engines",
+    "study.make.train",
+    "study.variants",
+    "study.compare",
+)
 
 
 def _module_of(path: Path) -> str:
@@ -97,7 +103,9 @@ def graph() -> nx.DiGraph:
 
 
 def test_the_graph_was_read(graph):
-    assert graph.has_edge("study.compare", "study.summary_md")  # a known arrow: the reader works
+    assert graph.has_edge(
+        "study.compare", "study.analysis.markdown"
+    )  # a known arrow: the reader works
     assert graph.number_of_nodes() > 100
 
 
@@ -118,3 +126,60 @@ def test_packages_import_only_what_they_stand_on(graph):
         if pa == "paper" and b.startswith(PAPER_NEVER):
             bad.append(f"{a} -> {b} (paper reads results only)")
     assert not bad, bad
+
+
+# Inside study, the stages a newcomer reads top-down: a module imports only its own room or the
+# rooms below it (a lower rank). Rooms of one rank do not import each other.
+STUDY_RANKS = {
+    "study.records": 0,  # what a run writes and reads back
+    "study.onnx": 0,  # facts about ONNX files
+    "study.engines": 1,  # one adapter per engine
+    "study.stats": 1,  # estimators over rows
+    "study.bench": 2,  # the harness
+    "study.make": 2,  # data, models, training, export, QAT
+    "study.config": 3,  # presets and the design they declare
+    "study.design": 3,
+    "study.toolchains": 3,
+    "study.presets": 3,  # the presets' YAML files
+    "study.variants": 4,  # make every variant's files
+    "study.analysis": 4,  # analyse a run's results
+    "study.compare": 5,  # the commands
+    "study.replication": 5,
+    "study.variance": 5,
+}
+PLAN = {
+    "study.config",
+    "study.design",
+    "study.toolchains",
+    "study.presets",
+}  # one room: what a preset asks for
+
+
+def _room(module: str) -> str | None:
+    for room in STUDY_RANKS:
+        if module == room or module.startswith(room + "."):
+            return room
+    return None
+
+
+def test_every_study_module_has_a_room(graph):
+    homeless = [m for m in graph if m.startswith("study.") and _room(m) is None]
+    assert not homeless, f"give these a room in STUDY_RANKS: {homeless}"
+
+
+def test_study_imports_only_go_down(graph):
+    bad = []
+    for a, b in graph.edges:
+        ra, rb = _room(a), _room(b)
+        if ra is None or rb is None or ra == rb or {ra, rb} <= PLAN:
+            continue
+        if STUDY_RANKS[rb] >= STUDY_RANKS[ra]:
+            bad.append(f"{a} (rank {STUDY_RANKS[ra]}) -> {b} (rank {STUDY_RANKS[rb]})")
+    assert not bad, bad
+
+
+def test_the_rank_check_finds_an_upward_import(graph):
+    g = graph.copy()
+    g.add_edge("study.records.schema", "study.bench.run")  # made up: records importing the harness
+    with pytest.raises(AssertionError, match="study.records.schema"):
+        test_study_imports_only_go_down(g)

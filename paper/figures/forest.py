@@ -20,8 +20,8 @@ from paper.figures._common import MissingData
 from paper.load import Results
 from paper.style import palette_for
 from paper.tables.channels import b_ci, context_columns, pair
+from study.analysis.summary import ENGINE_PAIRS
 from study.stats import ChannelResult
-from study.summary import ENGINE_PAIRS
 
 __all__ = ["channel_title", "fig_channel_forest", "fig_channel_forest_by_architecture"]
 
@@ -78,7 +78,7 @@ def _groups(results: Sequence[ChannelResult]) -> list[tuple[str, list[ChannelRes
 
 
 def _pairs(results: Sequence[ChannelResult]) -> list[str]:
-    """The engine pairs present, in study.summary.ENGINE_PAIRS order, then any others."""
+    """The engine pairs present, in study.analysis.summary.ENGINE_PAIRS order, then any others."""
     names = {pair(r) for r in results}
     known = ["/".join(p) for p in ENGINE_PAIRS]
     return [p for p in known if p in names] + sorted(names - set(known))

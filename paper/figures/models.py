@@ -10,7 +10,7 @@ from paper.analysis import NOT_TRAINED, Analysis
 from paper.figures._common import MissingData, figure_legend, grid, suptitle
 from paper.load import Results
 from paper.style import palette_for
-from study.summary import variant_label
+from study.analysis.summary import variant_label
 
 __all__ = ["fig_compression", "fig_layer_sparsity", "fig_sensitivity"]
 

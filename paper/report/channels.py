@@ -1,6 +1,6 @@
 """The report's lead: the A/A control, then B per channel and engine pair, in tables and words.
 
-Sentences are :func:`study.summary_md.channel_sentence`'s, so the paper and summary.md say the
+Sentences are :func:`study.analysis.markdown.channel_sentence`'s, so the paper and summary.md say the
 same thing with the same numbers.
 """
 
@@ -10,8 +10,8 @@ from paper.analysis import RANDOM_EFFECTS_MIN_K, Analysis
 from paper.figures import FigureResult
 from paper.tables import Table, to_markdown
 from paper.tables.channels import context_columns, pair
+from study.analysis.markdown import channel_sentence
 from study.design import CHANNEL_TEXT
-from study.summary_md import channel_sentence
 
 __all__ = [
     "TOOLCHAIN_CHANNELS",

@@ -7,7 +7,7 @@ import math
 from paper.analysis import Analysis
 from paper.report._text import escape, md_rows, ratio_ci
 from paper.report.channels import pooled_results, sentence_bullets
-from study.int8 import QUANTIZERS, kernel_support
+from study.analysis.int8 import QUANTIZERS, kernel_support
 
 __all__ = ["int8_section", "kernel_sentence", "sparse_weights_sentence"]
 

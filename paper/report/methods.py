@@ -123,7 +123,7 @@ def _software(results: Results) -> list[str]:
             cvs = [float(f["cv"]) for f in floors]
             f = floors[-1]
             lines.append(
-                f"- Noise floor of `{machine}` (study.noise: a fixed {f['workload']}, no engine, "
+                f"- Noise floor of `{machine}` (study.bench.noise: a fixed {f['workload']}, no engine, "
                 f"timed in trials of {f['trial_seconds']:g} s on {f['threads']} thread(s) before "
                 f"benchmarking): per-trial CV {np.median(cvs):.1%} (median of {len(cvs)} probe(s), "
                 f"range {min(cvs):.1%}–{max(cvs):.1%}). No cell can be measured more precisely "
@@ -270,13 +270,13 @@ def _preset(results: Results) -> list[str]:
 
 def _isa_paths(results: Results, ok: pd.DataFrame) -> list[str]:
     """One sentence per machine, ISA level and engine on the instruction-set path it ran."""
-    from study.isa_paths import engine_paths, path_sentences
+    from study.analysis.isa_paths import engine_paths, path_sentences
 
     sentences = path_sentences(engine_paths(ok)) if "engine_settings" in ok else []
     lines = [f"- ISA path (the engine's own report): {t}" for t in sentences]
     skipped = results.root / "skipped.jsonl"
     if skipped.is_file():
-        from study.jsonl import read_jsonl
+        from study.records.jsonl import read_jsonl
 
         for k in read_jsonl(skipped):
             where = f" on {k['model']}" if k.get("model") else ""

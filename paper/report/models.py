@@ -39,9 +39,9 @@ def diagnostics_section(table: Table | None) -> list[str]:
     """The mask-structure table, or why there is none."""
     lines = ["### Mask structure", ""]
     if table is None or table.frame.empty:
-        return lines + ["The manifest records no mask diagnostics (study.diagnostics).", ""]
+        return lines + ["The manifest records no mask diagnostics (study.make.diagnostics).", ""]
     return lines + [
-        "How each pruned model's zeros are laid out, from study.diagnostics (per layer: the "
+        "How each pruned model's zeros are laid out, from study.make.diagnostics (per layer: the "
         "manifest's `diagnostics.layers`). A channel whose files differ only here (profile, mask) "
         "can change an engine comparison only through these structures.",
         "",

@@ -1,7 +1,7 @@
 """The report's first answer: the home-advantage test of the whole-toolchain variants.
 
-The same sentences and table as ``summary.md`` (:func:`study.summary_toolchain.toolchain_section`),
-computed by :func:`study.summary.home_results` from the results folder's rows and configuration:
+The same sentences and table as ``summary.md`` (:func:`study.analysis.toolchain_text.toolchain_section`),
+computed by :func:`study.analysis.summary.home_results` from the results folder's rows and configuration:
 one sentence per vendor and engine pair ("Neural Magic's toolchain moves DeepSparse/OpenVINO by
 X% [CI]; Intel's by Y% [CI]"), the interaction and whether the single factors add up.
 """
@@ -17,8 +17,8 @@ __all__ = ["home_section"]
 
 def home_section(results: Results) -> list[str]:
     """Markdown lines of the home-advantage answer (none when the run has no toolchain factor)."""
-    from study.summary import home_results
-    from study.summary_toolchain import toolchain_section
+    from study.analysis.summary import home_results
+    from study.analysis.toolchain_text import toolchain_section
 
     cfg = results.study_config
     if cfg is None or len(cfg.levels("toolchain")) < 2:

@@ -11,7 +11,7 @@ from paper.tables.render import Table, format_cell
 
 __all__ = ["cpu_table", "throughput_table"]
 
-# Hardware fields (study.hardware.Hardware) in table order; other fields follow, sorted.
+# Hardware fields (study.bench.hardware.Hardware) in table order; other fields follow, sorted.
 _CPU_ORDER = ("cpu_model", "microarchitecture", "vendor", "physical_cores", "logical_cpus")
 _CPU_ORDER += (
     "max_mhz",
@@ -63,7 +63,7 @@ def cpu_table(environment: dict[str, dict[str, Any]]) -> Table:
     Package versions, the git commit and the Python version go to the report's methods instead.
 
     Args:
-        environment: ``environment.json``: ``{machine_id: study.hardware.Hardware as a dict}``.
+        environment: ``environment.json``: ``{machine_id: study.bench.hardware.Hardware as a dict}``.
 
     Returns:
         The table (machines sorted; ISA flags listed when present; cache sizes in KiB/MiB).
@@ -92,7 +92,7 @@ def throughput_table(analysis: Analysis) -> Table:
         analysis: the statistics (``cells`` is ``study.stats.cell_table`` of the ok trials).
 
     Returns:
-        The table (img/s; one row per cell; variants named by ``study.summary.variant_label``,
+        The table (img/s; one row per cell; variants named by ``study.analysis.summary.variant_label``,
         "(not trained)" below the accuracy gate).
 
     Example:

@@ -1,6 +1,6 @@
 """The channel tables: B per channel and engine pair, pooled over architectures and per architecture.
 
-Numbers are :func:`study.summary.channel_results`' (those of summary.md and stats.json), written
+Numbers are :func:`study.analysis.summary.channel_results`' (those of summary.md and stats.json), written
 the way summary.md writes them: ``B [95% CI]`` to three decimals, p-values to three significant
 digits, the minimum detectable effect (MDE) as a percentage.
 """
@@ -54,7 +54,7 @@ def channel_table(results: Sequence[ChannelResult], *, pooled: bool) -> Table:
     precision, setting) appear only where they vary.
 
     Args:
-        results: ``study.summary.channel_results`` output (pooled and per-architecture rows).
+        results: ``study.analysis.summary.channel_results`` output (pooled and per-architecture rows).
         pooled: the pooled rows (True) or the per-architecture rows (False).
 
     Returns:

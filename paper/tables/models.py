@@ -9,12 +9,12 @@ import pandas as pd
 
 from paper.analysis import Analysis
 from paper.tables.render import Table
-from study.schema import ModelRecord
-from study.summary import variant_label
+from study.analysis.summary import variant_label
+from study.records.schema import ModelRecord
 
 __all__ = ["DIAGNOSTICS", "accuracy_table", "datasets", "diagnostics_table", "size_table"]
 
-# The per-model mask diagnostics (study.diagnostics) shown, with their column headings.
+# The per-model mask diagnostics (study.make.diagnostics) shown, with their column headings.
 DIAGNOSTICS = {
     "cv_nonzeros_per_out_channel": "CV of non-zeros per output channel",
     "zero_filters": "zero filters",
@@ -43,7 +43,7 @@ def datasets(accuracy: pd.DataFrame) -> str:
 def accuracy_table(analysis: Analysis) -> Table:
     """Table 1 of the original study: top-1 of every variant, its drop vs dense, the gate's label.
 
-    The numbers are ``study.summary.accuracy_table``'s (those of summary.md): accuracy on the
+    The numbers are ``study.analysis.summary.accuracy_table``'s (those of summary.md): accuracy on the
     dataset each record names, the drop from the dense model of the same architecture in
     points, and "not trained" for a model below the preset's accuracy gate.
 

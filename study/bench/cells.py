@@ -1,7 +1,7 @@
 """What the harness measures and how: :class:`CellSpec`, :class:`BenchSettings`, the cell id.
 
 A *cell* is one model file x engine x precision x scenario x batch x threads, described by the
-variant columns of :mod:`study.schema` (pruner, profile, mask, quant, exporter, sparsity). Cells
+variant columns of :mod:`study.records.schema` (pruner, profile, mask, quant, exporter, sparsity). Cells
 with the same ``block`` are measured together, round by round (see :mod:`study.bench.scheduling`).
 """
 
@@ -13,11 +13,11 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from study.bench.hardware import physical_cores
 from study.engines import EngineAdapter
 from study.engines.base import PRECISIONS, SCENARIOS
 from study.engines.isa import ISA_LEVELS
-from study.hardware import physical_cores
-from study.schema import MASKS, PROFILES, QUANTS, UNKNOWN
+from study.records.schema import MASKS, PROFILES, QUANTS, UNKNOWN
 
 __all__ = [
     "BenchSettings",
@@ -47,9 +47,11 @@ class CellSpec:
         None  # whole torch module for engine "torch" (default: <onnx stem>.pt)
     )
     input_shape: tuple[int, ...] | None = None  # per-item input shape, for models with dynamic dims
-    profile: str = UNKNOWN  # study.schema.PROFILES, or "unknown" for a file measured ad hoc
-    mask: str = UNKNOWN  # study.schema.MASKS, or "unknown"
-    quant: str = "none"  # study.schema.QUANTS: who quantized the file to int8 ("none": fp32)
+    profile: str = UNKNOWN  # study.records.schema.PROFILES, or "unknown" for a file measured ad hoc
+    mask: str = UNKNOWN  # study.records.schema.MASKS, or "unknown"
+    quant: str = (
+        "none"  # study.records.schema.QUANTS: who quantized the file to int8 ("none": fp32)
+    )
     isa: str = "native"  # ISA cap of the engine (study.engines.isa.ISA_LEVELS; "native": none)
     # Cells with the same block are loaded together and timed in lockstep rounds; not part of the
     # cell's identity (cell_key), so a cell is the same cell whatever block it is measured in.
@@ -91,7 +93,7 @@ class BenchSettings:
     # max_trials of them. Declare it before the run; None = keep every trial. Steal is 0 on bare
     # metal, so it never triggers there.
     max_cpu_steal: float | None = None
-    # Seconds of study.noise's fixed workload timed before the cells (in trials of trial_seconds,
+    # Seconds of study.bench.noise's fixed workload timed before the cells (in trials of trial_seconds,
     # on the cells' thread count) and appended to environment.json's "noise_floors": how much this
     # machine varied, with no engine, when it was measured. 0 = skip.
     noise_floor_seconds: float = 0.0
@@ -194,7 +196,7 @@ def check_blocks(blocks: Mapping[str, Collection[str]], max_live_workers: int) -
 def cell_key(spec: CellSpec, onnx_sha256: str) -> str:
     """The cell id: a hash of the cell's row fields, the file's path and hash (not its block).
 
-    The fields are ``model`` to ``threads`` of :class:`~study.schema.TrialRow` with the variant
+    The fields are ``model`` to ``threads`` of :class:`~study.records.schema.TrialRow` with the variant
     columns ``profile``, ``mask`` and ``quant`` (so two descriptions of one path are two cells),
     and ``input_shape`` and ``isa`` when set (not native). ``block`` is left out: a cell keeps its id in any block.
 

@@ -18,13 +18,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from study.bench.cells import BenchSettings, CellSpec
+from study.bench.hardware import physical_cores
+from study.bench.noise import NoiseFloor
 from study.bench.run import out_file, run_benchmark
 from study.bench.summary import format_table, summarize
 from study.engines import ENGINES
 from study.engines.base import PRECISIONS, SCENARIOS, read_input_specs
-from study.hardware import physical_cores
-from study.noise import NoiseFloor
-from study.results import ENVIRONMENT_FILE, write_csv
+from study.records.results import ENVIRONMENT_FILE, write_csv
 
 __all__ = ["main"]
 
@@ -41,7 +41,7 @@ def _parse_shape(text: str) -> tuple[int, ...]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m study.bench``: measure one model on one or all engines and print a table."""
-    from study.logs import configure_logging
+    from study.records.logs import configure_logging
 
     description = "Measure one model file on one or all engines and print a table."
     p = argparse.ArgumentParser(prog="python -m study.bench", description=description)
@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="SECONDS",
         help="first time a fixed matmul workload for SECONDS in trials of --trial-seconds, record "
         "it in environment.json and print how much this machine varies between trials, which "
-        "bounds the CI any cell can reach (study.noise; 0: skip)",
+        "bounds the CI any cell can reach (study.bench.noise; 0: skip)",
     )
     p.add_argument(
         "--max-steal",

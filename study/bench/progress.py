@@ -1,6 +1,6 @@
 """What the stored rows already hold of each cell of a block, and whether a resumed run may skip it.
 
-:func:`cell_progress` reads a block's cells from loaded results (:func:`study.results.load_results`);
+:func:`cell_progress` reads a block's cells from loaded results (:func:`study.records.results.load_results`);
 :func:`stop_reason` and :func:`finished_cells` apply the harness's one stopping rule
 (:func:`study.bench.stopping.block_stop_reason`) to them.
 """

@@ -10,8 +10,8 @@ this machine) and reads each of that run's replicates on its own rows:
   that lacks a cell added since stands for the cells it measured and is not counted.
 - *interrupted*: the rule is not met (the run stopped during its rounds, or the rule is now
   stricter than the one it was measured under). It is *abandoned*: one
-  row of status :data:`study.results.ABANDONED` per cell is appended, readers drop its rows
-  (:func:`study.results.load_results`), and the block is measured again by new processes.
+  row of status :data:`study.records.results.ABANDONED` per cell is appended, readers drop its rows
+  (:func:`study.records.results.load_results`), and the block is measured again by new processes.
 
 New replicates take the indices after the largest of the run's (abandoned ones included), so no
 index is used twice. Without resume, every block starts a new run at replicate 0.
@@ -28,8 +28,8 @@ import pandas as pd
 from study.bench.cells import BenchSettings
 from study.bench.progress import cell_progress, stop_reason
 from study.bench.rows import row_from_record
-from study.results import ABANDONED, abandoned_units
-from study.schema import SCHEMA_VERSION, TrialRow
+from study.records.results import ABANDONED, abandoned_units
+from study.records.schema import SCHEMA_VERSION, TrialRow
 
 __all__ = ["BlockPlan", "abandon_rows", "plan_replicates"]
 
@@ -113,7 +113,7 @@ def abandon_rows(
 ) -> list[TrialRow]:
     """The rows that mark ``plan.abandon``'s replicates as abandoned: one per cell that has rows.
 
-    Each is the cell's last row of the replicate with status :data:`~study.results.ABANDONED`,
+    Each is the cell's last row of the replicate with status :data:`~study.records.results.ABANDONED`,
     no trial, round or throughput, and an ``error`` saying why and which replicate replaces it.
     """
     if not plan.abandon:

@@ -1,6 +1,6 @@
 """One cell during a run: what the harness knows of it (:class:`CellState`) and the rows it writes.
 
-Every :class:`~study.schema.TrialRow` carries the cell's fields, the run's identity, the trial's
+Every :class:`~study.records.schema.TrialRow` carries the cell's fields, the run's identity, the trial's
 window and, under ``engine_settings["bench"]``, the harness's own record: seconds spent, load and
 warm-up, the output check, the worker's process id and load rank, every
 :class:`~study.bench.cells.BenchSettings` field and, on the row that completed a replicate's last
@@ -20,7 +20,7 @@ import numpy as np
 from study.bench.cells import BenchSettings, CellSpec
 from study.bench.stopping import CellTally
 from study.engines import Window
-from study.schema import TrialRow
+from study.records.schema import TrialRow
 
 __all__ = ["CellState", "RunInfo", "make_row", "row_from_record"]
 
@@ -30,7 +30,7 @@ class RunInfo:
     """What every row of one harness invocation shares."""
 
     run_id: str  # uuid of the invocation
-    machine: str  # study.hardware machine id
+    machine: str  # study.bench.hardware machine id
     git_commit: str
     settings: BenchSettings
 
@@ -159,7 +159,7 @@ def make_row(
 
 
 def row_from_record(record: dict[str, Any]) -> TrialRow:
-    """A :class:`~study.schema.TrialRow` from a loaded row (a dict of one DataFrame row).
+    """A :class:`~study.records.schema.TrialRow` from a loaded row (a dict of one DataFrame row).
 
     Columns that are not TrialRow fields are ignored; NaN becomes None in every field but
     ``throughput`` (NaN on a failure row).

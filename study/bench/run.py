@@ -30,6 +30,8 @@ from typing import Any
 import pandas as pd
 
 from study.bench.cells import BenchSettings, CellSpec, cell_key, check_blocks, check_cells
+from study.bench.hardware import capture_hardware
+from study.bench.noise import StealMeter, noise_floor
 from study.bench.progress import cell_progress
 from study.bench.replicates import abandon_rows, plan_replicates
 from study.bench.rows import CellState, RunInfo, make_row, row_from_record
@@ -38,10 +40,8 @@ from study.bench.stopping import block_stop_reason
 from study.bench.workers import load_workers, warm_up, warn_if_low_memory
 from study.engines import ENGINES, EngineAdapter, Window
 from study.engines.worker import Worker, WorkerError
-from study.hardware import capture_hardware
-from study.manifest import sha256_file
-from study.noise import StealMeter, noise_floor
-from study.results import (
+from study.records.manifest import sha256_file
+from study.records.results import (
     ENVIRONMENT_FILE,
     REPLICATE_UNIT,
     abandoned_units,
@@ -49,7 +49,7 @@ from study.results import (
     load_results,
     write_environment,
 )
-from study.schema import TrialRow
+from study.records.schema import TrialRow
 
 __all__ = ["out_file", "run_benchmark"]
 

@@ -34,7 +34,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from study.results import ci_half_width
+from study.records.results import ci_half_width
 
 __all__ = [
     "STOP_REASONS",

@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from study.results import ci_half_width
-from study.schema import CELL_FIELDS, TrialRow
+from study.records.results import ci_half_width
+from study.records.schema import CELL_FIELDS, TrialRow
 
 __all__ = ["format_table", "summarize"]
 
@@ -27,7 +27,7 @@ _LAT = ("mean", "median", "p90", "p99")
 def summarize(rows: Iterable[TrialRow] | pd.DataFrame) -> pd.DataFrame:
     """One readable row per (machine, cell): throughput with its 95% CI, latencies, output check.
 
-    Columns: machine, cell, the cell fields of :data:`study.schema.CELL_FIELDS` (model to threads),
+    Columns: machine, cell, the cell fields of :data:`study.records.schema.CELL_FIELDS` (model to threads),
     block, ran_precision, throughput (items/s: mean of trial throughputs, or with several
     replicates the mean of their means), ci (95% half-width: over trials, or over replicate
     means with replicates - 1 dof), ci_rel, latency_ms_* (mean over trials of the per-trial

@@ -187,7 +187,7 @@ class DeepSparseEngine(EngineAdapter):
         return deepsparse.__version__
 
     def settings(self) -> dict[str, Any]:
-        from study.onnx_int8 import is_quantized
+        from study.onnx.int8 import is_quantized
 
         out = deepsparse_settings(self.engine)
         reported = banner_isa(" ".join(self.banner))

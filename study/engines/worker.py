@@ -11,7 +11,7 @@ relative to the reference's max absolute value, must be at most
 - ``f32``: ``WorkerOptions.output_rtol`` (1e-3) for precision "f32" and "f32-sparse" (the sparse
   weights are decompressed exactly);
 - ``bf16``: ``BF16_RTOL`` (5e-2) for precision "default" (OpenVINO computes fp32 models in bf16);
-- ``int8``: ``INT8_RTOL`` (0.1) for a quantized file (:func:`study.onnx_int8.is_quantized`), at any
+- ``int8``: ``INT8_RTOL`` (0.1) for a quantized file (:func:`study.onnx.int8.is_quantized`), at any
   precision: engines round int8 differently (an output one quantization step away from ONNX
   Runtime's is a few percent of the range; OpenVINO on a small CNN: 1.8%), while a wrong graph is
   off by far more. The detail also records on how many rows of the first output the top-1 class
@@ -34,7 +34,7 @@ import numpy as np
 
 from study.engines.base import EngineAdapter, EngineConfig, make_inputs
 from study.engines.isa import apply_cap
-from study.onnx_int8 import is_quantized
+from study.onnx.int8 import is_quantized
 
 __all__ = [
     "BF16_RTOL",

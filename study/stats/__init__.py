@@ -1,6 +1,6 @@
 """Statistics of the study: cell CIs, round-paired contrasts, engine ratios, channels, equivalence.
 
-Every function takes a pandas DataFrame of :class:`study.schema.TrialRow` rows (it keeps the
+Every function takes a pandas DataFrame of :class:`study.records.schema.TrialRow` rows (it keeps the
 ``status == "ok"`` rows itself) from any number of machines (machine is always a grouping
 factor) and returns frozen result objects or tidy DataFrames that carry the cell ids they came
 from. Methods, each documented with its formula where it lives:

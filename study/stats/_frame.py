@@ -1,6 +1,6 @@
 """Input checks and row selection shared by the statistics modules (private).
 
-Every public function of :mod:`study.stats` takes a DataFrame of :class:`study.schema.TrialRow`
+Every public function of :mod:`study.stats` takes a DataFrame of :class:`study.records.schema.TrialRow`
 rows. These helpers check that the columns exist, keep the ``status == "ok"`` rows, reject
 throughputs that cannot be logged, and describe failures so that a skipped comparison says why.
 """
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-from study.schema import CELL_FIELDS
+from study.records.schema import CELL_FIELDS
 
 # The columns that identify a cell (the TrialRow fields from `model` to `threads` plus `machine`,
 # without the file path and hash, which the `cell` id already covers).

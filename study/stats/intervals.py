@@ -156,7 +156,7 @@ def cell_table(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
         confidence: two-sided level of the interval.
 
     Returns:
-        Columns ``machine``, the cell fields (``study.schema.CELL_FIELDS``: ``model, pruner,
+        Columns ``machine``, the cell fields (``study.records.schema.CELL_FIELDS``: ``model, pruner,
         profile, mask, quant, exporter, sparsity, engine, precision, scenario, batch_size,
         threads``), ``cell, n_trials, n_failed, throughput, ci_low, ci_high, log_sd,
         latency_ms_mean, latency_ms_median, latency_ms_p90, latency_ms_p99, seconds``.

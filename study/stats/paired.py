@@ -1,7 +1,7 @@
 """Round-paired contrasts of log throughput on the blocked design, with an unpaired fallback.
 
 The harness measures every cell of a block once per *round* (``block``, ``round`` columns of
-:class:`study.schema.TrialRow`), in each *replicate* of the block (fresh worker processes).
+:class:`study.records.schema.TrialRow`), in each *replicate* of the block (fresh worker processes).
 Machine speed drifts strongly from trial to trial, but within one round all cells see nearly the
 same machine, so a contrast formed round by round cancels the common drift. For weights ``w_c`` over cells (``{a: +1, b: -1}`` for the ratio a / b; ``+1, -1,
 -1, +1`` over four cells for the channel ratio B), the per-round value is

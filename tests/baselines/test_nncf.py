@@ -24,12 +24,12 @@ from baselines.nncf_prune import attach
 from baselines.nncf_quantize import fold_batchnorm, ptq, qat
 from baselines.nncf_strip import prune_oneshot
 from gmp.report import layer_zeros
-from study.data import digits
 from study.engines.onnxruntime import ort_session
 from study.engines.worker import INT8_RTOL, compare_outputs
-from study.models import build_model
-from study.quantize import QatConfig, check_int8_zeros, op_counts
-from study.train import TrainConfig, train
+from study.make.data import digits
+from study.make.models import build_model
+from study.make.quantize import QatConfig, check_int8_zeros, op_counts
+from study.make.train import TrainConfig, train
 from tests.study.test_quantize import SIZE, pruned_digits_cnn, val_batch
 
 nncf = pytest.importorskip("nncf")  # a pinned dependency: this skips only outside the project
@@ -158,7 +158,7 @@ def test_train_nncf_follows_nncf_exponential_schedule(nncf_run):
 
 def test_train_nncf_finalizes_to_plain_weights_keeping_the_zeros(nncf_run):
     model = nncf_run.model
-    # study.train raised if hooks, masks or a changed zero count remained; check NNCF's own state.
+    # study.make.train raised if hooks, masks or a changed zero count remained; check NNCF's own state.
     assert "forward" not in model.__dict__ and not hasattr(model, "__nncf_hooks")
     assert not [name for name, _ in model.named_buffers() if "mask" in name]
     assert layer_zeros(model) == nncf_run.steps[-1].zeros
@@ -276,7 +276,7 @@ def assert_agrees(logits: np.ndarray, reference: np.ndarray) -> None:
 
 
 def test_ptq_records_nncf_settings_and_keeps_accuracy(ptq_model, pruned, data):
-    from study.train import evaluate
+    from study.make.train import evaluate
 
     qmodel, settings = ptq_model
     assert settings.nncf_version == nncf.__version__ and settings.method == "ptq"

@@ -19,7 +19,7 @@ from study.engines import ENGINES, EngineConfig
 from study.engines.base import make_inputs
 from study.engines.onnxruntime import ort_session
 from study.engines.worker import compare_outputs, output_tolerance
-from study.quantize import (
+from study.make.quantize import (
     QatConfig,
     check_int8_zeros,
     int8_onnx_accuracy,

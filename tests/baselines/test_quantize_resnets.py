@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from baselines.quantize import QUANTIZATION_RECIPE, keep_unfused_if_reused, patch_sparseml_qconfig
-from study.models import build_model
+from study.make.models import build_model
 
 
 def _fp32(name: str) -> torch.nn.Module:

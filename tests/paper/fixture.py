@@ -28,10 +28,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from study.bench.hardware import Hardware
 from study.config import StudyConfig, load_config
 from study.design import Variant, is_reference, variants
-from study.hardware import Hardware
-from study.schema import LayerZeros, ModelRecord, TrialRow
+from study.records.schema import LayerZeros, ModelRecord, TrialRow
 
 MACHINE = "m-epyc-test"
 MODELS = {"small_cnn": 400.0, "resnet18": 60.0}  # dense onnxruntime img/s

@@ -16,11 +16,11 @@ from matplotlib.image import imread
 from paper.__main__ import main
 from paper.assemble import build_paper
 from paper.figures import CENTRAL, FIGURES
+from study.analysis.markdown import channel_sentence, summary_markdown
+from study.analysis.summary import StudyStats, channel_results
 from study.config import load_config
-from study.manifest import read_manifest
-from study.results import load_results as load_trials
-from study.summary import StudyStats, channel_results
-from study.summary_md import channel_sentence, summary_markdown
+from study.records.manifest import read_manifest
+from study.records.results import load_results as load_trials
 
 from .fixture import BLOCK4_BIAS, DATASET, INT8_GAIN, MACHINE, ROUNDS, write_results
 
@@ -54,7 +54,7 @@ def report(paper) -> str:
 
 @pytest.fixture(scope="module")
 def channels(results) -> list:
-    """The channels as study.summary computes them (the reference the paper must repeat)."""
+    """The channels as study.analysis.summary computes them (the reference the paper must repeat)."""
     return channel_results(
         load_trials(results / "bench.jsonl"),
         load_config(results / "config.yaml"),
@@ -374,7 +374,7 @@ def test_report_states_the_cpu_steal_and_noise_floor(results, report):
     )
     assert "rejected for CPU steal above `max_cpu_steal` = 0.05 and repeated: 1 (kept" in report
     assert (
-        f"Noise floor of `{MACHINE}` (study.noise: a fixed numpy float32 matmul 384x384, no engine, "
+        f"Noise floor of `{MACHINE}` (study.bench.noise: a fixed numpy float32 matmul 384x384, no engine, "
         "timed in trials of 0.3 s on 2 thread(s) before benchmarking): per-trial CV 8.0% (median "
         "of 2 probe(s), range 4.2%–11.8%)" in report
     )

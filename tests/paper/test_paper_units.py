@@ -16,7 +16,7 @@ from paper.load import load_results
 from paper.style import apply_style, save_figure
 from paper.tables import Table, size_table, to_latex, to_markdown
 from paper.tables.render import format_cell
-from study.int8 import engine_runs, int8_speedups, kernel_support
+from study.analysis.int8 import engine_runs, int8_speedups, kernel_support
 from tests.study._synth import synth_trials
 
 from .fixture import write_results
@@ -151,7 +151,7 @@ def test_missing_folder_gives_an_error_naming_it(tmp_path):
 
 
 def test_a_crash_truncated_line_is_skipped_with_its_number_as_study_does(tmp_path):
-    # One reader for the study and the paper (study.jsonl): after an interrupted run both build.
+    # One reader for the study and the paper (study.records.jsonl): after an interrupted run both build.
     write_results(tmp_path, optional_files=False)
     whole = load_results(tmp_path)
     lines = (tmp_path / "bench.jsonl").read_text().count("\n")
@@ -165,7 +165,7 @@ def test_a_crash_truncated_line_is_skipped_with_its_number_as_study_does(tmp_pat
 def test_rows_that_are_not_trials_are_refused(tmp_path):
     (tmp_path / "bench.jsonl").write_text(json.dumps({"model": "resnet50"}) + "\n")
     with pytest.raises(
-        ValueError, match=r"not a file of study.schema.TrialRow rows: no \['engine'"
+        ValueError, match=r"not a file of study.records.schema.TrialRow rows: no \['engine'"
     ):
         load_results(tmp_path)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from study.schema import CELL_FIELDS, TrialRow
+from study.records.schema import CELL_FIELDS, TrialRow
 
 __all__ = ["B_WEIGHTS", "nested_trials"]
 

@@ -2,7 +2,7 @@
 
 Each cell's trial throughputs are lognormal: ``base * effect(cell) * exp(N(0, sigma^2))``, so
 ``effect`` sets the true geometric-mean throughput of a cell and ratios of effects are the true
-ratios the statistics should recover. Rows are built through :class:`study.schema.TrialRow`
+ratios the statistics should recover. Rows are built through :class:`study.records.schema.TrialRow`
 (schema version 3), so they have exactly the columns of ``bench.jsonl``. As the harness measures
 them, every cell of one architecture on one machine is in one block (named after the model) and
 trial ``t`` is round ``t`` of it; ``drift(cell, round)`` multiplies a round's throughput (a drift
@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from study.schema import TrialRow
+from study.records.schema import TrialRow
 
 __all__ = ["cell_id", "synth_trials"]
 
@@ -77,7 +77,7 @@ def synth_trials(
         seed: seed of the noise (the whole frame is reproducible).
 
     Returns:
-        One row per trial (and per failed cell), columns of :class:`study.schema.TrialRow`.
+        One row per trial (and per failed cell), columns of :class:`study.records.schema.TrialRow`.
     """
     rng = np.random.default_rng(seed)
     rows: list[dict] = []

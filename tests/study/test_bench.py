@@ -27,13 +27,13 @@ from study.bench import (
     run_benchmark,
     summarize,
 )
+from study.bench.hardware import capture_hardware
 from study.bench.stopping import drift_corrected_half_widths
 from study.bench.workers import warn_if_low_memory
 from study.engines import ENGINES
-from study.hardware import capture_hardware
-from study.manifest import sha256_file
-from study.results import append_rows, load_results, read_rows
-from study.schema import SCHEMA_VERSION, TrialRow
+from study.records.manifest import sha256_file
+from study.records.results import append_rows, load_results, read_rows
+from study.records.schema import SCHEMA_VERSION, TrialRow
 from tests.study.test_engines import (
     CrashEngine,
     FixedEngine,
@@ -487,7 +487,7 @@ def test_drift_corrected_half_width_by_hand():
 
 
 class _ScriptedSteal:
-    """Stands in for study.noise.StealMeter in the parent: each stop() returns the next value."""
+    """Stands in for study.bench.noise.StealMeter in the parent: each stop() returns the next value."""
 
     values: list[float | None] = []
 

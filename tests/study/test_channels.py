@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from study.jsonl import append_jsonl
-from study.results import load_results
-from study.schema import TrialRow
+from study.records.jsonl import append_jsonl
+from study.records.results import load_results
+from study.records.schema import TrialRow
 from study.stats import (
     RANDOM_EFFECTS_MIN_K,
     Channel,
@@ -126,7 +126,7 @@ def test_b_is_the_paired_t_on_the_four_cells_round_values():
 
 def test_results_file_paired_ci_covers_true_b_and_is_narrower_than_unpaired(tmp_path):
     # A strong common drift (AR(1), rho 0.995 per trial, sd 0.3), written as JSON lines and loaded
-    # with study.results; the unpaired copy puts every cell in a block of its own. (Over 300 such
+    # with study.records.results; the unpaired copy puts every cell in a block of its own. (Over 300 such
     # runs the paired CI's median width is 2.5x narrower than Welch's, see test_paired.py; single
     # runs vary: the ratio is 1.5-3.5 over seeds 0-7, 3.35 at this seed 0.)
     truth = 1.04

@@ -11,10 +11,10 @@ import pytest
 from study.compare import main, write_stats
 from study.config import load_config
 from study.design import variants
-from study.export import gzip_size
-from study.jsonl import append_jsonl, read_jsonl
-from study.manifest import read_manifest
-from study.onnx_hash import signed_zero_differences
+from study.make.export import gzip_size
+from study.onnx.content_hash import signed_zero_differences
+from study.records.jsonl import append_jsonl, read_jsonl
+from study.records.manifest import read_manifest
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def _ok_rows(out) -> pd.DataFrame:
 
 
 def _isa() -> dict[str, bool]:
-    from study.hardware import capture_hardware
+    from study.bench.hardware import capture_hardware
 
     return capture_hardware().isa
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from study.config import PRESETS, load_config
-from study.models import MODELS, WeightsUnavailableError, build_model, model_names
+from study.make.models import MODELS, WeightsUnavailableError, build_model, model_names
 
 
 @pytest.mark.parametrize("preset", PRESETS)

@@ -1,4 +1,4 @@
-"""Tests of study.data: the bundled digits, the ImageFolder errors, seeded loaders."""
+"""Tests of study.make.data: the bundled digits, the ImageFolder errors, seeded loaders."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from study.data import digits, image_folder, loaders
+from study.make.data import digits, image_folder, loaders
 
 
 def test_digits_split_sizes_and_shapes():
@@ -111,7 +111,7 @@ def test_loaders_rejects_bad_batch_size():
 
 
 def test_random_shift_is_a_zero_filled_translation():
-    from study.data import random_shift
+    from study.make.data import random_shift
 
     images = torch.arange(1.0, 2 * 3 * 5 * 5 + 1).reshape(2, 3, 5, 5)  # no zeros anywhere
     generator = torch.Generator().manual_seed(0)
@@ -128,7 +128,7 @@ def test_random_shift_is_a_zero_filled_translation():
 
 
 def test_random_shift_moves_content_and_leaves_zeros():
-    from study.data import random_shift
+    from study.make.data import random_shift
 
     images = torch.ones(64, 1, 8, 8)
     shifted = random_shift(images, 3, torch.Generator().manual_seed(1))
@@ -139,7 +139,7 @@ def test_random_shift_moves_content_and_leaves_zeros():
 
 
 def test_random_shift_zero_is_the_identity_and_bad_values_raise():
-    from study.data import random_shift
+    from study.make.data import random_shift
 
     images = torch.randn(2, 1, 4, 4)
     assert random_shift(images, 0, torch.Generator()) is images

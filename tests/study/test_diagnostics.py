@@ -1,4 +1,4 @@
-"""Tests of study.diagnostics: where the zeros of a pruned model are."""
+"""Tests of study.make.diagnostics: where the zeros of a pruned model are."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from gmp.masks import magnitude_mask, n_zeros_for
-from study.data import digits, loaders
-from study.diagnostics import layer_diagnostics, mask_diagnostics
-from study.models import build_model
-from study.train import TrainConfig, train
+from study.make.data import digits, loaders
+from study.make.diagnostics import layer_diagnostics, mask_diagnostics
+from study.make.models import build_model
+from study.make.train import TrainConfig, train
 
 # out = 4 rows, in = 6 columns: blocks [0:4] and the 2-column remainder [4:6].
 HAND = torch.tensor(

@@ -3,7 +3,7 @@
 Each adapter's output is checked against NumPy computing the same Gemm + Relu from the same weights
 (an outside reference), and the settings it reports are checked against what was asked for.
 The int8 tests use real int8 files of the torch path (FX-quantized, exported and cleaned by
-study.quantize), checked against ONNX Runtime under the worker's int8 rule.
+study.make.quantize), checked against ONNX Runtime under the worker's int8 rule.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from study.bench.hardware import capture_hardware
 from study.engines import ENGINES, EngineConfig, EngineUnavailable, get_engine
 from study.engines.base import Window, make_inputs, read_input_specs, sync_window
 from study.engines.deepsparse_cli import deepsparse_benchmark_command, parse_deepsparse_json
 from study.engines.onnxruntime import OnnxRuntimeEngine
 from study.engines.worker import compare_outputs, is_steady
-from study.hardware import capture_hardware
 
 RNG = np.random.default_rng(0)
 W = RNG.standard_normal((4, 8)).astype(np.float32)  # Gemm weight, (out, in) as nn.Linear stores it
@@ -372,13 +372,13 @@ def test_deepsparse_adapter_prints_no_banner(tmp_path):
 
 def _torch_int8_onnx(path, net, input_shape: tuple[int, ...]) -> str:
     """A real int8 file of the torch path: FX QAT observers calibrated on random batches, converted,
-    exported and cleaned (study.quantize.export_int8_torch). No training: the weights are ``net``'s.
+    exported and cleaned (study.make.quantize.export_int8_torch). No training: the weights are ``net``'s.
     """
     import torch  # here, not at the top: spawned test workers import this module
     from torch.ao.quantization import get_default_qat_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_qat_fx
 
-    from study.quantize import export_int8_torch
+    from study.make.quantize import export_int8_torch
 
     torch.manual_seed(0)
     example = torch.randn(*input_shape)
@@ -392,7 +392,7 @@ def _torch_int8_onnx(path, net, input_shape: tuple[int, ...]) -> str:
 
 @pytest.fixture(scope="module")
 def int8_cnn(tmp_path_factory) -> str:
-    from study.models import build_model
+    from study.make.models import build_model
 
     net = build_model("small_cnn", num_classes=10, seed=0)
     return _torch_int8_onnx(tmp_path_factory.mktemp("int8") / "cnn.onnx", net, (1, 3, 16, 16))

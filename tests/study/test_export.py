@@ -1,4 +1,4 @@
-"""Tests of study.export and baselines.export: both exporters keep every zero of a pruned CNN."""
+"""Tests of study.make.export and baselines.export: both exporters keep every zero of a pruned CNN."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from baselines.export import export_sparseml
-from study.export import check_zeros, export_torch, gzip_size, initializer_zeros
+from study.make.export import check_zeros, export_torch, gzip_size, initializer_zeros
 
 SHAPE = (1, 3, 8, 8)
 

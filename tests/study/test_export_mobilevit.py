@@ -4,7 +4,7 @@ One global magnitude threshold at 80% (gmp's ``compute_masks``, SparseML's globa
 MobileViT-xs's transformer weights entirely: timm initializes them with std 0.02, far below the
 convolutions. Torch's exporter stores weights of equal value once, so the raw files keep one
 initializer for several of those layers (the "lost zeros" of issue 22). The study's exporters
-undo that (``study.onnx_weights``); these tests hold each torch weight against its own ONNX
+undo that (``study.onnx.weights``); these tests hold each torch weight against its own ONNX
 initializer, zero for zero, and the file's outputs against the torch model under ONNX Runtime.
 """
 
@@ -23,11 +23,11 @@ from onnx import TensorProto, helper, numpy_helper
 from baselines.export import export_sparseml
 from gmp.masks import compute_masks, parse_mask_type
 from gmp.params import select_params
-from study.export import check_zeros, export_torch
-from study.models import build_model
-from study.onnx_weights import shared_weights, unshare_weights
+from study.make.export import check_zeros, export_torch
+from study.make.models import build_model
+from study.onnx.weights import shared_weights, unshare_weights
 
-SHAPE = (1, 3, 64, 64)  # MobileViT-xs's smallest input (study.models: min_train_size 64)
+SHAPE = (1, 3, 64, 64)  # MobileViT-xs's smallest input (study.make.models: min_train_size 64)
 
 
 @pytest.fixture(scope="module")

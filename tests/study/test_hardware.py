@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from study.hardware import _parse_size, capture_hardware, machine_id, microarchitecture
+from study.bench.hardware import _parse_size, capture_hardware, machine_id, microarchitecture
 
 
 @pytest.fixture(scope="module")

@@ -181,8 +181,8 @@ def test_bf16_needs_avx512_bf16_or_amx_bf16():
 def conv_onnx(tmp_path_factory) -> str:
     import torch
 
-    from study.export import export_torch
-    from study.models import build_model
+    from study.make.export import export_torch
+    from study.make.models import build_model
 
     net = build_model("small_cnn", num_classes=10, seed=0).eval()
     path = tmp_path_factory.mktemp("isa") / "cnn.onnx"
@@ -229,7 +229,7 @@ def test_an_avx2_cap_is_confirmed_by_each_engines_own_report(conv_onnx):
 
 @pytest.mark.skipif(not X86, reason="the ISA caps are x86 instruction sets")
 def test_native_engines_report_the_cpus_own_path(conv_onnx):
-    from study.hardware import capture_hardware
+    from study.bench.hardware import capture_hardware
 
     isa = capture_hardware().isa
     ds = _settings("deepsparse", conv_onnx, "native")

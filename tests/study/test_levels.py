@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from study.schema import SCHEMA_VERSION, TrialRow, upgrade_trial
+from study.records.schema import SCHEMA_VERSION, TrialRow, upgrade_trial
 from study.stats import channel_bias, contrast, engine_comparison, paired_contrast, round_values
 from study.stats.levels import nested_estimate
 from tests.study._nested import B_WEIGHTS, nested_trials

@@ -6,8 +6,8 @@ from collections import namedtuple
 import pytest
 import scipy.stats
 
-import study.noise
-from study.noise import NoiseFloor, StealMeter, noise_floor
+import study.bench.noise
+from study.bench.noise import NoiseFloor, StealMeter, noise_floor
 
 
 def test_noise_floor_times_the_requested_trials():
@@ -87,7 +87,7 @@ def test_steal_meter_is_the_stolen_share_of_all_cpu_time(monkeypatch):
             _times(user=160, system=20, idle=70, steal=15, guest=37),
         ]
     )
-    monkeypatch.setattr(study.noise.psutil, "cpu_times", lambda: next(readings))
+    monkeypatch.setattr(study.bench.noise.psutil, "cpu_times", lambda: next(readings))
     meter = StealMeter().start()
     assert meter.stop() == pytest.approx(0.10)
 
@@ -95,10 +95,10 @@ def test_steal_meter_is_the_stolen_share_of_all_cpu_time(monkeypatch):
 def test_steal_meter_without_steal_or_time_is_none(monkeypatch):
     plain = namedtuple("scputimes", ["user", "system", "idle"])
     readings = iter([plain(1, 1, 1), plain(2, 2, 2)])
-    monkeypatch.setattr(study.noise.psutil, "cpu_times", lambda: next(readings))
+    monkeypatch.setattr(study.bench.noise.psutil, "cpu_times", lambda: next(readings))
     assert StealMeter().start().stop() is None  # a kernel that does not report steal
     same = _times(user=5, steal=1)
-    monkeypatch.setattr(study.noise.psutil, "cpu_times", lambda: same)
+    monkeypatch.setattr(study.bench.noise.psutil, "cpu_times", lambda: same)
     assert StealMeter().start().stop() is None  # no CPU time passed
 
 

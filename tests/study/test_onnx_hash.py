@@ -1,4 +1,4 @@
-"""Tests of study.onnx_hash: an order-free content hash of ONNX graphs."""
+"""Tests of study.onnx.content_hash: an order-free content hash of ONNX graphs."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 from torch.nn.utils import prune
 
-from study.export import export_torch
-from study.onnx_hash import content_sha256, signed_zero_differences
+from study.make.export import export_torch
+from study.onnx.content_hash import content_sha256, signed_zero_differences
 
 
 def _file_sha(path) -> str:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from study.schema import TrialRow, upgrade_trial
+from study.records.schema import TrialRow, upgrade_trial
 from study.stats import contrast, paired_contrast, round_values, welch_contrast
 
 _TEMPLATE = TrialRow(

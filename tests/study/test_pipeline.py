@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from study.jsonl import append_jsonl, read_jsonl
-from study.manifest import read_manifest
-from study.models import build_model
-from study.pipeline import oneshot_prune
+from study.make.models import build_model
+from study.records.jsonl import append_jsonl, read_jsonl
+from study.records.manifest import read_manifest
+from study.variants import oneshot_prune
 
 
 @pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.9, 0.99])
@@ -74,7 +74,7 @@ def _image_folder(root, per_class: int = 12):
 
 def test_an_image_folder_trains_and_prunes_from_its_held_out_split(tmp_path):
     from study.config import load_config
-    from study.pipeline import prepare_model
+    from study.variants import prepare_model
 
     folder = _image_folder(tmp_path / "images")
     cfg = load_config(
@@ -96,7 +96,7 @@ def test_an_image_folder_trains_and_prunes_from_its_held_out_split(tmp_path):
 
 def test_pretrained_weights_offline_are_a_recorded_failure_and_nothing_else_runs(tmp_path):
     from study.config import load_config
-    from study.pipeline import prepare_model
+    from study.variants import prepare_model
 
     cfg = load_config("smoke", {"weights": "pretrained", "engines": ["onnxruntime"]})
     failures = prepare_model(cfg, "small_cnn", tmp_path, progress=False)

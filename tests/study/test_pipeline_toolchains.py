@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from study.config import load_config
-from study.manifest import read_manifest
-from study.pipeline import prepare_model
+from study.records.manifest import read_manifest
+from study.variants import prepare_model
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Tests of study.profiles: vendor/global/uniform profiles and block4 masks as recipe rewrites."""
+"""Tests of study.make.profiles: vendor/global/uniform profiles and block4 masks as recipe rewrites."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ from torch.utils.data import DataLoader, Subset, TensorDataset
 
 from gmp.masks import n_zeros_for
 from gmp.recipe import load_recipe
-from study.data import digits, loaders
-from study.models import build_model
-from study.profiles import (
+from study.make.data import digits, loaders
+from study.make.models import build_model
+from study.make.profiles import (
     MASK_TYPES,
     PROFILES,
     layer_targets,
     profile_recipe,
     vendor_dense_layers,
 )
-from study.train import TrainConfig, train
+from study.make.train import TrainConfig, train
 
 TARGET = 0.8
 RECIPE = f"""

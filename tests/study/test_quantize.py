@@ -1,4 +1,4 @@
-"""Tests of study.quantize and study.onnx_cleanup: the pure-PyTorch int8 path on real digits.
+"""Tests of study.make.quantize and study.onnx.cleanup: the pure-PyTorch int8 path on real digits.
 
 A small CNN is trained briefly on scikit-learn's digits at 16 px, half of each prunable weight is
 pruned by magnitude, and ``qat_torch`` fine-tunes it for one epoch. The references are outside
@@ -18,11 +18,10 @@ from onnx import TensorProto, helper, numpy_helper
 from torch.utils.data import DataLoader
 
 from gmp.report import layer_zeros
-from study.data import digits, loaders
-from study.export import export_torch
-from study.models import build_model
-from study.onnx_cleanup import clean_qdq
-from study.quantize import (
+from study.make.data import digits, loaders
+from study.make.export import export_torch
+from study.make.models import build_model
+from study.make.quantize import (
     QatConfig,
     check_int8_zeros,
     export_int8_torch,
@@ -32,7 +31,8 @@ from study.quantize import (
     op_counts,
     qat_torch,
 )
-from study.train import TrainConfig, train
+from study.make.train import TrainConfig, train
+from study.onnx.cleanup import clean_qdq
 
 SIZE = 16  # training resolution of the digits
 SPARSITY = 0.5  # fraction of each prunable weight pruned before QAT

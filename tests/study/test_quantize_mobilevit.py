@@ -1,7 +1,7 @@
 """torch.ao FX QAT on MobileViT-xs: its MobileViT blocks stay fp32, the rest is int8, zeros kept.
 
 FX symbolic tracing cannot follow timm's ``MobileVitBlock.forward`` (it branches on the input's
-height and width), so :func:`study.quantize.qat_torch` keeps those blocks as fp32 leaves. The
+height and width), so :func:`study.make.quantize.qat_torch` keeps those blocks as fp32 leaves. The
 references: ONNX Runtime on the exported file against the converted torch module, and NumPy
 counts of the pruned fp32 model's zeros.
 """
@@ -14,10 +14,9 @@ import pytest
 import torch
 from torch.utils.data import Subset
 
-from study.data import digits, loaders
-from study.models import build_model
-from study.pipeline import oneshot_prune
-from study.quantize import (
+from study.make.data import digits, loaders
+from study.make.models import build_model
+from study.make.quantize import (
     QatConfig,
     check_int8_zeros,
     export_int8_torch,
@@ -25,6 +24,7 @@ from study.quantize import (
     is_quantized,
     qat_torch,
 )
+from study.variants import oneshot_prune
 
 SIZE = 64  # MobileViT-xs's smallest input
 

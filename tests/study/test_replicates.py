@@ -21,8 +21,8 @@ from study.bench import BenchSettings, CellSpec, main, round_order, run_benchmar
 from study.bench.scheduling import interleave, load_order
 from study.config import load_config
 from study.engines import ENGINES
-from study.results import append_rows, load_results
-from study.schema import TrialRow
+from study.records.results import append_rows, load_results
+from study.records.schema import TrialRow
 from study.stats import contrast
 from tests.study._flaky_engine import FlakyEngine
 from tests.study.test_engines import FixedEngine, tiny_onnx

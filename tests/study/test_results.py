@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 
 from study.bench.progress import cell_progress, finished_cells, stop_reason
-from study.results import (
+from study.records.results import (
     append_rows,
     ci_half_width,
     load_environment,
@@ -21,7 +21,7 @@ from study.results import (
     write_csv,
     write_environment,
 )
-from study.schema import TrialRow
+from study.records.schema import TrialRow
 
 RULE = {"target_ci": 0.01, "min_trials": 3, "max_trials": 5, "max_seconds_per_cell": 30.0}
 

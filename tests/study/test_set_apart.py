@@ -6,11 +6,11 @@ from __future__ import annotations
 import dataclasses
 from types import SimpleNamespace as R
 
+from study.analysis.summary import channel_results, set_apart
 from study.config import load_config
-from study.manifest import read_manifest
-from study.results import load_results
+from study.records.manifest import read_manifest
+from study.records.results import load_results
 from study.stats import Channel, channel_bias
-from study.summary import channel_results, set_apart
 
 from ..paper.fixture import write_results
 
@@ -34,7 +34,7 @@ def test_the_pooled_b_rests_on_the_other_architectures_only(tmp_path):
     cfg = load_config(out / "config.yaml")
     df = load_results(out / "bench.jsonl")
     records = read_manifest(out, require_files=False)
-    block4 = next(c for c, _ in __import__("study.summary", fromlist=["_channels"])._channels(cfg)
+    block4 = next(c for c, _ in __import__("study.analysis.summary", fromlist=["_channels"])._channels(cfg)
                   if c.name == "mask:block4")  # fmt: skip
     bad = "small_cnn"  # gate small_cnn's block4 file, pass resnet18's (the fixture gates it)
     marked = [

@@ -1,4 +1,4 @@
-"""Tests of study.train: one loop for every toolchain, identical data order, proper finalize."""
+"""Tests of study.make.train: one loop for every toolchain, identical data order, proper finalize."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import torch
 from torch import nn
 from torch.utils.data import Subset
 
-from study.data import digits, loaders
-from study.train import TOOLCHAINS, TrainConfig, evaluate, train
+from study.make.data import digits, loaders
+from study.make.train import TOOLCHAINS, TrainConfig, evaluate, train
 
 RECIPE = """
 modifiers:
@@ -239,7 +239,7 @@ def test_onecycle_trains_small_cnn_on_digits_to_90_percent():
     """Convergence check (measured 2026-12, 2 shared cores: ~0.5 s of training, 0.97 accuracy)."""
     import time
 
-    from study.models import build_model
+    from study.make.models import build_model
 
     train_ds, val_ds = digits(image_size=16, channels=3, seed=0)
     train_loader, val_loader = loaders(train_ds, val_ds, batch_size=32, seed=0)

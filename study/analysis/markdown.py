@@ -1,8 +1,8 @@
-"""``summary.md``: the study's answer in plain words and tables, from :class:`study.summary.StudyStats`.
+"""``summary.md``: the study's answer in plain words and tables, from :class:`study.analysis.summary.StudyStats`.
 
 The channel table comes first (the A/A control at its head), each channel with a sentence that
 says what it measured; then accuracy, mask structure, the int8 arm, time per stage and the
-per-cell tables. Numbers come from :mod:`study.summary` only.
+per-cell tables. Numbers come from :mod:`study.analysis.summary` only.
 """
 
 from __future__ import annotations
@@ -14,10 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from study.design import CHANNEL_TEXT
-from study.jsonl import read_jsonl
-from study.manifest import SKIPPED
-from study.summary import (
+from study.analysis.summary import (
     StudyStats,
     accuracy_table,
     compute_stats,
@@ -26,8 +23,11 @@ from study.summary import (
     timings,
     variant_label,
 )
-from study.summary_toolchain import md_table as _fmt_table
-from study.summary_toolchain import toolchain_section
+from study.analysis.toolchain_text import md_table as _fmt_table
+from study.analysis.toolchain_text import toolchain_section
+from study.design import CHANNEL_TEXT
+from study.records.jsonl import read_jsonl
+from study.records.manifest import SKIPPED
 
 __all__ = ["channel_sentence", "summary_markdown", "write_stats"]
 
@@ -227,8 +227,8 @@ def _diagnostics_section(s: StudyStats) -> list[str]:
 
 
 def _int8_section(s: StudyStats) -> list[str]:
-    from study.int8 import engine_runs, int8_speedups
-    from study.isa_paths import int8_labels
+    from study.analysis.int8 import engine_runs, int8_speedups
+    from study.analysis.isa_paths import int8_labels
 
     lines = ["## The int8 arm: what each engine did", ""]
     runs = engine_runs(s.ok) if "quant" in s.ok else pd.DataFrame()
@@ -271,7 +271,7 @@ def _int8_section(s: StudyStats) -> list[str]:
 
 
 def _machine_section(s: StudyStats) -> list[str]:
-    from study.isa_paths import engine_paths, path_sentences
+    from study.analysis.isa_paths import engine_paths, path_sentences
 
     lines = ["## The instruction-set path each engine ran (the engines' own report)", ""]
     sentences = path_sentences(engine_paths(s.ok))

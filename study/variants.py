@@ -2,19 +2,19 @@
 
 For one architecture of a :class:`~study.config.StudyConfig`, :func:`prepare_model` makes every
 variant of :func:`study.design.variants` into an ONNX file and a
-:class:`~study.schema.ModelRecord`:
+:class:`~study.records.schema.ModelRecord`:
 
 1. the dense model is trained once (``cfg.train``: schedule, epochs, augmentation) and saved as
    ``models/checkpoints/<model>-dense.pt``; every other variant starts from it;
 2. each pruned variant fine-tunes that checkpoint with the preset's recipe, rewritten for its
-   sparsity profile and mask type (:func:`study.profiles.profile_recipe`; the text is written to
+   sparsity profile and mask type (:func:`study.make.profiles.profile_recipe`; the text is written to
    ``recipes/``) on the shared loop, by gmp or by SparseML;
 3. the int8 variants start from the pruned reference and get quantization-aware fine-tuning by
-   torch.ao (:mod:`study.quantize`) or by SparseML (:mod:`baselines.quantize`);
+   torch.ao (:mod:`study.make.quantize`) or by SparseML (:mod:`baselines.quantize`);
 4. the one-shot sweep prunes the dense checkpoint by magnitude;
 5. each file is exported, its zeros checked, its graph hashed (order-free,
-   :func:`study.onnx_hash.content_sha256`), its mask structure described
-   (:func:`study.diagnostics.mask_diagnostics`) and its accuracy held against the declared gate.
+   :func:`study.onnx.content_hash.content_sha256`), its mask structure described
+   (:func:`study.make.diagnostics.mask_diagnostics`) and its accuracy held against the declared gate.
 
 When the SparseML-pruned reference is the same file as gmp's (content-identical and every zero of
 the same sign), no second file is written: its record points at the gmp file
@@ -40,10 +40,10 @@ from torch.utils.data import Subset, random_split
 
 from study.config import StudyConfig
 from study.design import Variant, variants
-from study.jsonl import append_jsonl
-from study.manifest import MANIFEST, Failure, read_manifest, sha256_file
-from study.models import MODELS, build_model
-from study.schema import LayerZeros, ModelRecord
+from study.make.models import MODELS, build_model
+from study.records.jsonl import append_jsonl
+from study.records.manifest import MANIFEST, Failure, read_manifest, sha256_file
+from study.records.schema import LayerZeros, ModelRecord
 
 __all__ = ["log_timing", "oneshot_prune", "prepare_model"]
 
@@ -86,7 +86,7 @@ def oneshot_prune(model: nn.Module, sparsity: float, params: str = "__ALL_PRUNAB
 
 def _datasets(cfg: StudyConfig, image_size: int):
     """(train, held-out, number of classes, dataset name); an ImageFolder is split 80/20, seeded."""
-    from study.data import digits, image_folder
+    from study.make.data import digits, image_folder
 
     if cfg.data == "digits":
         train, val = digits(image_size=image_size, channels=3, seed=cfg.seed)
@@ -106,7 +106,7 @@ def _datasets(cfg: StudyConfig, image_size: int):
 
 def _train_config(cfg: StudyConfig, *, dense: bool):
     """The loop's settings: the dense schedule for dense training, the recipe's LR otherwise."""
-    from study.train import TrainConfig
+    from study.make.train import TrainConfig
 
     t = cfg.train
     return TrainConfig(
@@ -170,7 +170,7 @@ def _write_training_log(
 
 
 def _zeros_fp32(model: nn.Module, path: Path) -> tuple[bool, str, int]:
-    from study.export import check_zeros
+    from study.make.export import check_zeros
 
     check = check_zeros(model, path)
     return bool(check.ok), "; ".join(map(str, check.mismatches)), sum(check.onnx_zeros.values())
@@ -178,7 +178,7 @@ def _zeros_fp32(model: nn.Module, path: Path) -> tuple[bool, str, int]:
 
 def _zeros_int8(model: nn.Module, path: Path) -> tuple[bool, str, int]:
     """Every zero of the pruned fp32 weights must be a zero (value == zero point) in the int8 file."""
-    from study.quantize import check_int8_zeros
+    from study.make.quantize import check_int8_zeros
 
     check = check_int8_zeros(model, path)
     return bool(check.ok), "; ".join(map(str, check.mismatches)), sum(check.onnx_zeros.values())
@@ -186,7 +186,7 @@ def _zeros_int8(model: nn.Module, path: Path) -> tuple[bool, str, int]:
 
 def _with_gzip_size(out: Path, rec: ModelRecord, level: int) -> ModelRecord:
     """``rec`` with ``gzip_bytes`` measured (``gzip -<level>``) and the level in ``extra``."""
-    from study.export import gzip_size
+    from study.make.export import gzip_size
 
     size = gzip_size(out / rec.onnx_path, level)
     return dataclasses.replace(rec, gzip_bytes=size, extra={**rec.extra, "gzip_level": level})
@@ -201,7 +201,7 @@ class _Architecture:
     """The trained models of one architecture, made on demand and cached (the state of a run)."""
 
     def __init__(self, cfg: StudyConfig, name: str, out: Path, progress: bool) -> None:
-        from study.data import loaders
+        from study.make.data import loaders
 
         self.cfg, self.name, self.out, self.progress = cfg, name, out, progress
         entry = MODELS[name]
@@ -265,7 +265,7 @@ class _Architecture:
         return self.trained[key]
 
     def _make(self, key: tuple[str, str, str]) -> tuple[nn.Module, float | None]:
-        from study.train import train
+        from study.make.train import train
 
         pruner, profile, mask = key
         started = time.perf_counter()
@@ -278,11 +278,11 @@ class _Architecture:
             )
             recipe, toolchain, dense = None, "dense", True
         else:
-            from study.profiles import profile_recipe
+            from study.make.profiles import profile_recipe
 
             model = copy.deepcopy(self.fp32(("none", "dense", "none"))[0])
             if pruner == "nncf":  # NNCF reads the recipe's target, window and LR as written
-                from study.intel import nncf_ready
+                from study.make.intel import nncf_ready
 
                 model, recipe = nncf_ready(model), self.cfg.recipe
             else:
@@ -302,7 +302,7 @@ class _Architecture:
         )
         seconds = time.perf_counter() - started
         if pruner == "nncf":
-            from study.intel import restore
+            from study.make.intel import restore
 
             restore(result.model)
         self.settings[key] = dict(result.toolchain_settings)
@@ -316,7 +316,7 @@ class _Architecture:
         return result.model, accuracy
 
     def oneshot(self, sparsity: float) -> tuple[nn.Module, float]:
-        from study.train import evaluate
+        from study.make.train import evaluate
 
         started = time.perf_counter()
         pruned = oneshot_prune(copy.deepcopy(self.fp32(("none", "dense", "none"))[0]), sparsity)
@@ -333,7 +333,7 @@ class _Architecture:
         qat = _qat_config(self.cfg)
         started = time.perf_counter()
         if quant == "torch":
-            from study.quantize import qat_torch
+            from study.make.quantize import qat_torch
 
             example = torch.zeros(1, 3, self.image_size, self.image_size)
             result = qat_torch(
@@ -345,7 +345,7 @@ class _Architecture:
                 progress=self.progress,
             )
         elif quant == "nncf":
-            from study.intel import quantize
+            from study.make.intel import quantize
 
             model, accuracy, self.int8_settings[key] = quantize(
                 fp32, self.train_loader, self.val_loader, qat, progress=self.progress
@@ -368,8 +368,8 @@ class _Architecture:
     def export(self, v: Variant) -> ModelRecord:
         """Make, export and describe one variant (gzip size still -1)."""
         import gmp
-        from study.diagnostics import mask_diagnostics
-        from study.onnx_hash import content_sha256
+        from study.make.diagnostics import mask_diagnostics
+        from study.onnx.content_hash import content_sha256
 
         if v.pruner == "oneshot":
             fp32, accuracy = self.oneshot(v.sparsity)
@@ -441,7 +441,7 @@ def _stage(key: tuple[str, str, str]) -> str:
 
 
 def _qat_config(cfg: StudyConfig):
-    from study.quantize import QatConfig
+    from study.make.quantize import QatConfig
 
     q = cfg.qat
     return QatConfig(
@@ -457,7 +457,7 @@ def _qat_config(cfg: StudyConfig):
 
 def _export_fp32(model: nn.Module, path: Path, shape, opset: int, exporter: str) -> None:
     if exporter == "torch":
-        from study.export import export_torch
+        from study.make.export import export_torch
 
         export_torch(model, path, shape, opset=opset, dynamic_batch=True)
     else:
@@ -468,7 +468,7 @@ def _export_fp32(model: nn.Module, path: Path, shape, opset: int, exporter: str)
 
 def _export_int8(model: nn.Module, path: Path, shape, opset: int, quant: str) -> None:
     if quant == "torch":
-        from study.quantize import export_int8_torch
+        from study.make.quantize import export_int8_torch
 
         export_int8_torch(model, path, shape, opset=opset, dynamic_batch=True)
     else:
@@ -479,7 +479,7 @@ def _export_int8(model: nn.Module, path: Path, shape, opset: int, quant: str) ->
 
 def _export_nncf_int8(qmodel: nn.Module, path: Path, shape, opset: int, out: Path) -> dict:
     """NNCF's int8 files; the manifest's ``extra``: QDQ path and ``engine_files`` (relative)."""
-    from study.intel import export_int8
+    from study.make.intel import export_int8
 
     written = export_int8(qmodel, path, shape, opset)
     qdq = str(written["qdq_path"].relative_to(out))
@@ -495,12 +495,12 @@ def _export_nncf_int8(qmodel: nn.Module, path: Path, shape, opset: int, out: Pat
 def _same_file(rec: ModelRecord, twin: ModelRecord | None, out: Path) -> ModelRecord:
     """Point ``rec`` at ``twin``'s file when the two files are the same (the A/A control).
 
-    Same = content-identical (:func:`study.onnx_hash.content_sha256`) with every zero of the same
+    Same = content-identical (:func:`study.onnx.content_hash.content_sha256`) with every zero of the same
     sign. Files that hold the same numbers but whose zeros differ in sign bit (SparseML's zeros
     keep the sign of the pruned weight's last value, gmp's that of its ``weight_orig``) are both
     kept and measured: ``extra["numerically_identical_to"]`` and the count of such zeros say so.
     """
-    from study.onnx_hash import signed_zero_differences
+    from study.onnx.content_hash import signed_zero_differences
 
     if twin is None or not rec.content_sha256 or rec.content_sha256 != twin.content_sha256:
         return rec
@@ -588,7 +588,7 @@ def _sensitivity(
     cfg: StudyConfig, name: str, dense: nn.Module, val_loader, path: Path, progress: bool
 ) -> list[Failure]:
     from gmp.sensitivity import sensitivity
-    from study.train import evaluate
+    from study.make.train import evaluate
 
     s = cfg.sensitivity
     try:

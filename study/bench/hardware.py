@@ -144,7 +144,7 @@ def machine_id(cpu_model: str, hostname: str) -> str:
 
 def git_commit(repo: str | Path | None = None) -> str:
     """The repository's HEAD commit, or "" when there is none (no git, no commit yet)."""
-    cwd = Path(repo) if repo else Path(__file__).resolve().parents[1]
+    cwd = Path(repo) if repo else Path(__file__).resolve().parents[2]
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"],

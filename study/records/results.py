@@ -1,4 +1,4 @@
-"""Results storage: one JSON line per :class:`~study.schema.TrialRow`, appended atomically; resume.
+"""Results storage: one JSON line per :class:`~study.records.schema.TrialRow`, appended atomically; resume.
 
 Each row is written with a single ``os.write`` of the whole line to an ``O_APPEND`` descriptor and
 ``fsync``-ed, so a crash can at worst leave one truncated last line; readers skip such a line with a
@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from study.jsonl import append_jsonl, read_jsonl
-from study.schema import TrialRow, upgrade_trial
+from study.records.jsonl import append_jsonl, read_jsonl
+from study.records.schema import TrialRow, upgrade_trial
 
 __all__ = [
     "ABANDONED",
@@ -49,7 +49,7 @@ REPLICATE_UNIT: tuple[str, ...] = ("machine", "run_id", "block", "replicate")
 
 
 def append_rows(path: str | Path, rows: Iterable[TrialRow]) -> None:
-    """Append rows to a JSONL file, one atomic ``os.write`` + ``fsync`` per line (see :mod:`study.jsonl`).
+    """Append rows to a JSONL file, one atomic ``os.write`` + ``fsync`` per line (see :mod:`study.records.jsonl`).
 
     Example:
         >>> append_rows("runs/bench.jsonl", rows)  # doctest: +SKIP
@@ -105,7 +105,7 @@ def drop_abandoned(df: pd.DataFrame) -> pd.DataFrame:
 def load_results(*paths: str | Path, abandoned: bool = False) -> pd.DataFrame:
     """Load and merge results files or folders (searched for ``*.jsonl``) from any number of machines.
 
-    Rows of every schema version load as version 4 (:func:`study.schema.upgrade_trial`: older rows
+    Rows of every schema version load as version 4 (:func:`study.records.schema.upgrade_trial`: older rows
     get the variant columns, a block of their own and replicate 0). The rows of a replicate a
     resumed run abandoned (see :data:`ABANDONED`) are dropped unless ``abandoned``. Rows are
     de-duplicated on (machine, run_id, replicate, cell, trial), so overlapping inputs are

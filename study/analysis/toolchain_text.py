@@ -1,7 +1,7 @@
 """summary.md's opening answer: the home-advantage test of the whole-toolchain variants.
 
 One sentence per engine pair and precision, generated from the pooled rows of
-:func:`study.summary.home_results`: "Neural Magic's toolchain moves DeepSparse/OpenVINO by X% [CI];
+:func:`study.analysis.summary.home_results`: "Neural Magic's toolchain moves DeepSparse/OpenVINO by X% [CI];
 Intel's by Y% [CI]", then the interaction B(Neural Magic) / B(Intel) with its TOST and MDE, and
 whether the single factors add up to the whole; then the rows per architecture. No number is typed
 here: every one comes from the statistics.

@@ -2,7 +2,7 @@
 
 The torch path: ``prepare_qat_fx`` with ``get_default_qat_qconfig_mapping(config.backend)``
 ("x86": per-channel symmetric int8 weights, so a zero weight is int8 0; uint8 activations with
-``reduce_range``), fine-tuned on the shared loop :func:`study.train.train` with the recipe of
+``reduce_range``), fine-tuned on the shared loop :func:`study.make.train.train` with the recipe of
 :func:`hold_recipe` (``ConstantPruningModifier`` over ``__ALL_PRUNABLE__`` run by ``gmp``: the
 pruned weights stay zero after every optimizer step), then ``convert_fx``. The SparseML path
 (``baselines.quantize.qat_sparseml``) runs the same recipe under SparseML with its
@@ -10,7 +10,7 @@ pruned weights stay zero after every optimizer step), then ``convert_fx``. The S
 and learning rate. Neither freezes observers or batch-norm statistics (SparseML's defaults).
 
 :func:`export_int8_torch` writes the torch int8 model with ``torch.onnx.export`` and applies
-:func:`study.onnx_cleanup.clean_qdq`, so the file is the standard QDQ pattern.
+:func:`study.onnx.cleanup.clean_qdq`, so the file is the standard QDQ pattern.
 
 ONNX facts about any int8 file: :func:`is_quantized`, :func:`op_counts`,
 :func:`int8_weight_zeros` (zeros of int8 weights: values equal to the tensor's zero point) and
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from study.onnx_int8 import (
+from study.onnx.int8 import (
     _centered_int8_weights,
     _load,
     int8_weight_zeros,
@@ -40,8 +40,8 @@ if TYPE_CHECKING:
     import torch
     from torch.utils.data import DataLoader
 
-    from study.export import ZeroCheck
-    from study.train import TrainResult
+    from study.make.export import ZeroCheck
+    from study.make.train import TrainResult
 
 __all__ = [
     "FX_LEAF_MODULES",
@@ -96,7 +96,7 @@ class QatConfig:
     momentum: float = 0.9
     # L2 weight decay.
     weight_decay: float = 0.0
-    # Seed of torch's RNG and of the training loader's shuffle generator (study.train.train).
+    # Seed of torch's RNG and of the training loader's shuffle generator (study.make.train.train).
     seed: int = 0
     # Batch size the caller's loaders were built with (recorded only).
     batch_size: int = 64
@@ -104,15 +104,15 @@ class QatConfig:
     backend: str = "x86"
     # Log per-layer zero counts every this many steps (1: every step, the masks are checked).
     log_zeros_every: int = 1
-    # Random translation of training images by up to this many pixels (study.train; 0: none).
+    # Random translation of training images by up to this many pixels (study.make.train; 0: none).
     augment_shift: int = 0
 
     def __post_init__(self) -> None:
         _check_qat_config(self)
 
-    def train_config(self):  # -> study.train.TrainConfig
+    def train_config(self):  # -> study.make.train.TrainConfig
         """The shared loop's config for this fine-tuning (SGD, constant ``lr``)."""
-        from study.train import TrainConfig
+        from study.make.train import TrainConfig
 
         return TrainConfig(
             epochs=self.epochs,
@@ -136,7 +136,7 @@ class QatResult:
     # torch: the converted int8 module (convert_fx). sparseml: the QAT (fake-quant) module,
     # which SparseML's exporter turns into the int8 graph.
     model: Any
-    # Top-1 validation accuracy of ``model`` (study.train.evaluate, training resolution).
+    # Top-1 validation accuracy of ``model`` (study.make.train.evaluate, training resolution).
     val_accuracy: float
     # Top-1 validation accuracy of the fake-quant model at the end of the last epoch.
     qat_accuracy: float
@@ -280,8 +280,8 @@ def qat_torch(
     from torch.ao.quantization.fx.custom_config import PrepareCustomConfig
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_qat_fx
 
-    from study.export import check_no_pruning_state
-    from study.train import train
+    from study.make.export import check_no_pruning_state
+    from study.make.train import train
 
     check_no_pruning_state(model)
     start = time.perf_counter()
@@ -326,7 +326,7 @@ def qat_result(toolchain, model, val_loader, result, masks, start: float, config
     ``model`` is evaluated on ``val_loader`` (``val_accuracy``); ``result`` is the loop's
     TrainResult (its last epoch gives ``qat_accuracy``); ``masks`` the held zero masks.
     """
-    from study.train import evaluate
+    from study.make.train import evaluate
 
     return QatResult(
         toolchain=toolchain,
@@ -351,7 +351,7 @@ def export_int8_torch(
     """Export a ``convert_fx`` int8 module to ONNX and clean it into the standard QDQ form.
 
     ``torch.onnx.export(..., dynamo=False)`` (the prepared fake-quant model does not export;
-    the converted one does), then :func:`study.onnx_cleanup.clean_qdq` (exact rewrites only),
+    the converted one does), then :func:`study.onnx.cleanup.clean_qdq` (exact rewrites only),
     then ``onnx.checker``. Input ``"input"``, output ``"output"``.
 
     Args:
@@ -373,8 +373,8 @@ def export_int8_torch(
     import onnx
     import torch
 
-    from study.onnx_cleanup import clean_qdq
-    from study.onnx_weights import unshare_weights_file
+    from study.onnx.cleanup import clean_qdq
+    from study.onnx.weights import unshare_weights_file
 
     if not input_shape or any(int(d) < 1 for d in input_shape):
         raise ValueError(f"`input_shape` must be a tuple of positive integers; got {input_shape!r}")
@@ -422,14 +422,14 @@ def check_int8_zeros(model: torch.nn.Module, onnx_path: str | Path) -> ZeroCheck
         onnx_path: The int8 ONNX file.
 
     Returns:
-        A :class:`study.export.ZeroCheck`: ``torch_zeros`` from the fp32 model, ``onnx_zeros``
+        A :class:`study.make.export.ZeroCheck`: ``torch_zeros`` from the fp32 model, ``onnx_zeros``
         of the matched int8 weights, ``ok`` False with a line per unmatched weight.
 
     Example:
         >>> check_int8_zeros(pruned, "model-int8.onnx").ok  # doctest: +SKIP
         True
     """
-    from study.export import ZeroCheck
+    from study.make.export import ZeroCheck
 
     weights = _centered_int8_weights(onnx_path)
     torch_zeros: dict[str, int] = {}

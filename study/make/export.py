@@ -12,7 +12,7 @@ is what the exporter factor compares.
 Both exporters store weights of equal value once (torch's initializer deduplication): pruning
 that zeroes whole layers (MobileViT-xs's transformer under a global threshold) would leave one
 initializer for several layers. ``export_torch`` and ``baselines.export.export_sparseml`` give
-each weight its own initializer again (:func:`study.onnx_weights.unshare_weights`, exact).
+each weight its own initializer again (:func:`study.onnx.weights.unshare_weights`, exact).
 
 ``check_zeros`` verifies that every zero of every prunable torch weight (Conv, Linear, Embedding
 ``.weight``) is still a zero in some ONNX initializer, matching by name where the exporter kept
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from study.onnx_weights import unshare_weights_file
+from study.onnx.weights import unshare_weights_file
 
 __all__ = [
     "ZeroCheck",
@@ -257,7 +257,7 @@ def _unmatched(
             return (
                 f"{name}: its {zeros} zeros are only in initializer {init_name!r}, already matched "
                 f"to {owner[init_name]}: the file stores one tensor for both (the exporter "
-                "deduplicated equal initializers; study.onnx_weights.unshare_weights undoes that)"
+                "deduplicated equal initializers; study.onnx.weights.unshare_weights undoes that)"
             )
     return f"{name}: no ONNX initializer of shape {tuple(weight.shape)} keeps its {zeros} zeros"
 

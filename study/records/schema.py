@@ -64,7 +64,7 @@ class TrialRow:
 
     # Identity of the measurement.
     run_id: str  # uuid of the harness invocation that produced the row
-    machine: str  # stable machine id (see study.hardware); the key into environment.json
+    machine: str  # stable machine id (see study.bench.hardware); the key into environment.json
     cell: str  # hash of the cell's configuration (all fields from `model` to `threads`)
     trial: int  # 0-based repetition index within the cell; -1 on a failure row
     # What was measured.
@@ -104,7 +104,7 @@ class TrialRow:
     # "ok"; "failed" (the cell failed; `error` says why); "rejected": a trial that was repeated
     # because its CPU steal exceeded BenchSettings.max_cpu_steal, kept for the record and left out
     # of every statistic; or "abandoned": the mark a resumed run appends for each cell of an
-    # interrupted replicate, whose rows every reader then drops (study.results.drop_abandoned).
+    # interrupted replicate, whose rows every reader then drops (study.records.results.drop_abandoned).
     status: str = "ok"
     error: str | None = None  # the reason, on a failed or rejected row
     # The variant (see PROFILES, MASKS, QUANTS); "unknown" for a file measured ad hoc.
@@ -201,10 +201,10 @@ class ModelRecord:
     profile: str = "uniform"  # see PROFILES ("dense" for the dense model)
     mask: str = "unstructured"  # see MASKS ("none" for the dense model)
     quant: str = "none"  # see QUANTS: who quantized the file to int8, "none" for fp32 weights
-    # Order-free hash of the graph's content (study.onnx_hash.content_sha256): two files with the
+    # Order-free hash of the graph's content (study.onnx.content_hash.content_sha256): two files with the
     # same nodes and initializers (by name and bytes) hash equal whatever order they were written in.
     content_sha256: str = ""
-    # Mask structure (study.diagnostics): {"model": {...}, "layers": [{...}, ...]}; {} if not computed.
+    # Mask structure (study.make.diagnostics): {"model": {...}, "layers": [{...}, ...]}; {} if not computed.
     diagnostics: dict[str, Any] = field(default_factory=dict)
     # Whether ``accuracy`` reached the preset's declared accuracy gate; False = "not trained" in
     # every table and figure; None when no gate applies (no accuracy measured).

@@ -5,7 +5,7 @@
 val) when one is available locally. ``loaders`` builds DataLoaders whose shuffle order is fixed
 by a seeded ``torch.Generator``, so two training runs see the same batches in the same order.
 ``random_shift`` is the one augmentation: a random translation with zero fill, drawn from a
-generator the caller seeds (``study.train`` re-seeds it every run).
+generator the caller seeds (``study.make.train`` re-seeds it every run).
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def loaders(
 ) -> tuple[DataLoader, DataLoader]:
     """Training loader shuffled by a seeded generator, and an unshuffled validation loader.
 
-    ``study.train.train`` re-seeds the training loader's generator at the start of every run,
+    ``study.make.train.train`` re-seeds the training loader's generator at the start of every run,
     so one loader reused for several runs gives each the same batch order.
 
     Args:

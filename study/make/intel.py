@@ -1,6 +1,6 @@
 """The study's Intel arm: NNCF pruning and int8 on the study's models, and NNCF's int8 files.
 
-Glue between :mod:`study.pipeline` and ``baselines.nncf_*`` (which hold everything NNCF does):
+Glue between :mod:`study.variants` and ``baselines.nncf_*`` (which hold everything NNCF does):
 
 - :func:`nncf_ready` / :func:`restore`: NNCF 3.4 cannot wrap a top-level ``nn.Sequential``
   (``nncf.prune`` and ``nncf.quantize`` add a hook-storage child, which ``Sequential.forward``
@@ -60,7 +60,7 @@ def quantize(fp32: nn.Module, train_loader, val_loader, qat, *, progress: bool =
     Args:
         fp32: The pruned model (plain weights holding zeros).
         train_loader, val_loader: The shared loop's loaders (NNCF calibrates on the training one).
-        qat: :class:`study.quantize.QatConfig`, the same as the other int8 arms'.
+        qat: :class:`study.make.quantize.QatConfig`, the same as the other int8 arms'.
         progress: Show the loop's progress bar.
 
     Raises:

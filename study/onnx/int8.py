@@ -2,7 +2,7 @@
 
 :func:`is_quantized` (does the graph hold quantization ops), :func:`op_counts` and the int8 weight
 initializers with their zero points (:func:`int8_weight_zeros`). The engine workers use them to
-pick the output tolerance; :mod:`study.quantize` uses them to check that int8 export kept zeros.
+pick the output tolerance; :mod:`study.make.quantize` uses them to check that int8 export kept zeros.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ builds the optimizer from ``config`` (same optimizer), and looks the toolchain u
 Pruning toolchains take their learning rate from the recipe's LR modifiers, which both implement
 identically; a ``config.schedule`` other than ``"constant"`` would be a second, toolchain-external
 schedule on top of them, so it is refused for them. ``config.augment_shift`` (random translation,
-:func:`study.data.random_shift`) draws from a generator re-seeded from ``config.seed`` at the
+:func:`study.make.data.random_shift`) draws from a generator re-seeded from ``config.seed`` at the
 start of every run, so every toolchain sees the same augmented batches.
 
 Per step the loop logs loss, learning rate and per-layer zero counts (``gmp.report.layer_zeros``,
@@ -346,12 +346,12 @@ def train(
             changed a layer's zero count.
 
     Example:
-        >>> train_ds, val_ds = study.data.digits(image_size=16)  # doctest: +SKIP
-        >>> tl, vl = study.data.loaders(train_ds, val_ds, batch_size=64)  # doctest: +SKIP
+        >>> train_ds, val_ds = study.make.data.digits(image_size=16)  # doctest: +SKIP
+        >>> tl, vl = study.make.data.loaders(train_ds, val_ds, batch_size=64)  # doctest: +SKIP
         >>> result = train(model, "recipe.yaml", tl, vl, toolchain="sparseml")  # doctest: +SKIP
     """
     from gmp.report import layer_zeros, sparsity_report
-    from study.data import random_shift
+    from study.make.data import random_shift
 
     _check_train_args(toolchain, recipe, config, train_loader)
     start = time.perf_counter()

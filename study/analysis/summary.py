@@ -19,9 +19,9 @@ import pandas as pd
 
 from study.config import StudyConfig, load_config
 from study.design import REFERENCE, is_reference
-from study.jsonl import read_jsonl
-from study.manifest import read_manifest
-from study.schema import ModelRecord
+from study.records.jsonl import read_jsonl
+from study.records.manifest import read_manifest
+from study.records.schema import ModelRecord
 
 __all__ = [
     "ENGINE_PAIRS",
@@ -234,7 +234,7 @@ class StudyStats:
 
     def __init__(self, out: Path) -> None:
         from study import stats
-        from study.results import load_results
+        from study.records.results import load_results
 
         self.out = out
         self.cfg = _config(out)

@@ -10,8 +10,8 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from study.jsonl import read_jsonl
-from study.schema import LayerZeros, ModelRecord
+from study.records.jsonl import read_jsonl
+from study.records.schema import LayerZeros, ModelRecord
 
 __all__ = [
     "MANIFEST",
@@ -47,14 +47,14 @@ class Skip:
     what: str  # the cells, e.g. "openvino precision=default" or "isa=avx2"
     model: str  # architecture ("" when it applies to every one)
     reason: str  # why they could not differ, naming the CPU flags
-    machine: str = ""  # machine id (study.hardware)
+    machine: str = ""  # machine id (study.bench.hardware)
 
 
 def record_skips(out: Path, skips: list[Skip]) -> None:
     """Append to ``skipped.jsonl`` the skips it does not hold yet (a resumed run adds none)."""
     from dataclasses import asdict
 
-    from study.jsonl import append_jsonl
+    from study.records.jsonl import append_jsonl
 
     seen = {tuple(sorted(r.items())) for r in read_jsonl(out / SKIPPED, missing_ok=True)}
     new = [asdict(s) for s in skips if tuple(sorted(asdict(s).items())) not in seen]
@@ -66,7 +66,7 @@ def record_from_row(row: dict) -> ModelRecord:
     """One manifest row (a dict from JSON) as a ModelRecord, of any schema version.
 
     Rows before schema version 3 had no variant columns: they knew uniform unstructured pruning
-    and fp32 files only (see :mod:`study.schema`), so ``profile`` and ``mask`` follow from
+    and fp32 files only (see :mod:`study.records.schema`), so ``profile`` and ``mask`` follow from
     ``pruner``.
 
     Raises:
