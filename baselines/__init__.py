@@ -11,6 +11,9 @@ import os
 # SparseML and SparseZoo send analytics unless this is set before they are imported.
 os.environ.setdefault("NM_DISABLE_ANALYTICS", "1")
 
+# SparseML's and NNCF's attach functions join the study's shared training loop (its registry).
+from baselines import toolchains as toolchains  # noqa: E402
+
 # Submodules (imported on use; each pulls in SparseML or SparseZoo, which are slow to import):
 # baselines.sparseml (attach), baselines.export (export_sparseml), baselines.zoo (resolve),
 # baselines.validate (python -m baselines.validate). Intel's side, NNCF (each imports nncf):
@@ -25,6 +28,7 @@ __all__ = [
     "nncf_quantize",
     "nncf_strip",
     "sparseml",
+    "toolchains",
     "validate",
     "zoo",
 ]

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 from torch.utils.data import Subset, random_split
 
+import baselines  # noqa: F401  (registers SparseML's and NNCF's toolchains with the training loop)
 from study.config import StudyConfig
 from study.design import Variant, variants
 from study.make.models import MODELS, build_model
@@ -282,7 +283,7 @@ class _Architecture:
 
             model = copy.deepcopy(self.fp32(("none", "dense", "none"))[0])
             if pruner == "nncf":  # NNCF reads the recipe's target, window and LR as written
-                from study.make.intel import nncf_ready
+                from baselines.nncf_arm import nncf_ready
 
                 model, recipe = nncf_ready(model), self.cfg.recipe
             else:
@@ -302,7 +303,7 @@ class _Architecture:
         )
         seconds = time.perf_counter() - started
         if pruner == "nncf":
-            from study.make.intel import restore
+            from baselines.nncf_arm import restore
 
             restore(result.model)
         self.settings[key] = dict(result.toolchain_settings)
@@ -345,7 +346,7 @@ class _Architecture:
                 progress=self.progress,
             )
         elif quant == "nncf":
-            from study.make.intel import quantize
+            from baselines.nncf_arm import quantize
 
             model, accuracy, self.int8_settings[key] = quantize(
                 fp32, self.train_loader, self.val_loader, qat, progress=self.progress
@@ -479,7 +480,7 @@ def _export_int8(model: nn.Module, path: Path, shape, opset: int, quant: str) ->
 
 def _export_nncf_int8(qmodel: nn.Module, path: Path, shape, opset: int, out: Path) -> dict:
     """NNCF's int8 files; the manifest's ``extra``: QDQ path and ``engine_files`` (relative)."""
-    from study.make.intel import export_int8
+    from baselines.nncf_arm import export_int8
 
     written = export_int8(qmodel, path, shape, opset)
     qdq = str(written["qdq_path"].relative_to(out))

@@ -178,6 +178,18 @@ def test_study_imports_only_go_down(graph):
     assert not bad, bad
 
 
+def test_baselines_sit_between_making_and_the_variants(graph):
+    # baselines stands on study's lower rooms (the loop, export, QAT, records) and registers its
+    # toolchains there; only study's upper rooms (variants, analysis, commands) import it.
+    bad = []
+    for a, b in graph.edges:
+        if a.startswith("study.") and b.split(".")[0] == "baselines" and STUDY_RANKS[_room(a)] < 4:
+            bad.append(f"{a} -> {b} (study's lower rooms never import baselines)")
+        if a.startswith("baselines") and _room(b) is not None and STUDY_RANKS[_room(b)] > 2:
+            bad.append(f"{a} -> {b} (baselines imports only study's rooms of rank <= 2)")
+    assert not bad, bad
+
+
 def test_the_rank_check_finds_an_upward_import(graph):
     g = graph.copy()
     g.add_edge("study.records.schema", "study.bench.run")  # made up: records importing the harness

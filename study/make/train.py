@@ -7,12 +7,11 @@ builds the optimizer from ``config`` (same optimizer), and looks the toolchain u
 :data:`TOOLCHAINS`, a plain dict of attach functions:
 
 - ``"gmp"``: ``gmp.GMP.from_recipe(recipe, model, optimizer, steps_per_epoch=...)``.
-- ``"sparseml"``: ``baselines.sparseml.attach(recipe, model, optimizer, steps_per_epoch)``
-  (SparseML's ``manager.modify``; its returned wrapper is the optimizer that gets stepped).
-- ``"nncf"``: ``baselines.nncf_prune.attach(recipe, model, optimizer, steps_per_epoch)`` (Intel's
-  NNCF: its own ranking, layer coverage and schedule; the recipe gives the target, the window
-  and the learning rate). NNCF masks weights in the forward pass, so its attach also hands the
-  loop a function counting the zeros the forward pass sees.
+- ``"sparseml"`` and ``"nncf"``: the vendors' toolchains, registered by ``baselines`` when it is
+  imported (:func:`register_toolchain`; ``baselines/toolchains.py``), so this loop imports no
+  vendor code: SparseML's ``manager.modify`` (its returned wrapper is the optimizer that gets
+  stepped), and Intel's NNCF (its own ranking, layer coverage and schedule; NNCF masks weights in
+  the forward pass, so its attach also hands the loop a function counting the zeros it sees).
 - ``"dense"``: no pruner and no recipe modifiers at all, learning-rate modifiers included: the
   dense baseline trains with ``config.lr`` under ``config.schedule`` (constant by default; a
   one-cycle or cosine schedule trains the dense checkpoint the pruned variants start from). The
@@ -144,7 +143,7 @@ class TrainResult:
 
 
 @dataclass(frozen=True)
-class _Attached:
+class Attached:
     """What an attach function hands back to the loop."""
 
     # The object whose step() advances training (SparseML wraps the optimizer).
@@ -159,56 +158,53 @@ class _Attached:
     settings: Callable[[], dict[str, Any]] | None = None
 
 
-def _attach_gmp(recipe, model, optimizer, steps_per_epoch) -> _Attached:
+def _attach_gmp(recipe, model, optimizer, steps_per_epoch) -> Attached:
     import gmp
 
     pruner = gmp.GMP.from_recipe(recipe, model, optimizer, steps_per_epoch=steps_per_epoch)
-    return _Attached(optimizer=optimizer, epochs=pruner.epochs, finalize=pruner.finalize)
+    return Attached(optimizer=optimizer, epochs=pruner.epochs, finalize=pruner.finalize)
 
 
-def _attach_sparseml(recipe, model, optimizer, steps_per_epoch) -> _Attached:
-    from baselines.sparseml import attach
-
-    pruner = attach(recipe, model, optimizer, steps_per_epoch)
-    return _Attached(optimizer=pruner.optimizer, epochs=pruner.epochs, finalize=pruner.finalize)
-
-
-def _attach_nncf(recipe, model, optimizer, steps_per_epoch) -> _Attached:
-    from baselines.nncf_prune import attach
-
-    pruner = attach(recipe, model, optimizer, steps_per_epoch)
-    return _Attached(
-        optimizer=pruner.optimizer,
-        epochs=pruner.epochs,
-        finalize=pruner.finalize,
-        zeros=pruner.zeros,
-        settings=lambda: pruner.settings.to_dict(),
-    )
-
-
-def _attach_dense(recipe, model, optimizer, steps_per_epoch) -> _Attached:
+def _attach_dense(recipe, model, optimizer, steps_per_epoch) -> Attached:
     epochs = None
     if recipe is not None:
         from gmp.recipe import load_recipe
 
         epochs = load_recipe(recipe).epochs
-    return _Attached(optimizer=optimizer, epochs=epochs, finalize=lambda: None)
+    return Attached(optimizer=optimizer, epochs=epochs, finalize=lambda: None)
 
 
 # Toolchain name -> attach(recipe, model, optimizer, steps_per_epoch). The only line that differs.
-TOOLCHAINS: dict[str, Callable[..., _Attached]] = {
+# The vendors' toolchains join it through register_toolchain (``import baselines`` does it).
+TOOLCHAINS: dict[str, Callable[..., Attached]] = {
     "gmp": _attach_gmp,
-    "sparseml": _attach_sparseml,
-    "nncf": _attach_nncf,
     "dense": _attach_dense,
 }
+
+
+def register_toolchain(name: str, attach: Callable[..., Attached]) -> None:
+    """Let :func:`train` run ``toolchain=name`` by calling ``attach(recipe, model, optimizer,
+    steps_per_epoch)``, which returns an :class:`Attached`. Registering a name twice with another
+    function is refused (two toolchains under one name would make results ambiguous)."""
+    if not name or not isinstance(name, str):
+        raise ValueError(f"a toolchain name must be a non-empty string; got {name!r}")
+    if TOOLCHAINS.get(name, attach) is not attach:
+        raise ValueError(f"toolchain {name!r} is already registered by {TOOLCHAINS[name]!r}")
+    TOOLCHAINS[name] = attach
 
 
 def _check_train_args(
     toolchain: str, recipe, config: TrainConfig, train_loader: DataLoader
 ) -> None:
     if toolchain not in TOOLCHAINS:
-        raise ValueError(f"`toolchain` must be one of {sorted(TOOLCHAINS)}; got {toolchain!r}")
+        raise ValueError(
+            f"`toolchain` must be one of {sorted(TOOLCHAINS)}; got {toolchain!r}"
+            + (
+                " (SparseML's and NNCF's register when `baselines` is imported)"
+                if toolchain in ("sparseml", "nncf")
+                else ""
+            )
+        )
     if recipe is None and toolchain != "dense":
         raise ValueError(f"`recipe` is required for toolchain {toolchain!r}; got None")
     if config.optimizer not in ("sgd", "adam"):

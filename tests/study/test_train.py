@@ -257,3 +257,16 @@ def test_onecycle_trains_small_cnn_on_digits_to_90_percent():
         torch.set_num_threads(threads)
     accuracy = result.epochs[-1].val_accuracy
     assert accuracy >= 0.9 and seconds < 15, f"val accuracy {accuracy:.3f} in {seconds:.1f} s"
+
+
+def test_vendor_toolchains_join_the_loop_by_registering():
+    import baselines
+    from study.make.train import TOOLCHAINS, register_toolchain
+
+    assert TOOLCHAINS["sparseml"] is baselines.toolchains.attach_sparseml
+    assert TOOLCHAINS["nncf"] is baselines.toolchains.attach_nncf
+    register_toolchain("sparseml", baselines.toolchains.attach_sparseml)  # the same again: fine
+    with pytest.raises(ValueError, match="'sparseml' is already registered"):
+        register_toolchain("sparseml", lambda *args: None)
+    with pytest.raises(ValueError, match="non-empty string"):
+        register_toolchain("", baselines.toolchains.attach_sparseml)
