@@ -101,7 +101,7 @@ def _explanation(analysis: Analysis) -> str:
         "B = (engine N / engine D throughput on the variant) / (the same ratio on the reference: "
         "gmp, one global magnitude threshold, unstructured, fp32, torch.onnx). B = 1: the choice does not change the "
         "comparison; B > 1 favours N. Each B pairs trials measured in the same round (common "
-        "drift cancels) and is pooled over architectures (common-effect pool below "
+        "drift cancels) and is pooled over architectures (equal-weight pool below "
         f"{RANDOM_EFFECTS_MIN_K} architectures, random effects from {RANDOM_EFFECTS_MIN_K}). "
         f"Declared margin ±{m}: TOST inside it means 'no bias larger than {m}'; p(B ≥ "
         f"{1 + analysis.margin:g}) < {alpha:.2g} means the channel cannot explain a gap of {m} "

@@ -159,7 +159,7 @@ def _channels_section(s: StudyStats) -> list[str]:
         "global magnitude threshold, unstructured, fp32, torch.onnx). B = 1: the choice does not "
         "change the comparison. Each "
         "B pairs trials measured in the same round (common drift cancels); pooled over "
-        f"architectures (common-effect below 5). Declared margin ±{m}: TOST inside it means "
+        f"architectures (each architecture weighted alike below 5, random effects from 5). Declared margin ±{m}: TOST inside it means "
         f"'no bias larger than {m}'; p(B ≥ 1+{m}) < {1 - s.confidence:.2g} means the channel "
         f"cannot explain a gap of {m} or more in the numerator's favour (the original study's "
         "gap was 12%). MDE: the smallest |B - 1| detectable at 80% power. Holm p: across every "

@@ -20,7 +20,7 @@ from. Methods, each documented with its formula where it lives:
 - :func:`throughput_ratio` (Welch, Mann-Whitney); :func:`engine_comparison` and
   :func:`pruning_speedup` (both through :func:`contrast`; :func:`holm` across models).
 - :func:`channel_bias`: B of a :class:`Channel` per architecture and pooled
-  (:func:`pool_estimates`: common effect for k < 5, else DerSimonian-Laird + HKSJ), with TOST,
+  (:func:`pool_estimates`: equal weights for k < 5, else DerSimonian-Laird + HKSJ), with TOST,
   the one-sided test of B < 1 + margin and the :func:`minimum_detectable_effect`;
   :func:`channel_table`; :func:`holm_family` (Holm across the family a headline claims).
 - :func:`tost` / :func:`tost_one_sample`: two one-sided t tests.

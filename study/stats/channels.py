@@ -141,7 +141,7 @@ class ChannelResult:
     mde_log: float = math.nan  # (t_{1-alpha/2}(dof) + t_{0.80}(dof)) * se
     autocorr: float = math.nan  # lag-1 autocorrelation of the per-round values (paired rows)
     k: int = 1  # architectures pooled (1 on an architecture row)
-    pool: str = ""  # "" (an architecture), "common", "random", "single" (k = 1) or "none" (k = 0)
+    pool: str = ""  # "" (an architecture), "equal", "random", "single" (k = 1) or "none" (k = 0)
     tau2: float = math.nan  # DerSimonian-Laird tau^2 (random-effects pool only)
     q: float = math.nan  # Cochran's Q of the pooled architectures (heterogeneity)
     q_pvalue: float = math.nan  # P(chi2(k - 1) >= Q)
@@ -271,8 +271,8 @@ def _pooled(results: list[ChannelResult], hksj_floor: bool) -> ChannelResult:
         confidence=confidence,
         hksj_floor=hksj_floor,
     )
-    if pool.kind == "common":
-        note += f"; common-effect pool (k < {RANDOM_EFFECTS_MIN_K}), Satterthwaite dof"
+    if pool.kind == "equal":
+        note += f"; equal-weight pool (k < {RANDOM_EFFECTS_MIN_K}), Satterthwaite dof"
     else:
         note += "; random-effects pool (DerSimonian-Laird + HKSJ, t(k - 1))"
     stats = _summary(pool.estimate, pool.se, pool.dof, margin, confidence)
@@ -327,9 +327,10 @@ def channel_bias(
 
     Pooled row (``model == "pooled"``) per machine, held values and setting, over the
     architectures with a finite SE: k = 1 copies that architecture; ``k <`` :data:`RANDOM_EFFECTS_MIN_K`
-    is the common-effect pool (:func:`study.stats.meta.common_effect`: inverse-variance mean,
-    ``SE = 1 / sqrt(sum w_i)``, Welch-Satterthwaite dof over the architectures' dof, Cochran's
-    Q reported); larger k the random-effects pool (:func:`study.stats.meta.random_effects`:
+    is the equal-weight pool (:func:`study.stats.meta.equal_weight_effect`: the mean of the
+    architectures' log B, ``SE = sqrt(sum v_i) / k``, Welch-Satterthwaite dof over the
+    architectures' dof, Cochran's Q reported; inverse-variance weights from SEs resting on a few
+    replicates under-cover); larger k the random-effects pool (:func:`study.stats.meta.random_effects`:
     DerSimonian-Laird + HKSJ, t(k - 1)).
 
     A missing or failed cell gives that architecture a row with NaN statistics and a ``note``

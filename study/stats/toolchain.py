@@ -16,7 +16,7 @@ estimated by :func:`study.stats.paired.contrast` round by round where every cell
 (the study measures an architecture's cells in one block, so common drift cancels), else
 unpaired; replicates are combined as for every channel. Results are
 :class:`~study.stats.channels.ChannelResult` rows (CI, TOST at the margin, one-sided test, MDE),
-per architecture and pooled over architectures (common effect for k < 5, else DerSimonian-Laird
+per architecture and pooled over architectures (equal weights for k < 5, else DerSimonian-Laird
 + HKSJ), so they print with the channel table's tools.
 """
 

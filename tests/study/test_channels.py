@@ -225,7 +225,7 @@ def test_a_true_ten_percent_bias_is_detected_and_not_ruled_out():
 
     results = _bias(_synth(sigma=0.02, effect=effect, seed=4), PRUNER, margin=0.05)
     pooled = _pooled(results)
-    assert pooled.pool == "common" and pooled.pvalue < 0.05 and not pooled.equivalent
+    assert pooled.pool == "equal" and pooled.pvalue < 0.05 and not pooled.equivalent
     assert not pooled.gap_ruled_out and pooled.ci_low < 1.10 < pooled.ci_high
 
 
@@ -240,15 +240,17 @@ def test_b_is_per_machine():
 # --- pooling ------------------------------------------------------------------------------------
 
 
-def test_common_effect_pool_is_the_inverse_variance_mean_for_few_architectures():
+def test_few_architectures_pool_as_the_equal_weight_mean():
     results = _bias(_frame(models=("resnet50", "vgg19", "mobilenetv1_100"), seed=7))
     arch, pooled = results[:3], results[3]
-    w = np.array([1 / r.se**2 for r in arch])
+    v = np.array([r.se**2 for r in arch])
     y = np.array([r.log_estimate for r in arch])
-    mu, se = float(np.sum(w * y) / np.sum(w)), float(1 / math.sqrt(np.sum(w)))
-    dof = 1 / np.sum((w / w.sum()) ** 2 / np.array([r.dof for r in arch]))
-    q = float(np.sum(w * (y - mu) ** 2))
-    assert RANDOM_EFFECTS_MIN_K > 3 and pooled.pool == "common" and pooled.k == 3
+    nu = np.array([r.dof for r in arch])
+    mu, se = float(y.mean()), float(math.sqrt(v.sum()) / 3)
+    dof = v.sum() ** 2 / np.sum(v**2 / nu)  # Satterthwaite
+    w = 1 / v
+    q = float(np.sum(w * (y - np.sum(w * y) / w.sum()) ** 2))  # Cochran's Q, inverse-variance
+    assert RANDOM_EFFECTS_MIN_K > 3 and pooled.pool == "equal" and pooled.k == 3
     assert (pooled.log_estimate, pooled.se, pooled.dof) == pytest.approx((mu, se, dof), rel=1e-12)
     assert (pooled.q, pooled.q_pvalue) == pytest.approx((q, scipy.stats.chi2.sf(q, 2)))
     half = scipy.stats.t.ppf(0.975, dof) * se

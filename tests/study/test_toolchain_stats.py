@@ -95,15 +95,15 @@ def test_interaction_matches_a_hand_computation_per_architecture(trials):
     assert pooled.ci_low < 1.2 * 1.05 < pooled.ci_high
 
 
-def test_pooled_interaction_is_the_inverse_variance_mean(trials):
+def test_pooled_interaction_is_the_equal_weight_mean(trials):
     rows = interaction(trials, NM_T, INTEL_T, "deepsparse", "openvino")
     hands = [_hand(trials, m, [(NM, 1), (INTEL, -1)]) for m in ("mobilenetv1", "resnet18")]
-    w = np.array([1 / h["se"] ** 2 for h in hands])
+    v = np.array([h["se"] ** 2 for h in hands])
     logs = np.array([h["log"] for h in hands])
     pooled = next(r for r in rows if r.model == "pooled")
-    assert pooled.log_estimate == pytest.approx(float(w @ logs / w.sum()), rel=1e-10)
-    assert pooled.se == pytest.approx(1 / math.sqrt(w.sum()), rel=1e-10)
-    assert pooled.k == 2 and pooled.pool == "common"
+    assert pooled.log_estimate == pytest.approx(float(logs.mean()), rel=1e-10)
+    assert pooled.se == pytest.approx(math.sqrt(v.sum()) / 2, rel=1e-10)
+    assert pooled.k == 2 and pooled.pool == "equal"
 
 
 def test_interaction_equals_the_ratio_of_the_two_toolchain_bs(trials):
