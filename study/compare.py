@@ -12,6 +12,7 @@ Usage:
     python -m study.compare --preset seed --data /data/imagenet/val --weights pretrained
     python -m study.compare --models resnet50,vgg19 --engines onnxruntime,deepsparse --out runs/mine
     python -m study.compare merge runs/machine-a runs/machine-b --out runs/merged
+    python -m study.compare --reuse-models runs/quick --out runs/quick-2   # a second run, same files
 
 Running again into the same folder with the same configuration resumes: nothing finished is redone
 and nothing written is lost. A different configuration into a used folder is refused.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
 import time
@@ -37,7 +39,7 @@ from study.records.jsonl import append_jsonl, read_jsonl
 from study.records.logs import configure_logging
 from study.records.manifest import MANIFEST, SKIPPED, Failure, Skip, read_manifest, record_skips
 
-__all__ = ["run_study", "write_stats", "merge", "bench_cells", "main"]
+__all__ = ["run_study", "write_stats", "merge", "bench_cells", "reuse_models", "main"]
 
 log = logging.getLogger("study.compare")
 
@@ -75,6 +77,72 @@ def _prepare_folder(cfg: StudyConfig, out: Path, require_resume: bool) -> bool:
     out.mkdir(parents=True, exist_ok=True)
     config_path.write_text(yaml.safe_dump(current, sort_keys=False))
     return False
+
+
+# What making a run's models writes into its folder (study.variants), and the only keys of the
+# configuration that do not change those files. --reuse-models copies the first into a new folder.
+MADE = ("models", "recipes", "training.csv", "sensitivity.csv")
+BENCH_ONLY_KEYS = ("bench", "analysis", "engines", "isa")
+
+
+def reuse_models(cfg: StudyConfig, source: Path, out: Path) -> None:
+    """Start a new run in ``out`` that measures the byte-identical model files of run ``source``.
+
+    The files ``source``'s making stages wrote (:data:`MADE`: the ONNX files, checkpoints and
+    manifest under ``models/``, the rewritten recipes, the training logs) are hard-linked (copied
+    across file systems) into ``out``, with ``source``'s failures of making; the benchmark then
+    runs in fresh processes under a new run id. Two such runs are what ``python -m
+    study.replication`` compares: the variance between runs without the noise of retraining.
+
+    Raises:
+        ValueError: if ``source`` holds no study, its configuration differs from ``cfg`` in
+            anything but :data:`BENCH_ONLY_KEYS`, or ``out`` exists and is not empty (nothing is
+            overwritten).
+    """
+    if not (source / "config.yaml").exists() or not (source / MANIFEST).exists():
+        raise ValueError(
+            f"--reuse-models {str(source)!r} holds no study with models (no config.yaml or "
+            f"{MANIFEST}); give the folder of a finished or interrupted run"
+        )
+    if out.resolve() == source.resolve():
+        raise ValueError(f"--reuse-models and --out must be two folders; both are {str(out)!r}")
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"--out {str(out)!r} must be new or empty with --reuse-models")
+    previous = yaml.safe_load((source / "config.yaml").read_text())
+    current = cfg.to_dict()
+    diff = sorted(
+        k
+        for k in set(previous) | set(current)
+        if k not in BENCH_ONLY_KEYS and _norm(previous.get(k)) != _norm(current.get(k))
+    )
+    if diff:
+        raise ValueError(
+            f"--reuse-models {str(source)!r} made its models under another configuration "
+            f"(differs in: {', '.join(diff)}; only {', '.join(BENCH_ONLY_KEYS)} may differ)"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    for name in MADE:
+        path = source / name
+        if path.is_dir():
+            shutil.copytree(path, out / name, copy_function=link)
+        elif path.exists():
+            link(str(path), str(out / name))
+    made_failures = [
+        f
+        for f in read_jsonl(source / "failures.jsonl", missing_ok=True)
+        if f.get("stage") != "bench"
+    ]
+    if made_failures:
+        append_jsonl(out / "failures.jsonl", made_failures)
+    (out / "config.yaml").write_text(yaml.safe_dump(current, sort_keys=False))
+    log.info("reusing the models of %s in %s (a new benchmark run of the same files)", source, out)
 
 
 def _norm(value: Any) -> Any:
@@ -424,6 +492,13 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--resume", action="store_true", help="require an existing run in --out to resume"
     )
+    p.add_argument(
+        "--reuse-models",
+        type=Path,
+        metavar="RUN",
+        help="benchmark the byte-identical models of the run in folder RUN (new processes, a "
+        "new run id) into a new --out: a second run for `python -m study.replication`",
+    )
     p.add_argument("--no-paper", action="store_true", help="skip building the paper at the end")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("-v", "--verbose", action="count", default=0)
@@ -460,6 +535,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         cfg = load_config(args.preset, overrides)
         out = args.out or Path("runs") / cfg.name
+        if args.reuse_models is not None:
+            reuse_models(cfg, args.reuse_models, out)
         if _prepare_folder(cfg, out, args.resume):
             log.info("resuming the study in %s (finished work is kept and not redone)", out)
     except (ValueError, argparse.ArgumentTypeError) as err:

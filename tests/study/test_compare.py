@@ -258,6 +258,34 @@ def test_a_different_config_into_a_used_folder_is_refused(smoke_run, capsys):
     assert "different configuration (differs in: models)" in capsys.readouterr().err
 
 
+def test_a_second_run_measures_the_same_files_in_new_processes(smoke_run, tmp_path, capsys):
+    out, _ = smoke_run
+    again = tmp_path / "again"
+    args = ["--preset", "smoke", "--out", str(again), "--no-progress", "--no-paper"]
+    assert main([*args, "--reuse-models", str(out), "--engines", "onnxruntime"]) in (0, 1)
+    before, after = read_manifest(out), read_manifest(again)
+    assert [(r.name, r.onnx_sha256) for r in after] == [(r.name, r.onnx_sha256) for r in before]
+    first = pd.read_json(out / "bench.jsonl", lines=True)
+    second = _ok_rows(again)
+    assert set(second.engine) == {"onnxruntime"} and len(second) > 0
+    assert set(second.run_id).isdisjoint(set(first.run_id))  # a new run, never pooled with the old
+    timings = pd.read_csv(again / "timings.csv")
+    assert timings[timings.stage != "benchmark"].reused.all()  # nothing was trained or exported
+    # refused: a used --out, the same folder twice, another making configuration, no study
+    for bad, message in [
+        (["--reuse-models", str(out)], "must be new or empty"),
+        (["--reuse-models", str(tmp_path)], "holds no study with models"),
+        (["--reuse-models", str(out), "--models", "resnet18"], "differs in: models"),
+    ]:
+        with pytest.raises(SystemExit):
+            main(
+                [*args, *bad]
+                if "--models" not in bad
+                else [*args, *bad, "--out", str(tmp_path / "x")]
+            )
+        assert message in capsys.readouterr().err
+
+
 def test_unknown_engine_flag_lists_the_valid_ones(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--preset", "smoke", "--engines", "onnxruntime,tensorrt", "--out", str(tmp_path)])
