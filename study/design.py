@@ -61,6 +61,7 @@ CHANNEL_TEXT = {
     "mask:block4": "SparseML's 1x4 block masks vs unstructured (both under one global threshold)",
     "precision": "int8 (torch.ao QAT) vs fp32 weights: the int8 speed-up, not a toolchain bias",
     "quantizer": "int8 by SparseML's QuantizationModifier and exporter vs by torch.ao and torch.onnx",
+    "quantizer:nncf": "int8 by NNCF QAT (its FakeQuantize ONNX on OpenVINO, its QDQ file on the other engines) vs by torch.ao and torch.onnx, on the reference's weights",
     "toolchain:neuralmagic": "Neural Magic's whole toolchain (SparseZoo-style profile, 1x4 blocks, SparseML's exporter) vs the neutral reference",
     "toolchain:neuralmagic:int8": "Neural Magic's whole int8 toolchain (its profile and blocks, SparseML's quantization and int8 export) vs the torch.ao int8 reference",
     "toolchain:intel": "Intel's whole toolchain (NNCF's pruning: normalised global ranking, its coverage and schedule; torch.onnx export) vs the neutral reference",
@@ -156,6 +157,8 @@ def _factor_variants(cfg: StudyConfig, model: str) -> list[tuple[str, Variant, V
         out.append(("precision", int8, ref))
         if "sparseml" in cfg.levels("quantizer"):
             out.append(("quantizer", replace(ref, quant="sparseml", exporter="sparseml"), int8))
+        if "nncf" in cfg.levels("quantizer"):
+            out.append(("quantizer:nncf", replace(ref, quant="nncf", exporter="nncf"), int8))
     return out + toolchain_variants(cfg, model)
 
 

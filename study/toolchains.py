@@ -55,10 +55,13 @@ CHOICES: dict[tuple[str, str], dict[str, str]] = {
 # The single-factor channels (study.design) whose B's product the whole toolchain's B is compared
 # with ("do the factors add up"). Neural Magic's int8 chain: its profile and blocks (measured at
 # fp32) and its quantizer+exporter (the quantizer channel, on the reference weights). Intel's
-# choices have no single-factor channels apart from the whole (its fp32 variant is one choice).
+# int8 chain: its pruning (the fp32 whole, which is that one choice) and NNCF's quantizer and
+# export on the reference weights (quantizer level "nncf"). Intel's fp32 variant is one choice,
+# so it has no additivity row.
 SINGLE_FACTORS: dict[tuple[str, str], tuple[str, ...]] = {
     ("neuralmagic", "fp32"): ("profile:vendor", "mask:block4", "exporter"),
     ("neuralmagic", "int8"): ("profile:vendor", "mask:block4", "quantizer"),
+    ("intel", "int8"): ("toolchain:intel", "quantizer:nncf"),
 }
 
 TOOLCHAIN_TEXT = {

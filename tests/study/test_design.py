@@ -33,6 +33,7 @@ def test_each_level_of_each_factor_gives_one_channel():
         "mask:block4",
         "precision",
         "quantizer",
+        "quantizer:nncf",
         "toolchain:neuralmagic",
         "toolchain:neuralmagic:int8",
         "toolchain:intel",
@@ -40,6 +41,8 @@ def test_each_level_of_each_factor_gives_one_channel():
     ]
     quantizer = channels(cfg, "small_cnn")[6]
     assert quantizer.level_a["quant"] == "sparseml" and quantizer.level_b["quant"] == "torch"
+    nncf = channels(cfg, "small_cnn")[7]  # NNCF's quantizer and export on the reference weights
+    assert nncf.level_a == {**quantizer.level_b, "quant": "nncf", "exporter": "nncf"}
 
 
 def test_variant_names_are_distinct_files():

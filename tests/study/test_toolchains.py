@@ -62,3 +62,22 @@ def test_the_toolchain_factor_must_keep_its_neutral_reference():
         ValueError, match=r"`factors.toolchain` must include its reference level 'neutral'"
     ):
         load_config("smoke", {"factors": {"toolchain": ["intel"]}})
+
+
+def test_each_whole_toolchain_names_the_single_factors_it_is_checked_against():
+    from study.design import whole_toolchains
+
+    found = {w.name: w for w in whole_toolchains(load_config("smoke"))}
+    assert set(found) == {"neuralmagic", "neuralmagic:int8", "intel", "intel:int8"}
+    assert found["neuralmagic"].single_names == ("profile:vendor", "mask:block4", "exporter")
+    assert found["neuralmagic:int8"].single_names == ("profile:vendor", "mask:block4", "quantizer")
+    # Intel's int8 chain: NNCF's pruning (its fp32 whole, one choice) and NNCF's quantizer
+    assert found["intel:int8"].single_names == ("toolchain:intel", "quantizer:nncf")
+    assert found["intel"].single_names == ()  # one choice: nothing to add up
+    # the product of the singles' columns changes exactly what the whole changes
+    whole = found["intel:int8"]
+    changed = {k for k, v in whole.variant.items() if whole.reference.get(k) != v}
+    singles = set()
+    for a, b in whole.singles:
+        singles |= {k for k, v in a.items() if b.get(k) != v}
+    assert changed == singles == {"pruner", "quant", "exporter"}
