@@ -24,7 +24,7 @@ __all__ = [
 # Channels that ask whether a toolchain's choice biases the comparison ("precision" is the int8
 # speed-up of one toolchain, not a choice between toolchains).
 TOOLCHAIN_CHANNELS = ("pruner", "exporter", "profile:uniform", "profile:vendor", "mask:block4")
-TOOLCHAIN_CHANNELS += ("quantizer",)
+TOOLCHAIN_CHANNELS += ("quantizer", "quantizer:nncf")
 
 
 def pooled_results(analysis: Analysis, channel: str | None = None) -> list:
