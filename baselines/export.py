@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from study.make.export import check_no_pruning_state
+from study.make.export import check_no_pruning_state, sample_input
 from study.onnx.weights import unshare_weights_file
 
 os.environ.setdefault("NM_DISABLE_ANALYTICS", "1")
@@ -45,8 +45,7 @@ def export_sparseml(
     Example:
         >>> export_sparseml(model, "runs/model-sparseml.onnx", (1, 3, 224, 224))  # doctest: +SKIP
     """
-    if not input_shape or any(int(d) < 1 for d in input_shape):
-        raise ValueError(f"`input_shape` must be a tuple of positive integers; got {input_shape!r}")
+    sample_input(input_shape)  # refuses a bad shape before SparseML is imported
     check_no_pruning_state(model)
     from sparseml.pytorch.utils import ModuleExporter
 

@@ -39,6 +39,7 @@ import torch
 from onnx import helper, numpy_helper
 
 from baselines.nncf_common import import_nncf, nncf_step
+from study.make.export import sample_input, torch_onnx_export
 
 __all__ = ["FORMATS", "export_fq_onnx", "export_ir", "export_qdq_onnx", "fold_weight_quantize"]
 
@@ -51,28 +52,14 @@ FORMATS: dict[str, tuple[str, ...]] = {
 
 
 def _check_shape(input_shape: tuple[int, ...], opset: int) -> torch.Tensor:
-    if not input_shape or any(int(d) < 1 for d in input_shape):
-        raise ValueError(f"`input_shape` must be a tuple of positive integers; got {input_shape!r}")
     if not isinstance(opset, int) or opset < 13:
         raise ValueError(f"`opset` must be an integer >= 13; got {opset!r}")
-    return torch.zeros(tuple(int(d) for d in input_shape))
+    return sample_input(input_shape)
 
 
 def _export(model: torch.nn.Module, sample: torch.Tensor, path: Path, opset: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    model.eval()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer warnings from NNCF's hooks
-        torch.onnx.export(
-            model,
-            (sample,),
-            str(path),
-            opset_version=opset,
-            do_constant_folding=True,
-            input_names=["input"],
-            output_names=["output"],
-            dynamo=False,
-        )
+    # a fixed batch (NNCF's FakeQuantize graph), tracer warnings from NNCF's hooks silenced
+    torch_onnx_export(model, sample, path, opset, dynamic_batch=False, quiet=True)
 
 
 def export_fq_onnx(

@@ -269,23 +269,15 @@ def qat(
     Example:
         >>> result, settings = qat(pruned, tl, vl, QatConfig(epochs=2), tl)  # doctest: +SKIP
     """
-    from study.make.quantize import check_masks_held, hold_recipe, prunable_zero_masks, qat_result
-    from study.make.train import train
+    from study.make.quantize import finetune_holding_zeros, prunable_zero_masks, qat_result
 
     start = time.perf_counter()
     masks = prunable_zero_masks(model)
     qmodel, settings = ptq(
         model, calibration_loader, subset_size=subset_size, fold_bn=fold_bn, method="qat"
     )
-    result = train(
-        qmodel,
-        hold_recipe(config),
-        train_loader,
-        val_loader,
-        toolchain="gmp",
-        config=config.train_config(),
-        progress=progress,
+    result = finetune_holding_zeros(
+        qmodel, masks, "nncf", train_loader, val_loader, config, progress=progress
     )
-    check_masks_held(masks, qmodel, "nncf")
     qmodel.eval()
     return qat_result("nncf", qmodel, val_loader, result, masks, start, config), settings

@@ -40,8 +40,7 @@ import torch
 from study.make.quantize import (
     QatConfig,
     QatResult,
-    check_masks_held,
-    hold_recipe,
+    finetune_holding_zeros,
     prunable_zero_masks,
     qat_result,
 )
@@ -186,7 +185,6 @@ def qat_sparseml(
 
     from baselines.sparseml import python_loggers
     from study.make.export import check_no_pruning_state
-    from study.make.train import train
 
     check_no_pruning_state(model)
     patch_sparseml_qconfig()
@@ -197,16 +195,10 @@ def qat_sparseml(
     loggers = python_loggers()  # not SparseML's default sparse_logs/ folder
     manager = ScheduledModifierManager.from_yaml(QUANTIZATION_RECIPE)
     manager.apply_structure(qat, epoch=0.0, loggers=loggers)
-    result = train(
-        qat,
-        hold_recipe(config),
-        train_loader,
-        val_loader,
-        toolchain="sparseml",
-        config=config.train_config(),
+    result = finetune_holding_zeros(
+        qat, masks, "sparseml", train_loader, val_loader, config, toolchain="sparseml",
         progress=progress,
-    )
-    check_masks_held(masks, qat, "sparseml")
+    )  # fmt: skip
     return qat_result("sparseml", qat, val_loader, result, masks, start, config)
 
 

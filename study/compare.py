@@ -58,12 +58,7 @@ def _prepare_folder(cfg: StudyConfig, out: Path, require_resume: bool) -> bool:
     config_path = out / "config.yaml"
     current = cfg.to_dict()
     if config_path.exists():
-        previous = yaml.safe_load(config_path.read_text())
-        diff = sorted(
-            k
-            for k in set(previous) | set(current)
-            if _norm(previous.get(k)) != _norm(current.get(k))
-        )
+        diff = _config_diff(yaml.safe_load(config_path.read_text()), current)
         if diff:
             raise ValueError(
                 f"{str(out)!r} holds results of a different configuration (differs in: {', '.join(diff)}); "
@@ -108,13 +103,9 @@ def reuse_models(cfg: StudyConfig, source: Path, out: Path) -> None:
         raise ValueError(f"--reuse-models and --out must be two folders; both are {str(out)!r}")
     if out.exists() and any(out.iterdir()):
         raise ValueError(f"--out {str(out)!r} must be new or empty with --reuse-models")
-    previous = yaml.safe_load((source / "config.yaml").read_text())
     current = cfg.to_dict()
-    diff = sorted(
-        k
-        for k in set(previous) | set(current)
-        if k not in BENCH_ONLY_KEYS and _norm(previous.get(k)) != _norm(current.get(k))
-    )
+    previous = yaml.safe_load((source / "config.yaml").read_text())
+    diff = _config_diff(previous, current, ignore=BENCH_ONLY_KEYS)
     if diff:
         raise ValueError(
             f"--reuse-models {str(source)!r} made its models under another configuration "
@@ -145,9 +136,15 @@ def reuse_models(cfg: StudyConfig, source: Path, out: Path) -> None:
     log.info("reusing the models of %s in %s (a new benchmark run of the same files)", source, out)
 
 
-def _norm(value: Any) -> Any:
-    """Compare configs after a YAML round trip (tuples become lists)."""
-    return yaml.safe_load(yaml.safe_dump(value))
+def _config_diff(previous: dict, current: dict, ignore: tuple[str, ...] = ()) -> list[str]:
+    """The top-level keys whose values differ, compared after a YAML round trip (tuples become
+    lists), leaving out ``ignore``."""
+
+    def norm(value: Any) -> Any:
+        return yaml.safe_load(yaml.safe_dump(value))
+
+    keys = (set(previous) | set(current)) - set(ignore)
+    return sorted(k for k in keys if norm(previous.get(k)) != norm(current.get(k)))
 
 
 def _record_failures(out: Path, failures: list[Failure]) -> None:

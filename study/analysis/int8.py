@@ -37,7 +37,11 @@ INT8_OPS = ("Convolution", "FullyConnected", "MatMul")  # the OpenVINO layer typ
 _INT8_PRECISIONS = ("u8", "i8")
 _SETTING = ["scenario", "batch_size", "threads", "isa"]
 _VARIANT = ["pruner", "profile", "mask", "quant", "exporter"]
-QUANTIZERS = {"torch": "torch.ao", "sparseml": "SparseML", "nncf": "NNCF"}  # quant column -> who quantized
+QUANTIZERS = {
+    "torch": "torch.ao",
+    "sparseml": "SparseML",
+    "nncf": "NNCF",
+}  # quant column -> who quantized
 
 
 @dataclass(frozen=True)

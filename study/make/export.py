@@ -22,11 +22,13 @@ it and by shape and zero pattern where it did not.
 from __future__ import annotations
 
 import gzip
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from study.onnx.weights import unshare_weights_file
 
@@ -110,33 +112,53 @@ def export_torch(
     Example:
         >>> export_torch(model, "runs/model.onnx", (1, 3, 224, 224))  # doctest: +SKIP
     """
-    if not input_shape or any(int(d) < 1 for d in input_shape):
-        raise ValueError(f"`input_shape` must be a tuple of positive integers; got {input_shape!r}")
+    sample = sample_input(input_shape)
     check_no_pruning_state(model)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     was_training = model.training
-    model.eval()
     try:
-        sample = torch.zeros(tuple(int(d) for d in input_shape))
-        with torch.no_grad():
-            torch.onnx.export(
-                model,
-                (sample,),
-                str(path),
-                opset_version=opset,
-                do_constant_folding=True,
-                input_names=["input"],
-                output_names=["output"],
-                dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}
-                if dynamic_batch
-                else None,
-                dynamo=False,
-            )
+        torch_onnx_export(model, sample, path, opset, dynamic_batch=dynamic_batch)
     finally:
         model.train(was_training)
     unshare_weights_file(path)
     return path
+
+
+def sample_input(input_shape: tuple[int, ...]) -> torch.Tensor:
+    """A zero batch of ``input_shape``, refused unless every entry is a positive integer."""
+    if not input_shape or any(int(d) < 1 for d in input_shape):
+        raise ValueError(f"`input_shape` must be a tuple of positive integers; got {input_shape!r}")
+    return torch.zeros(tuple(int(d) for d in input_shape))
+
+
+def torch_onnx_export(
+    model: nn.Module,
+    sample: torch.Tensor,
+    path: Path,
+    opset: int,
+    *,
+    dynamic_batch: bool = True,
+    quiet: bool = False,
+) -> None:
+    """The one ``torch.onnx.export`` call of the study (TorchScript exporter, constant folding,
+    input ``"input"``, output ``"output"``), in eval mode without gradients; ``quiet`` silences
+    the tracer's warnings (NNCF's hooks raise many). The caller restores the training mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    with torch.no_grad(), warnings.catch_warnings():
+        if quiet:
+            warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (sample,),
+            str(path),
+            opset_version=opset,
+            do_constant_folding=True,
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}} if dynamic_batch else None,
+            dynamo=False,
+        )
 
 
 def _initializers(onnx_path: str | Path) -> dict[str, np.ndarray]:

@@ -50,6 +50,7 @@ __all__ = [
     "check_int8_zeros",
     "check_masks_held",
     "export_int8_torch",
+    "finetune_holding_zeros",
     "fx_leaf_modules",
     "hold_recipe",
     "int8_onnx_accuracy",
@@ -241,6 +242,37 @@ def check_masks_held(
         raise RuntimeError(f"{where}: pruned weights became non-zero during QAT: {lost}")
 
 
+def finetune_holding_zeros(
+    qmodel: torch.nn.Module,
+    masks: list[tuple[str, torch.Tensor]],
+    where: str,
+    train_loader: DataLoader,
+    val_loader: DataLoader,
+    config: QatConfig,
+    *,
+    toolchain: str = "gmp",
+    progress: bool = False,
+) -> TrainResult:
+    """The QAT fine-tuning every quantizer shares: the shared loop under :func:`hold_recipe` (the
+    fp32 zeros held by a constant-sparsity modifier), then :func:`check_masks_held` against
+    ``masks`` (taken before quantization). ``toolchain`` is the loop's (``"sparseml"`` when
+    SparseML's QuantizationModifier is attached, else ``"gmp"``); ``where`` names the quantizer in
+    errors."""
+    from study.make.train import train
+
+    result = train(
+        qmodel,
+        hold_recipe(config),
+        train_loader,
+        val_loader,
+        toolchain=toolchain,
+        config=config.train_config(),
+        progress=progress,
+    )
+    check_masks_held(masks, qmodel, where)
+    return result
+
+
 def qat_torch(
     model: torch.nn.Module,
     train_loader: DataLoader,
@@ -281,7 +313,6 @@ def qat_torch(
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_qat_fx
 
     from study.make.export import check_no_pruning_state
-    from study.make.train import train
 
     check_no_pruning_state(model)
     start = time.perf_counter()
@@ -304,16 +335,9 @@ def qat_torch(
         prepared = prepare_qat_fx(
             fp32, mapping, (example_input.cpu(),), prepare_custom_config=custom
         )
-        result = train(
-            prepared,
-            hold_recipe(config),
-            train_loader,
-            val_loader,
-            toolchain="gmp",
-            config=config.train_config(),
-            progress=progress,
+        result = finetune_holding_zeros(
+            prepared, masks, "torch", train_loader, val_loader, config, progress=progress
         )
-        check_masks_held(masks, prepared, "torch")
         prepared.eval()
         with torch.no_grad():
             qmodel = convert_fx(prepared)

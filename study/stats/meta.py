@@ -240,40 +240,8 @@ def common_effect(
         >>> round(r.estimate, 3), r.dof
         (-0.005, 18.0)
     """
-    yy, vv = finite_array(y, "y"), finite_array(v, "v")
-    nu = np.asarray(list(dof), dtype=float).ravel()
-    confidence = check_confidence(confidence)
-    if not (yy.size == vv.size == nu.size):
-        raise ValueError(
-            f"`y`, `v` and `dof` must have the same length; got {yy.size}, {vv.size}, {nu.size}"
-        )
-    if np.any(vv <= 0):
-        raise ValueError(f"`v` must hold variances > 0; got {vv.tolist()!r}")
-    if np.any(~(nu > 0)):
-        raise ValueError(f"`dof` must hold degrees of freedom > 0; got {nu.tolist()!r}")
-    k = yy.size
-    w = 1.0 / vv
-    total = float(np.sum(w))
-    mu = float(np.sum(w * yy) / total)
-    se = math.sqrt(1.0 / total)
-    share = w / total
-    with np.errstate(divide="ignore"):
-        dof_mu = float(1.0 / np.sum(share**2 / nu))  # inf when every variance is known
-    q_stat = float(np.sum(w * (yy - mu) ** 2))
-    q_p = float(scipy.stats.chi2.sf(q_stat, k - 1)) if k >= 2 else math.nan
-    t = t_interval(mu, se, dof_mu, confidence)
-    return CommonEffectResult(
-        estimate=mu,
-        se=se,
-        dof=dof_mu,
-        ci_low=t["ci_low"],
-        ci_high=t["ci_high"],
-        pvalue=t["pvalue"],
-        q=q_stat,
-        q_pvalue=q_p,
-        k=int(k),
-        confidence=confidence,
-    )
+    yy, vv, nu = _pool_args(y, v, dof)
+    return _fixed_set_pool(yy, vv, nu, 1.0 / vv, confidence)
 
 
 def equal_weight_effect(
@@ -309,9 +277,13 @@ def equal_weight_effect(
         >>> round(r.estimate, 3), round(r.se, 5), round(r.dof, 3)
         (-0.005, 0.01118, 2.941)
     """
+    yy, vv, nu = _pool_args(y, v, dof)
+    return _fixed_set_pool(yy, vv, nu, np.ones_like(vv), confidence)
+
+
+def _pool_args(y, v, dof) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     yy, vv = finite_array(y, "y"), finite_array(v, "v")
     nu = np.asarray(list(dof), dtype=float).ravel()
-    confidence = check_confidence(confidence)
     if not (yy.size == vv.size == nu.size) or yy.size == 0:
         raise ValueError(
             f"`y`, `v` and `dof` must have the same length k >= 1; got {yy.size}, {vv.size}, "
@@ -321,11 +293,21 @@ def equal_weight_effect(
         raise ValueError(f"`v` must hold variances > 0; got {vv.tolist()!r}")
     if np.any(~(nu > 0)):
         raise ValueError(f"`dof` must hold degrees of freedom > 0; got {nu.tolist()!r}")
+    return yy, vv, nu
+
+
+def _fixed_set_pool(yy, vv, nu, weights, confidence) -> CommonEffectResult:
+    """``mu = sum a_i y_i`` with ``a_i = weights_i / sum weights``: ``var = sum a_i^2 v_i`` and
+    the Satterthwaite ``dof = var^2 / sum (a_i^2 v_i)^2 / dof_i``; Cochran's Q always with
+    inverse-variance weights (a heterogeneity check, not used by the estimate)."""
+    confidence = check_confidence(confidence)
     k = yy.size
-    mu = float(np.mean(yy))
-    se = math.sqrt(float(np.sum(vv)) / k**2)
+    share = weights / float(np.sum(weights))
+    mu = float(np.sum(share * yy))
+    parts = share**2 * vv
+    se = math.sqrt(float(np.sum(parts)))
     with np.errstate(divide="ignore"):
-        dof_mu = float(np.sum(vv) ** 2 / np.sum(vv**2 / nu))  # inf when every variance is known
+        dof_mu = float(np.sum(parts) ** 2 / np.sum(parts**2 / nu))  # inf: every variance known
     w = 1.0 / vv
     q_stat = float(np.sum(w * (yy - np.sum(w * yy) / np.sum(w)) ** 2))
     q_p = float(scipy.stats.chi2.sf(q_stat, k - 1)) if k >= 2 else math.nan
