@@ -264,7 +264,9 @@ def test_a_second_run_measures_the_same_files_in_new_processes(smoke_run, tmp_pa
     args = ["--preset", "smoke", "--out", str(again), "--no-progress", "--no-paper"]
     assert main([*args, "--reuse-models", str(out), "--engines", "onnxruntime"]) in (0, 1)
     before, after = read_manifest(out), read_manifest(again)
-    assert [(r.name, r.onnx_sha256) for r in after] == [(r.name, r.onnx_sha256) for r in before]
+    assert [(r.onnx_path, r.onnx_sha256) for r in after] == [
+        (r.onnx_path, r.onnx_sha256) for r in before
+    ]
     first = pd.read_json(out / "bench.jsonl", lines=True)
     second = _ok_rows(again)
     assert set(second.engine) == {"onnxruntime"} and len(second) > 0
