@@ -519,6 +519,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--noise-floor", type=float, default=20.0, metavar="SECONDS",
                    help="time study.noise's fixed workload before and after (0: skip)")  # fmt: skip
     p.add_argument("--efficiency", action="store_true", help="also run the efficiency check")
+    p.add_argument("--skip-fidelity", action="store_true", help="only the efficiency check")
     p.add_argument("--max-steal", type=float, default=None,
                    help="efficiency only: study.bench's max_cpu_steal")  # fmt: skip
     args = p.parse_args(argv)
@@ -539,16 +540,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(f"models {[str(m) for m in models]}; {s}", flush=True)
     floors = [noise_floor(seconds=args.noise_floor, threads=s.threads)] if args.noise_floor else []
-    record = run_fidelity(models, s, args.dir)
-    if args.noise_floor:
-        floors.append(noise_floor(seconds=args.noise_floor, threads=s.threads))
-        record["noise_floors"] = [asdict(f) for f in floors]
-        print("\n".join(map(str, floors)))
-    path = args.json or args.dir / "fidelity.json"
-    path.write_text(json.dumps(record, indent=1))
-    print(f"\n{record['table']}\n\nwritten: {path}")
+    if not args.skip_fidelity:
+        record = run_fidelity(models, s, args.dir)
+        path = args.json or args.dir / "fidelity.json"
     if args.efficiency:
         efficiency(models[0], s.threads, args.dir / "efficiency.jsonl", args.max_steal)
+    if args.noise_floor:
+        floors.append(noise_floor(seconds=args.noise_floor, threads=s.threads))
+        print("\n".join(map(str, floors)))
+    if not args.skip_fidelity:
+        record["noise_floors"] = [asdict(f) for f in floors]
+        path.write_text(json.dumps(record, indent=1))
+        print(f"\n{record['table']}\n\nwritten: {path}")
     return 0
 
 

@@ -13,6 +13,7 @@ from benchmarks.fidelity import (
     ENGINES,
     FidelitySettings,
     Process,
+    benchmark_app_properties,
     check_settings,
     compare,
     export_model,
@@ -20,7 +21,22 @@ from benchmarks.fidelity import (
     main,
     run_fidelity,
     schedule,
+    settings_differ,
 )
+
+# benchmark_app 2026.4.1's step 8 (excerpt), captured on small_cnn with -hint latency.
+BENCHMARK_APP_STEP_8 = """[Step 7/11] Loading the model to the device
+[ INFO ] Compile model took 51.01 ms
+[Step 8/11] Querying optimal runtime parameters
+[ INFO ] Model:
+[ INFO ]   NETWORK_NAME: onnx_Frontend_IR
+[ INFO ]   NUM_STREAMS: 1
+[ INFO ]   INFERENCE_NUM_THREADS: 2
+[ INFO ]   INFERENCE_PRECISION_HINT: <Type: 'float32'>
+[ INFO ]   ENABLE_CPU_PINNING: True
+[Step 9/11] Creating infer requests and preparing input tensors
+[ INFO ]   NOT_A_PROPERTY: 1
+"""
 
 
 def _processes(rng, n, bias, process_sd):
@@ -153,3 +169,23 @@ def test_a_real_run_gives_a_ratio_and_ci_per_engine(tmp_path):
         assert r["ci_low"] < r["ratio"] < r["ci_high"] and r["ratio"] > 0
         assert math.isfinite(r["dof"]) and r["dof"] >= 1
     assert "| small_cnn-s0-b1.onnx | deepsparse |" in record["table"]
+
+
+def test_benchmark_app_properties_are_read_from_its_step_8_only():
+    assert benchmark_app_properties(BENCHMARK_APP_STEP_8) == {
+        "NETWORK_NAME": "onnx_Frontend_IR",
+        "NUM_STREAMS": "1",
+        "INFERENCE_NUM_THREADS": "2",
+        "INFERENCE_PRECISION_HINT": "<Type: 'float32'>",
+        "ENABLE_CPU_PINNING": "True",
+    }
+    assert benchmark_app_properties("no step 8 here") == {}
+
+
+def test_settings_differ_names_only_shared_keys_whose_values_differ():
+    def proc(side, settings):
+        return Process("openvino", side, 0, 0, 1.0, 1.0, "", settings=settings)
+
+    ps = [proc("harness", {"NUM_STREAMS": 1, "ENABLE_CPU_PINNING": True, "precision": "f32"}),
+          proc("native", {"NUM_STREAMS": "1", "ENABLE_CPU_PINNING": "False", "PERF_COUNT": "NO"})]  # fmt: skip
+    assert settings_differ(ps) == {"ENABLE_CPU_PINNING": {"harness": ["True"], "native": ["False"]}}
