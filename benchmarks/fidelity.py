@@ -459,6 +459,7 @@ def run_fidelity(
         "settings": asdict(s),
         "environment": {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)},
         "native_environment": NATIVE_ENV,
+        "load_average_1min": {"start": os.getloadavg()[0]},  # > the cores: a shared machine
         "models": {},
     }
     results: dict[str, dict[str, dict]] = {}
@@ -472,6 +473,7 @@ def run_fidelity(
             "processes": [asdict(p) for p in processes],
         }
     record["table"] = format_table(results)
+    record["load_average_1min"]["end"] = os.getloadavg()[0]
     record["wall_seconds"] = (datetime.now(timezone.utc) - started).total_seconds()
     return record
 
@@ -549,6 +551,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         floors.append(noise_floor(seconds=args.noise_floor, threads=s.threads))
         print("\n".join(map(str, floors)))
     if not args.skip_fidelity:
+        record["command"] = " ".join(["python", *sys.argv])
         record["noise_floors"] = [asdict(f) for f in floors]
         path.write_text(json.dumps(record, indent=1))
         print(f"\n{record['table']}\n\nwritten: {path}")
