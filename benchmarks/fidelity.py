@@ -17,7 +17,7 @@ excludes 1 is a harness bias that process variance cannot explain; one that incl
 two agree within its width.
 
 Efficiency (``--efficiency``): how far the harness's CI gets within its default 30-s cap per
-cell, beside the machine's noise floor (``study.noise``).
+cell, beside the machine's noise floor (``study.bench.noise``).
 
 Usage::
 
@@ -47,12 +47,12 @@ import psutil
 import scipy.stats
 
 from study.bench import BenchSettings, CellSpec, run_benchmark, summarize
+from study.bench.hardware import capture_hardware
+from study.bench.noise import noise_floor
 from study.engines.base import read_input_specs
 from study.engines.deepsparse_cli import deepsparse_benchmark_command
-from study.hardware import capture_hardware
-from study.manifest import sha256_file
-from study.models import MODELS
-from study.noise import noise_floor
+from study.make.models import MODELS
+from study.records.manifest import sha256_file
 from study.stats import geometric_ci, throughput_ratio
 
 ENGINES = ("deepsparse", "openvino")  # the engines with a native tool
@@ -427,13 +427,13 @@ def format_table(results: dict[str, dict[str, dict]]) -> str:
 def export_model(name: str, sparsity: float, batch_size: int, folder: Path) -> Path:
     """A registry architecture (seeded random weights, 10 classes) at its real input size.
 
-    Pruned one-shot (each layer's smallest magnitudes, :func:`study.pipeline.oneshot_prune`) to
-    ``sparsity``, exported by :func:`study.export.export_torch` (BatchNorm folded, opset of the
+    Pruned one-shot (each layer's smallest magnitudes, :func:`study.variants.oneshot_prune`) to
+    ``sparsity``, exported by :func:`study.make.export.export_torch` (BatchNorm folded, opset of the
     registry) with a static batch of ``batch_size``.
     """
-    from study.export import export_torch
-    from study.models import build_model
-    from study.pipeline import oneshot_prune
+    from study.make.export import export_torch
+    from study.make.models import build_model
+    from study.variants import oneshot_prune
 
     path = folder / f"{name}-s{round(sparsity * 100)}-b{batch_size}.onnx"
     if path.is_file():
@@ -519,7 +519,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--dir", type=Path, default=Path("runs/fidelity"), help="models and rows")
     p.add_argument("--json", type=Path, help="write the record here (default: DIR/fidelity.json)")
     p.add_argument("--noise-floor", type=float, default=20.0, metavar="SECONDS",
-                   help="time study.noise's fixed workload before and after (0: skip)")  # fmt: skip
+                   help="time study.bench.noise's fixed workload before and after (0: skip)")  # fmt: skip
     p.add_argument("--efficiency", action="store_true", help="also run the efficiency check")
     p.add_argument("--skip-fidelity", action="store_true", help="only the efficiency check")
     p.add_argument("--max-steal", type=float, default=None,
