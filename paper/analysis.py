@@ -1,8 +1,9 @@
 """The statistics the paper needs, computed once from the results with ``study.stats``.
 
 Figures, tables and the report all read one :class:`Analysis`, so each number is computed once and
-the same number appears everywhere. The channels come from :func:`study.analysis.summary.channel_results`
-(the same B's as ``summary.md`` and ``stats.json``); where the data cannot support an analysis (no
+the same number appears everywhere. The channels, the home-advantage test and the A/A facts are
+the run's one analysis (:func:`study.analysis.summary.run_analysis`): ``stats.json``'s when it is
+current, else computed by the same function, so they are the B's of ``summary.md``; where the data cannot support an analysis (no
 config.yaml, no DeepSparse rows, no precision ablation, no sweep, ...), the analysis is empty or
 ``None`` and ``reasons`` says why.
 """
@@ -18,17 +19,11 @@ import pandas as pd
 
 from paper.load import Results
 from study.analysis.int8 import Int8Analysis, analyse_int8
-from study.analysis.summary import (
-    ENGINE_PAIRS,
-    accuracy_table,
-    channel_results,
-    identity,
-    one_file,
-    signed_zeros,
-    variant_label,
-)
+from study.analysis.summary import ENGINE_PAIRS, accuracy_table, run_analysis, variant_label
 from study.records.schema import ModelRecord
 from study.stats import (
+    CONFIDENCE,
+    MARGIN,
     RANDOM_EFFECTS_MIN_K,
     ChannelResult,
     cell_table,
@@ -84,20 +79,20 @@ class Analysis:
     comparisons: dict[tuple[str, str], pd.DataFrame]  # (a, b) -> engine_comparison(a / b), fp32
     speedup: pd.DataFrame | None  # study.stats.pruning_speedup (finite rows)
     precision: pd.DataFrame | None  # OpenVINO's precisions vs f32 and vs DeepSparse, per file
-    channels: tuple[
-        ChannelResult, ...
-    ]  # study.analysis.summary.channel_results (pooled rows Holm'd)
+    channels: tuple[ChannelResult, ...]  # the run's analysis (stats.json): pooled rows Holm'd
     identity: dict[str, bool]  # architecture -> SparseML-pruned file content-identical to gmp's
     signed_zeros: dict[str, int]  # architecture -> zeros of opposite sign in SparseML's own file
     one_file: dict[str, bool]  # architecture -> gmp's file measured in the SparseML cells too
     int8: Int8Analysis | None  # the int8 arm (None: no int8 file measured)
     accuracy: pd.DataFrame | None  # study.analysis.summary.accuracy_table plus machine and sparsity
-    margin: float = 0.10  # the declared equivalence margin (config.yaml `analysis`)
-    confidence: float = 0.95  # the declared CI level
+    margin: float = MARGIN  # the declared equivalence margin (config.yaml `analysis`)
+    confidence: float = CONFIDENCE  # the declared CI level
     accuracy_gate: float | None = None  # config.yaml `train.accuracy_gate`
     not_trained: frozenset[tuple] = frozenset()  # variant keys of models below the gate
     order: dict[tuple, int] = field(default_factory=dict)  # variant key -> manifest position
     reasons: dict[str, str] = field(default_factory=dict)  # analysis name -> why it is absent
+    home: tuple[ChannelResult, ...] = ()  # the run's analysis: the whole-toolchain tests
+    apart: dict[str, dict[str, str]] = field(default_factory=dict)  # channel -> model -> why
 
     def trained(self, row, machine: str = "") -> bool:
         """False when the variant of ``row`` (a mapping or a record) is labelled "not trained"."""
@@ -169,21 +164,17 @@ def _not_trained(records: tuple[ModelRecord, ...]) -> frozenset[tuple]:
     return frozenset(out)
 
 
-def _channels(results: Results, engines: tuple[str, ...], reasons: dict) -> tuple:
-    cfg = results.study_config
-    if cfg is None:
+def _channel_reasons(results: Results, found: tuple, engines: tuple[str, ...], reasons: dict):
+    if results.study_config is None:
         reasons["channels"] = (
             f"the channel analysis needs the study configuration: {results.config_problem}"
         )
-        return ()
-    found = tuple(channel_results(results.bench, cfg, results.records))
-    if not found:
+    elif not found:
         reasons["channels"] = (
             f"no channel could be computed: it needs ok rows of two engines of "
             f"{sorted({e for p in ENGINE_PAIRS for e in p})} (got {list(engines)}) and the "
             "variants of the configuration's factors"
         )
-    return found
 
 
 def analyse(results: Results) -> Analysis:
@@ -226,7 +217,9 @@ def analyse(results: Results) -> Analysis:
     if int8 is None:
         reasons["int8"] = "no int8 file (quant 'torch' or 'sparseml') was measured"
     cfg = results.study_config
-    same = identity(list(results.records))
+    # The one analysis of the run: stats.json's when it is current, else computed the same way.
+    run = run_analysis(results.root, bench, cfg, results.records)
+    _channel_reasons(results, run.channels, engines, reasons)
     if results.manifest.empty:
         reasons["accuracy"] = "no models/manifest.jsonl"
     return Analysis(
@@ -237,18 +230,20 @@ def analyse(results: Results) -> Analysis:
         comparisons=comparisons,
         speedup=speedup,
         precision=precision,
-        channels=_channels(results, engines, reasons),
-        identity=same,
-        signed_zeros=signed_zeros(list(results.records)),
-        one_file=one_file(list(results.records)),
+        channels=run.channels,
+        identity=run.identity,
+        signed_zeros=run.signed_zeros,
+        one_file=run.one_file,
         int8=int8,
         accuracy=_accuracy(results.records, cfg),
-        margin=cfg.analysis.margin if cfg else 0.10,
-        confidence=cfg.analysis.confidence if cfg else 0.95,
-        accuracy_gate=cfg.train.accuracy_gate if cfg else None,
+        margin=run.margin,
+        confidence=run.confidence,
+        accuracy_gate=run.accuracy_gate,
         not_trained=_not_trained(results.records),
         order={k: i for i, k in enumerate(dict.fromkeys(map(_variant_key, results.records)))},
         reasons=reasons,
+        home=run.home,
+        apart=run.apart,
     )
 
 

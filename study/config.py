@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from study.stats.defaults import CONFIDENCE, MARGIN
+
 __all__ = [
     "ENGINES",
     "FACTORS",
@@ -113,12 +115,10 @@ class SensitivitySettings:
 class AnalysisSettings:
     """The statistics' declared parameters (fixed before the run, written into config.yaml)."""
 
-    # Equivalence margin of every B: "no bias larger than margin" is TOST inside [1-m, 1+m], and the
-    # one-sided test asks whether a channel could explain a gap of m or more. 0.10 sits below the
-    # original study's 12% DeepSparse-over-OpenVINO gap: a channel ruled out at 10% cannot explain it.
-    margin: float = 0.10
+    # Equivalence margin of every B (default and its reason: study.stats.defaults.MARGIN).
+    margin: float = MARGIN
     # Two-sided level of every CI; the TOST and one-sided tests run at 1 - confidence.
-    confidence: float = 0.95
+    confidence: float = CONFIDENCE
 
 
 @dataclass(frozen=True)

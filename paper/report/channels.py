@@ -10,7 +10,7 @@ from paper.analysis import RANDOM_EFFECTS_MIN_K, Analysis
 from paper.figures import FigureResult
 from paper.tables import Table, to_markdown
 from paper.tables.channels import context_columns, pair
-from study.analysis.markdown import channel_sentence
+from study.analysis.markdown import apart_bullets, channel_sentence
 from study.design import CHANNEL_TEXT
 
 __all__ = [
@@ -156,7 +156,8 @@ def channels_section(
         if name == "pruner":
             continue
         lines += [f"**{name}**: {CHANNEL_TEXT.get(name, name)}.", ""]
-        lines += sentence_bullets(pooled_results(analysis, name)) + [""]
+        lines += sentence_bullets(pooled_results(analysis, name))
+        lines += apart_bullets(analysis.apart.get(name, {})) + [""]
     claims = _gap_claims(analysis)
     if claims:
         lines += ["Could a toolchain channel explain the engine gap?", ""] + claims + [""]

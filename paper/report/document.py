@@ -88,7 +88,7 @@ def render_report(
     ]
     lines += [f"- {n}" for n in caveats(results, analysis)] or ["- No limitation recorded."]
     lines += ["", "## Answers", ""]
-    lines += home_section(results)  # the whole toolchains first: the study's question
+    lines += home_section(results, analysis)  # the whole toolchains first: the study's question
     lines += aa_section(analysis)
     lines += channels_section(
         analysis,

@@ -116,7 +116,7 @@ def write_results_page(
     lines += [f"- {m}" for m in _machines(results)] + ["", "## What these data cannot say", ""]
     lines += [f"- {n}" for n in caveats(results, analysis)] or ["- No limitation recorded."]
     lines += ["", "## Answers", ""]
-    lines += home_section(results)
+    lines += home_section(results, analysis)
     lines += aa_section(analysis)
     lines += channels_section(
         analysis,

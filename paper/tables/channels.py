@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from paper.tables.render import Table
-from study.stats import ChannelResult
+from study.stats import MARGIN, ChannelResult
 
 __all__ = ["b_ci", "channel_table", "context_columns", "pair"]
 
@@ -61,7 +61,7 @@ def channel_table(results: Sequence[ChannelResult], *, pooled: bool) -> Table:
         The table, rows in the order given (the A/A control first).
     """
     rows_in = [r for r in results if (r.model == "pooled") == pooled]
-    margin = rows_in[0].margin if rows_in else 0.10
+    margin = rows_in[0].margin if rows_in else MARGIN
     extra = context_columns(rows_in)
     rows = []
     for r in rows_in:

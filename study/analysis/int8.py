@@ -22,6 +22,7 @@ import pandas as pd
 
 from study.design import is_reference
 from study.stats import contrast
+from study.stats.defaults import CONFIDENCE
 
 __all__ = [
     "INT8_OPS",
@@ -129,7 +130,7 @@ def engine_runs(ok: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*columns, "output_ok", "output_max_abs_diff"])
 
 
-def int8_speedups(ok: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+def int8_speedups(ok: pd.DataFrame, confidence: float = CONFIDENCE) -> pd.DataFrame:
     """int8 / fp32 throughput of the reference weights, per engine, round-paired.
 
     Per machine, model, engine and setting at precision "f32": the reference's fp32 file
@@ -172,7 +173,7 @@ def int8_speedups(ok: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*columns, "n_rounds", "note"])
 
 
-def analyse_int8(ok: pd.DataFrame, confidence: float = 0.95) -> Int8Analysis | None:
+def analyse_int8(ok: pd.DataFrame, confidence: float = CONFIDENCE) -> Int8Analysis | None:
     """The int8 arm of ``ok``; None when no int8 file was measured.
 
     Example:

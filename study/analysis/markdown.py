@@ -29,7 +29,7 @@ from study.design import CHANNEL_TEXT
 from study.records.jsonl import read_jsonl
 from study.records.manifest import SKIPPED
 
-__all__ = ["channel_sentence", "summary_markdown", "write_stats"]
+__all__ = ["apart_bullets", "channel_sentence", "summary_markdown", "write_stats"]
 
 
 def _ci(r: Any) -> str:
@@ -86,6 +86,16 @@ def channel_sentence(r: Any, identical: bool = False, one_file: bool = True) -> 
         f"{pair}: inconclusive, B = {_ci(r)}: a bias of {m} is not ruled out (the smallest "
         f"detectable here is {_pct(r.mde)})."
     )
+
+
+def apart_bullets(apart: dict[str, str]) -> list[str]:
+    """One bullet per architecture a channel shows apart (``RunAnalysis.apart[channel]``).
+
+    Example:
+        >>> apart_bullets({"resnet18": "a file is below the accuracy gate"})
+        ['- resnet18: shown apart, not in the pooled B: a file is below the accuracy gate.']
+    """
+    return [f"- {model}: shown apart, not in the pooled B: {why}." for model, why in apart.items()]
 
 
 def _channel_rows(s: StudyStats, pooled: bool) -> pd.DataFrame:
@@ -175,6 +185,7 @@ def _channels_section(s: StudyStats) -> list[str]:
         lines.append("")
         for r in (r for r in s.channels if r.channel == name and r.model == "pooled"):
             lines.append(f"- {channel_sentence(r)}")
+        lines += apart_bullets(s.apart.get(name, {}))
         lines.append("")
     cols = ["channel", "pair", "isa", "B [95% CI]", "p(B=1)", "Holm p", f"TOST ±{m} p"]
     cols += [f"p(B ≥ 1+{m})", "MDE", "k", "method"]

@@ -9,25 +9,40 @@ stage times, the per-cell tables and the failures.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-from dataclasses import asdict, is_dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from study.config import StudyConfig, load_config
+from study.config import AnalysisSettings, StudyConfig, load_config
 from study.design import REFERENCE, is_reference
 from study.records.jsonl import read_jsonl
 from study.records.manifest import read_manifest
 from study.records.schema import ModelRecord
+from study.stats import CONFIDENCE, MARGIN, ChannelResult
 
 __all__ = [
+    "ANALYSIS_INPUTS",
+    "ANALYSIS_VERSION",
     "ENGINE_PAIRS",
+    "SPARSITY_TOLERANCE",
+    "RunAnalysis",
     "StudyStats",
     "accuracy_table",
+    "analyse_run",
+    "apart_by_channel",
+    "apart_for_levels",
     "channel_results",
+    "home_results",
+    "inputs_fingerprint",
+    "read_analysis",
+    "run_analysis",
     "set_apart",
     "compute_stats",
     "identity",
@@ -36,6 +51,13 @@ __all__ = [
     "variant_label",
     "stats_json",
 ]
+
+# A B's files may differ by at most this much overall sparsity (one point); more sets it apart.
+SPARSITY_TOLERANCE = 0.01
+# The files the analysis reads; stats.json is current while their bytes are unchanged.
+ANALYSIS_INPUTS = ("bench.jsonl", "models/manifest.jsonl", "config.yaml")
+# The layout of stats.json's "analysis" (1: RunAnalysis with the inputs' SHA-256).
+ANALYSIS_VERSION = 1
 
 # The engine pairs every B is computed for, the original study's pair first.
 ENGINE_PAIRS = (
@@ -129,7 +151,7 @@ def _channels(cfg: StudyConfig) -> list[tuple[Any, list[str]]]:
     return list(seen.values())
 
 
-def _matches(record, level: dict) -> bool:
+def _matches(record, level: Mapping[str, Any]) -> bool:
     for key, value in level.items():
         if not hasattr(record, key):
             continue  # engine-side keys (precision, isa, ...) are not the file's
@@ -142,13 +164,57 @@ def _matches(record, level: dict) -> bool:
     return True
 
 
+def apart_for_levels(
+    records, levels: Sequence[Mapping[str, Any]], models, gate: float | None
+) -> dict[str, str]:
+    """Architectures whose files of ``levels`` cannot speak for a contrast between them, and why.
+
+    A contrast of files (a channel's B, a toolchain's B, an interaction or additivity) speaks for a
+    toolchain's choice only if every file is a model that learned and all hold the same share of
+    zeros. An architecture is set apart when one of its files is below the accuracy gate
+    (``ModelRecord.trained`` False), or when their overall sparsities (``measured_sparsity``: zeros
+    over all prunable weights) span more than :data:`SPARSITY_TOLERANCE`. A record without a
+    measured sparsity is not judged on it; an architecture missing a level's file is not judged
+    at all (the B's note says what is missing).
+
+    Example:
+        >>> from types import SimpleNamespace as R
+        >>> recs = [R(model="m", mask="block4", measured_sparsity=0.931),
+        ...         R(model="m", mask="unstructured", measured_sparsity=0.9)]
+        >>> apart_for_levels(recs, [{"mask": "block4"}, {"mask": "unstructured"}], ["m"], None)
+        {'m': 'its files differ by more than 1 point of overall sparsity (93.1% vs 90.0%)'}
+    """
+    out: dict[str, str] = {}
+    for model in models:
+        mine = [r for r in records if r.model == model]
+        found = [[r for r in mine if _matches(r, level)] for level in levels]
+        if not all(found):
+            continue  # files not in the manifest: nothing to judge (the B says what is missing)
+        files = list({id(r): r for group in found for r in group}.values())
+        reasons = []
+        if any(getattr(r, "trained", None) is False for r in files):
+            gate_text = f" of {gate:.0%}" if gate is not None else ""
+            reasons.append(f"a file is below the accuracy gate{gate_text} (labelled 'not trained')")
+        measured = [
+            float(s) for r in files if (s := getattr(r, "measured_sparsity", None)) is not None
+        ]
+        if measured and max(measured) - min(measured) > SPARSITY_TOLERANCE + 1e-12:
+            reasons.append(
+                f"its files differ by more than {SPARSITY_TOLERANCE * 100:.0f} point of overall "
+                f"sparsity ({max(measured):.1%} vs {min(measured):.1%})"
+            )
+        if reasons:
+            out[model] = "; ".join(reasons)
+    return out
+
+
 def set_apart(records, channel, models, gate: float | None) -> dict[str, str]:
     """Architectures whose B a channel shows apart, outside the pooled B, and why.
 
-    A B compares two files; it speaks for a toolchain's choice only if both are models that learned.
-    An architecture is set apart when the variant or the reference file is below the accuracy gate
-    (``ModelRecord.trained`` False). (A sparsity mismatch between the two files is not yet a reason:
-    the manifest's ``measured_sparsity`` shows it.)
+    A B compares two files; it speaks for a toolchain's choice only if both are models that learned
+    and hold the same share of zeros: the rule of :func:`apart_for_levels` on the channel's two
+    levels (a file below the accuracy gate; the variant more than 1 point of overall sparsity
+    from its reference).
 
     Example:
         >>> from types import SimpleNamespace as R
@@ -158,19 +224,7 @@ def set_apart(records, channel, models, gate: float | None) -> dict[str, str]:
         >>> set_apart(recs, ch, ["m"], 0.9)
         {'m': "a file is below the accuracy gate of 90% (labelled 'not trained')"}
     """
-    out: dict[str, str] = {}
-    for model in models:
-        mine = [r for r in records if r.model == model]
-        a = [r for r in mine if _matches(r, channel.level_a)]
-        b = [r for r in mine if _matches(r, channel.level_b)]
-        if not a or not b:
-            continue  # files not in the manifest: nothing to judge (the B says what is missing)
-        below = [r for r in (*a, *b) if getattr(r, "trained", None) is False]
-        if below:
-            gate_text = f" of {gate:.0%}" if gate is not None else ""
-            out[model] = f"a file is below the accuracy gate{gate_text} (labelled 'not trained')"
-            continue
-    return out
+    return apart_for_levels(records, [channel.level_a, channel.level_b], models, gate)
 
 
 def channel_results(df: pd.DataFrame, cfg: StudyConfig, records=()) -> list:
@@ -179,8 +233,8 @@ def channel_results(df: pd.DataFrame, cfg: StudyConfig, records=()) -> list:
     Per machine and architecture, and pooled; the pooled rows carry Holm-adjusted p-values
     across all of them (the family the headline claims). Margin and confidence are the
     configuration's declared ones. Architectures :func:`set_apart` for a channel (a file below the
-    accuracy gate) keep their own row, with the reason in its note, and are left out of that
-    channel's pooled B.
+    accuracy gate, or files of different sparsity) keep their own row, with the reason in its
+    note, and are left out of that channel's pooled B.
     """
     from dataclasses import replace
 
@@ -204,18 +258,21 @@ def channel_results(df: pd.DataFrame, cfg: StudyConfig, records=()) -> list:
             for model, why in apart.items():
                 own = stats.channel_bias(df[df["model"] == model], channel, num, den, **kw)
                 results += [
-                    replace(r, note=f"set apart, not in the pooled B: {why}; {r.note}".rstrip("; "))
-                    for r in own
-                    if r.model == model
+                    replace(r, note=stats.apart_note(why, r.note)) for r in own if r.model == model
                 ]
     pooled = [r for r in results if r.model == "pooled"]
     adjusted = {id(r): p for r, p in zip(pooled, stats.holm_family(pooled))}
     return [adjusted.get(id(r), r) for r in results]
 
 
-def home_results(df: pd.DataFrame, cfg: StudyConfig) -> list:
+def home_results(df: pd.DataFrame, cfg: StudyConfig, records=()) -> list:
     """The home-advantage test (:func:`study.stats.toolchain.home_advantage`) of the run's
-    whole-toolchain variants on every engine pair of :data:`ENGINE_PAIRS` measured in ``df``."""
+    whole-toolchain variants on every engine pair of :data:`ENGINE_PAIRS` measured in ``df``.
+
+    Each test (a toolchain's B, an interaction, additivity) sets apart, with the reason, the
+    architectures whose files it compares break the rule of :func:`apart_for_levels` (a file
+    below the accuracy gate, files of different sparsity), as every channel does.
+    """
     from study.design import whole_toolchains
     from study.stats.toolchain import home_advantage
 
@@ -223,9 +280,61 @@ def home_results(df: pd.DataFrame, cfg: StudyConfig) -> list:
         return []
     engines = set(df.loc[df["status"] == "ok", "engine"])
     pairs = [(n, d) for n, d in ENGINE_PAIRS if n in engines and d in engines]
+    gate = cfg.train.accuracy_gate
+
+    def apart(levels):
+        return apart_for_levels(records, levels, cfg.models, gate)
+
     a = cfg.analysis
     return home_advantage(
-        df, whole_toolchains(cfg), pairs, margin=a.margin, confidence=a.confidence
+        df, whole_toolchains(cfg), pairs, apart=apart, margin=a.margin, confidence=a.confidence
+    )
+
+
+@dataclass(frozen=True)
+class RunAnalysis:
+    """The analysis of one run, computed once (:func:`analyse_run`) and written to stats.json.
+
+    ``summary.md``, the paper and the results page render it; none computes a B of its own.
+    """
+
+    channels: tuple[ChannelResult, ...]  # channel_results: per architecture and pooled (Holm'd)
+    home: tuple[ChannelResult, ...]  # home_results: the whole-toolchain tests
+    identity: dict[str, bool]  # architecture -> SparseML-pruned reference holds gmp's numbers
+    one_file: dict[str, bool]  # architecture -> gmp's file measured in the SparseML cells too
+    signed_zeros: dict[str, int]  # architecture -> zeros of opposite sign in SparseML's file
+    margin: float = MARGIN  # the declared equivalence margin (config.yaml `analysis`)
+    confidence: float = CONFIDENCE  # the declared CI level
+    accuracy_gate: float | None = None  # config.yaml `train.accuracy_gate`
+    # channel -> architecture -> why its B is shown apart, outside the pooled B (set_apart)
+    apart: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def apart_by_channel(cfg: StudyConfig, records) -> dict[str, dict[str, str]]:
+    """:func:`set_apart` of every channel of the design that sets an architecture apart."""
+    gate = cfg.train.accuracy_gate
+    found = {ch.name: set_apart(records, ch, models, gate) for ch, models in _channels(cfg)}
+    return {name: apart for name, apart in found.items() if apart}
+
+
+def analyse_run(df: pd.DataFrame, cfg: StudyConfig | None, records=()) -> RunAnalysis:
+    """The one analysis of a run's trial rows ``df``, configuration and manifest ``records``.
+
+    Without a configuration there is no design to read channels from: channels and the
+    home-advantage test are empty and the declared parameters are the defaults.
+    """
+    records = list(records)
+    settings = cfg.analysis if cfg else AnalysisSettings()
+    return RunAnalysis(
+        channels=tuple(channel_results(df, cfg, records)) if cfg else (),
+        home=tuple(home_results(df, cfg, records)) if cfg else (),
+        identity=identity(records),
+        one_file=one_file(records),
+        signed_zeros=signed_zeros(records),
+        margin=settings.margin,
+        confidence=settings.confidence,
+        accuracy_gate=cfg.train.accuracy_gate if cfg else None,
+        apart=apart_by_channel(cfg, records) if cfg else {},
     )
 
 
@@ -249,13 +358,15 @@ class StudyStats:
         ]
         self.engine_table = pd.concat(comparisons, ignore_index=True) if comparisons else None
         self.speedup = stats.pruning_speedup(self.df)
-        self.identity = identity(self.records)
-        self.one_file = one_file(self.records)
-        self.signed_zeros = signed_zeros(self.records)
-        self.margin = self.cfg.analysis.margin if self.cfg else 0.10
-        self.confidence = self.cfg.analysis.confidence if self.cfg else 0.95
-        self.channels = channel_results(self.df, self.cfg, self.records) if self.cfg else []
-        self.home = home_results(self.df, self.cfg) if self.cfg else []
+        self.analysis = analyse_run(self.df, self.cfg, self.records)
+        self.identity = self.analysis.identity
+        self.one_file = self.analysis.one_file
+        self.signed_zeros = self.analysis.signed_zeros
+        self.margin = self.analysis.margin
+        self.confidence = self.analysis.confidence
+        self.channels = list(self.analysis.channels)
+        self.home = list(self.analysis.home)
+        self.apart = self.analysis.apart
 
     def channel_table(self) -> pd.DataFrame:
         from study import stats
@@ -282,8 +393,22 @@ def compute_stats(out: Path) -> StudyStats:
     return StudyStats(out)
 
 
+def inputs_fingerprint(out: Path) -> dict[str, str | None]:
+    """SHA-256 of each file the analysis reads (None: absent): what makes stats.json current."""
+    found = {}
+    for name in ANALYSIS_INPUTS:
+        path = out / name
+        found[name] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+    return found
+
+
 def stats_json(s: StudyStats) -> dict[str, Any]:
-    """What ``stats.json`` holds for the statistics ``s`` (JSON-ready: NaN as None)."""
+    """What ``stats.json`` holds for the statistics ``s`` (JSON-ready: NaN as None).
+
+    Besides the tables, ``analysis`` holds :class:`RunAnalysis` itself (every ChannelResult field,
+    infinities as the strings "inf" and "-inf") with the fingerprint of the files it was computed
+    from, which :func:`read_analysis` reads back.
+    """
     from study.stats import channel_table as stats_table
 
     result = {
@@ -299,7 +424,79 @@ def stats_json(s: StudyStats) -> dict[str, Any]:
         "margin": s.margin,
         "confidence": s.confidence,
     }
-    return _jsonable(result)
+    analysis = {
+        "version": ANALYSIS_VERSION,
+        "inputs": inputs_fingerprint(s.out),
+        **_encode(asdict(s.analysis)),
+    }
+    return _jsonable(result) | {"analysis": analysis}
+
+
+def _encode(obj: Any) -> Any:
+    """JSON-ready, exactly reversible for floats: NaN as None, infinities as "inf" / "-inf"."""
+    if hasattr(obj, "item") and not isinstance(obj, dict | list | tuple):
+        obj = obj.item()  # a numpy scalar
+    if isinstance(obj, float) and math.isinf(obj):
+        return "inf" if obj > 0 else "-inf"
+    if isinstance(obj, dict):
+        return {str(k): _encode(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_encode(v) for v in obj]
+    return _jsonable(obj)
+
+
+def _decode_floats(row: dict[str, Any], cls) -> dict[str, Any]:
+    out = dict(row)
+    for f in fields(cls):
+        if f.type in ("float", float) and f.name in out:
+            v = out[f.name]
+            out[f.name] = math.nan if v is None else float(v)  # float("inf") reads "inf"
+    return out
+
+
+def _channel_result(row: dict[str, Any]) -> ChannelResult:
+    from study.stats import TostResult
+
+    row = _decode_floats(row, ChannelResult)
+    row["tost"] = TostResult(**_decode_floats(row["tost"], TostResult))
+    row["cells"] = tuple(row["cells"])
+    return ChannelResult(**row)
+
+
+def read_analysis(out: Path) -> RunAnalysis | None:
+    """The :class:`RunAnalysis` stats.json holds, or None when it is absent or not current.
+
+    Current means: written by this version of the analysis (``ANALYSIS_VERSION``) from the
+    files the folder holds now (:func:`inputs_fingerprint`).
+    """
+    path = out / "stats.json"
+    if not path.is_file():
+        return None
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8")).get("analysis")
+    except json.JSONDecodeError:
+        return None  # a stats.json cut short: computed again
+    if not isinstance(stored, dict) or stored.get("version") != ANALYSIS_VERSION:
+        return None
+    if stored.get("inputs") != inputs_fingerprint(out):
+        return None
+    return RunAnalysis(
+        channels=tuple(_channel_result(r) for r in stored["channels"]),
+        home=tuple(_channel_result(r) for r in stored["home"]),
+        identity=stored["identity"],
+        one_file=stored["one_file"],
+        signed_zeros=stored["signed_zeros"],
+        margin=stored["margin"],
+        confidence=stored["confidence"],
+        accuracy_gate=stored["accuracy_gate"],
+        apart=stored["apart"],
+    )
+
+
+def run_analysis(out: Path, df: pd.DataFrame, cfg: StudyConfig | None, records=()) -> RunAnalysis:
+    """The run's analysis: stats.json's when current (:func:`read_analysis`), else :func:`analyse_run`
+    of ``df``, ``cfg`` and ``records`` (the same folder's files, as the caller read them)."""
+    return read_analysis(out) or analyse_run(df, cfg, records)
 
 
 def accuracy_table(records: list[ModelRecord], cfg: StudyConfig | None) -> pd.DataFrame:

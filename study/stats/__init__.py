@@ -35,11 +35,13 @@ from study.stats.channels import (
     VARIANT_COLUMNS,
     Channel,
     ChannelResult,
+    apart_note,
     channel_bias,
     channel_table,
 )
 from study.stats.components import VarianceComponents, kj_components, reml_components
 from study.stats.decompose import cell_components, contrast_components
+from study.stats.defaults import CONFIDENCE, MARGIN
 from study.stats.equivalence import TostResult, tost, tost_one_sample
 from study.stats.intervals import CI, bootstrap_ci, cell_table, geometric_ci
 from study.stats.levels import NestedEstimate, nested_estimate
@@ -62,6 +64,8 @@ from study.stats.ratios import RatioResult, engine_comparison, pruning_speedup, 
 __all__ = [
     "CELL_COLUMNS",
     "CI",
+    "CONFIDENCE",
+    "MARGIN",
     "Allocation",
     "NestedEstimate",
     "VarianceComponents",
@@ -77,6 +81,7 @@ __all__ = [
     "RatioResult",
     "TostResult",
     "allocate",
+    "apart_note",
     "bootstrap_ci",
     "cell_components",
     "cell_table",

@@ -27,6 +27,7 @@ import numpy as np
 import scipy.stats
 
 from study.stats._frame import check_confidence
+from study.stats.defaults import CONFIDENCE
 
 __all__ = ["OBJECTIVES", "Allocation", "allocate", "kj_rounds"]
 
@@ -104,7 +105,7 @@ def allocate(
     cost_round: float,
     cost_replicate: float,
     budget: float,
-    confidence: float = 0.95,
+    confidence: float = CONFIDENCE,
     min_rounds: int = 2,
     replicates: int | None = None,
     objective: str = "width",

@@ -40,6 +40,7 @@ from study.stats._frame import (
     t_interval,
     unique_keys,
 )
+from study.stats.defaults import CONFIDENCE, MARGIN
 from study.stats.equivalence import TostResult, tost
 from study.stats.meta import RANDOM_EFFECTS_MIN_K, pool_estimates
 from study.stats.paired import contrast
@@ -50,6 +51,7 @@ __all__ = [
     "Channel",
     "ChannelResult",
     "VARIANT_COLUMNS",
+    "apart_note",
     "channel_bias",
     "channel_table",
 ]
@@ -133,8 +135,8 @@ class ChannelResult:
     batch_size: int = 0  # batch size of every cell
     threads: int = 0  # threads of every cell
     isa: str = "native"  # ISA level of every cell ("" when the channel's levels set the ISA)
-    margin: float = 0.10  # equivalence margin: B in [1 - margin, 1 + margin]
-    confidence: float = 0.95  # two-sided CI level; the one-sided tests run at 1 - confidence
+    margin: float = MARGIN  # equivalence margin: B in [1 - margin, 1 + margin]
+    confidence: float = CONFIDENCE  # two-sided CI level; the one-sided tests run at 1 - confidence
     log_estimate: float = math.nan  # log B
     se: float = math.nan  # standard error of log B
     dof: float = math.nan  # t dof: R - 1, Welch-Satterthwaite, or the pool's (see `pool`)
@@ -280,6 +282,16 @@ def _pooled(results: list[ChannelResult], hksj_floor: bool) -> ChannelResult:
     return replace(first, **common, **stats, **extra, note=note)
 
 
+def apart_note(reason: str, note: str = "") -> str:
+    """The note of an architecture's row that is shown apart from the pool: the reason first.
+
+    Example:
+        >>> apart_note("a file is below the accuracy gate", "paired")
+        'set apart, not in the pooled B: a file is below the accuracy gate; paired'
+    """
+    return f"set apart, not in the pooled B: {reason}; {note}".rstrip("; ")
+
+
 def _check_args(channel, numerator, denominator, margin, confidence, precision) -> None:
     if not isinstance(channel, Channel):
         raise ValueError(f"`channel` must be a study.stats.Channel; got {type(channel)!r}")
@@ -302,8 +314,8 @@ def channel_bias(
     numerator: str,
     denominator: str,
     *,
-    margin: float = 0.10,
-    confidence: float = 0.95,
+    margin: float = MARGIN,
+    confidence: float = CONFIDENCE,
     precision: str = "f32",
     hksj_floor: bool = True,
 ) -> list[ChannelResult]:

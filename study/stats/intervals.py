@@ -19,6 +19,7 @@ from study.stats._frame import (
     ok_trials,
     positive_array,
 )
+from study.stats.defaults import CONFIDENCE
 from study.stats.paired import contrast
 
 __all__ = ["CI", "bootstrap_ci", "cell_table", "geometric_ci"]
@@ -38,7 +39,7 @@ def bootstrap_ci(
     values: Iterable[float],
     *,
     statistic: Callable[..., float] = np.mean,
-    confidence: float = 0.95,
+    confidence: float = CONFIDENCE,
     n_resamples: int = 9999,
     seed: int = 0,
 ) -> CI:
@@ -95,7 +96,7 @@ def bootstrap_ci(
     return CI(estimate, float(ci.low), float(ci.high), confidence)
 
 
-def geometric_ci(values: Iterable[float], *, confidence: float = 0.95) -> CI:
+def geometric_ci(values: Iterable[float], *, confidence: float = CONFIDENCE) -> CI:
     """Geometric mean with a Student-t interval on the log scale.
 
     With ``y = log(values)``, ``n`` values, ``s`` their sd (ddof=1):
@@ -137,7 +138,7 @@ def _replicated(rows: pd.DataFrame) -> bool:
     return bool(columns) and len(rows[columns].drop_duplicates()) > 1
 
 
-def cell_table(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
+def cell_table(df: pd.DataFrame, *, confidence: float = CONFIDENCE) -> pd.DataFrame:
     """One row per benchmark cell: geometric-mean throughput with a t CI, latencies, counts.
 
     A cell is a machine x model file x engine x settings (the ``cell`` id). Only ok trials are

@@ -10,6 +10,7 @@ import numpy as np
 import scipy.stats
 
 from study.stats._frame import check_confidence, finite_array, t_interval
+from study.stats.defaults import CONFIDENCE
 
 __all__ = [
     "RANDOM_EFFECTS_MIN_K",
@@ -137,7 +138,7 @@ def random_effects(
     y: Iterable[float],
     v: Iterable[float],
     *,
-    confidence: float = 0.95,
+    confidence: float = CONFIDENCE,
     hksj_floor: bool = True,
 ) -> MetaResult:
     """Random-effects meta-analysis: DerSimonian-Laird tau^2, HKSJ variance, t(k - 1).
@@ -210,7 +211,7 @@ def random_effects(
 
 
 def common_effect(
-    y: Iterable[float], v: Iterable[float], dof: Iterable[float], *, confidence: float = 0.95
+    y: Iterable[float], v: Iterable[float], dof: Iterable[float], *, confidence: float = CONFIDENCE
 ) -> CommonEffectResult:
     """Common-effect (inverse-variance) pool of k estimates that carry their own t dof.
 
@@ -331,7 +332,7 @@ def pool_estimates(
     v: Iterable[float],
     dof: Iterable[float],
     *,
-    confidence: float = 0.95,
+    confidence: float = CONFIDENCE,
     hksj_floor: bool = True,
 ) -> PoolResult:
     """Pool k estimates: the study itself (k = 1), equal weights (k < 5) or random effects.

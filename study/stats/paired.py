@@ -38,6 +38,7 @@ from study.stats._rounds import replicate_keys as _keys
 from study.stats._rounds import round_table as _round_table
 from study.stats._rounds import unit_arrays as _unit_arrays
 from study.stats._rounds import unit_estimates as _unit_estimates
+from study.stats.defaults import CONFIDENCE
 from study.stats.levels import nested_estimate
 from study.stats.meta import welch_contrast
 
@@ -70,7 +71,7 @@ class ContrastResult:
     autocorr: float  # lag-1 autocorrelation of d_r over adjacent rounds (paired); NaN otherwise
     cells: tuple[str, ...]  # cell ids of the trials used
     weights: dict = field(default_factory=dict)  # key -> weight w_c (key: a cell id or a label)
-    confidence: float = 0.95  # two-sided level of the CI
+    confidence: float = CONFIDENCE  # two-sided level of the CI
     note: str = ""  # why a statistic is NaN, or why the contrast is unpaired
     n_replicates: int = 1  # replicates (one set of worker processes each) the estimate rests on
     n_runs: int = 1  # runs (machine, run_id) the estimate rests on
@@ -187,7 +188,7 @@ def _paired(d: pd.Series, used: pd.DataFrame, weights: dict, confidence: float) 
 
 
 def paired_contrast(
-    df: pd.DataFrame, weights: Mapping, *, confidence: float = 0.95, key: str = "cell"
+    df: pd.DataFrame, weights: Mapping, *, confidence: float = CONFIDENCE, key: str = "cell"
 ) -> ContrastResult:
     """Round-paired contrast: one-sample t on the per-round values d_r of :func:`round_values`.
 
@@ -296,7 +297,7 @@ def contrast(
     df: pd.DataFrame,
     weights: Mapping,
     *,
-    confidence: float = 0.95,
+    confidence: float = CONFIDENCE,
     key: str = "cell",
     min_rounds: int = 2,
 ) -> ContrastResult:

@@ -25,6 +25,7 @@ from study.stats._frame import (
     positive_array,
     unique_keys,
 )
+from study.stats.defaults import CONFIDENCE
 from study.stats.multiplicity import holm
 from study.stats.paired import ContrastResult, contrast
 
@@ -81,7 +82,7 @@ class RatioResult:
     cells_a: tuple[str, ...]  # cell ids the a trials came from
     cells_b: tuple[str, ...]  # cell ids the b trials came from
     welch_dof: float = math.nan  # Welch-Satterthwaite degrees of freedom
-    confidence: float = 0.95  # two-sided level of the CI
+    confidence: float = CONFIDENCE  # two-sided level of the CI
     note: str = ""  # why a statistic is NaN, when one is
 
 
@@ -94,7 +95,7 @@ def throughput_ratio(
     a: Iterable[float],
     b: Iterable[float],
     *,
-    confidence: float = 0.95,
+    confidence: float = CONFIDENCE,
     cells_a: Sequence[str] = (),
     cells_b: Sequence[str] = (),
 ) -> RatioResult:
@@ -210,7 +211,7 @@ def engine_comparison(
     engine_a: str,
     engine_b: str,
     *,
-    confidence: float = 0.95,
+    confidence: float = CONFIDENCE,
     precision: str = "f32",
 ) -> pd.DataFrame:
     """Throughput ratio engine_a / engine_b for every model variant and setting, with Holm.
@@ -287,7 +288,7 @@ def _dense_candidates(exporter: str, quant: str) -> list[tuple[str, str]]:
     return list(dict.fromkeys(order))
 
 
-def pruning_speedup(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
+def pruning_speedup(df: pd.DataFrame, *, confidence: float = CONFIDENCE) -> pd.DataFrame:
     """Throughput ratio pruned / dense for every pruned variant, engine and setting.
 
     A pruned variant is a file with ``pruner != "none"`` (any profile, mask, quant). Its dense

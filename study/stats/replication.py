@@ -49,6 +49,7 @@ import scipy.stats
 
 from study.stats._frame import check_confidence, check_frame, ok_trials
 from study.stats._units import TEST_COLUMNS, unit_columns, with_input_shape
+from study.stats.defaults import CONFIDENCE
 from study.stats.meta import welch_contrast
 from study.stats.replication_paired import paired_tests
 
@@ -182,7 +183,7 @@ def replication_summary(
     level: str,
     *,
     alpha: float = 0.05,
-    confidence: float = 0.95,
+    confidence: float = CONFIDENCE,
     seed: int = 0,
 ) -> ReplicationSummary:
     """Share of :func:`replication_tests` rejecting at ``alpha``, its CI, and the CI inflation needed.

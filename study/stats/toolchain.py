@@ -23,8 +23,8 @@ per architecture and pooled over architectures (equal weights for k < 5, else De
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -46,7 +46,9 @@ from study.stats.channels import (
     _matches,
     _pooled,
     _summary,
+    apart_note,
 )
+from study.stats.defaults import CONFIDENCE, MARGIN
 from study.stats.paired import contrast
 
 __all__ = ["WholeToolchain", "additivity", "home_advantage", "interaction", "weighted_bias"]
@@ -107,10 +109,11 @@ def weighted_bias(
     *,
     level_a: Mapping[str, Any] | None = None,
     level_b: Mapping[str, Any] | None = None,
-    margin: float = 0.10,
-    confidence: float = 0.95,
+    margin: float = MARGIN,
+    confidence: float = CONFIDENCE,
     precision: str = "f32",
     hksj_floor: bool = True,
+    apart: Mapping[str, str] | None = None,
 ) -> list[ChannelResult]:
     """``exp(sum_v w_v log(N / D on v))`` per machine, setting, ISA level and architecture, pooled.
 
@@ -123,6 +126,10 @@ def weighted_bias(
         level_a, level_b: what the rows report as levels (default: the first positive and the
             first negative term's levels).
         margin, confidence, precision, hksj_floor: as in :func:`study.stats.channel_bias`.
+        apart: architecture -> why its files cannot speak for the contrast (a file below the
+            accuracy gate, files of different sparsity): such an architecture keeps its own row,
+            the reason first in its note (:func:`~study.stats.channels.apart_note`), and is left
+            out of the pool.
 
     Returns:
         One :class:`ChannelResult` per architecture, then the pooled one, per machine, setting
@@ -180,8 +187,34 @@ def weighted_bias(
                 isa=where["isa"],
             )  # fmt: skip
             per_model.append(_one(rows_ok, rows_failed, weights, labels, base))
-        out += [*per_model, _pooled(per_model, hksj_floor)]
+        out += _apart_and_pooled(per_model, dict(apart or {}), hksj_floor)
     return out
+
+
+def _apart_and_pooled(
+    per_model: list[ChannelResult], apart: dict[str, str], hksj_floor: bool
+) -> list[ChannelResult]:
+    """The architecture rows (those set apart noted) and the pool of the others."""
+    kept = [r for r in per_model if r.model not in apart]
+    shown = [
+        r if r.model not in apart else replace(r, note=apart_note(apart[r.model], r.note))
+        for r in per_model
+    ]
+    if kept:
+        pooled = _pooled(kept, hksj_floor)
+    else:  # nothing left to pool: a row that says so
+        nan = math.nan
+        pooled = replace(
+            per_model[0], model="pooled", k=0, pool="none", p_holm=nan, autocorr=nan,
+            **_summary(nan, nan, nan, per_model[0].margin, per_model[0].confidence),
+            note="pooled 0 architectures: every one is set apart (see their notes)",
+        )  # fmt: skip
+    if apart and kept:
+        named = ", ".join(sorted(m for m in apart if m in {r.model for r in per_model}))
+        pooled = replace(
+            pooled, note=f"{pooled.note}; set apart: {named}" if named else pooled.note
+        )
+    return [*shown, pooled]
 
 
 def _one(ok, failed, weights, labels, base) -> ChannelResult:
@@ -250,6 +283,8 @@ def home_advantage(
     df: pd.DataFrame,
     toolchains: Sequence[WholeToolchain],
     pairs: Sequence[tuple[str, str]],
+    *,
+    apart: Callable[[Sequence[Mapping[str, Any]]], Mapping[str, str]] | None = None,
     **kwargs: Any,
 ) -> list[ChannelResult]:
     """Every toolchain's B, their pairwise interactions and each one's additivity, per engine pair.
@@ -259,24 +294,36 @@ def home_advantage(
         toolchains: the whole toolchains (of one precision each); interactions are formed
             between those of equal precision, in the order given.
         pairs: engine pairs (N, D), e.g. ``[("deepsparse", "openvino")]``.
+        apart: given the variant levels one test compares (a toolchain's variant and reference;
+            for an interaction both toolchains'; for additivity also its single factors'),
+            the architectures to set apart and why (see :func:`weighted_bias`); None: none.
         **kwargs: ``margin``, ``confidence``, ``hksj_floor`` (see :func:`weighted_bias`).
 
     Returns:
         ``toolchain:<name>``, ``interaction:<a>/<b>`` and ``additivity:<name>`` rows.
     """
+
+    def judged(*wholes: WholeToolchain, singles: bool = False) -> dict[str, Any]:
+        if apart is None:
+            return kwargs
+        levels = [lv for t in wholes for lv in (t.variant, t.reference)]
+        if singles:
+            levels += [lv for t in wholes for pair in t.singles for lv in pair]
+        return {**kwargs, "apart": apart(levels)}
+
     out: list[ChannelResult] = []
     for num, den in pairs:
         for t in toolchains:
             out += weighted_bias(
                 df, f"toolchain:{t.name}", [(t.variant, 1.0), (t.reference, -1.0)], num, den,
-                level_a=t.variant, level_b=t.reference, precision=t.precision, **kwargs,
+                level_a=t.variant, level_b=t.reference, precision=t.precision, **judged(t),
             )  # fmt: skip
         for i, t1 in enumerate(toolchains):
             for t2 in toolchains[i + 1 :]:
                 if t1.precision == t2.precision and _same_quant(t1, t2):
-                    out += interaction(df, t1, t2, num, den, **kwargs)
+                    out += interaction(df, t1, t2, num, den, **judged(t1, t2))
         for t in toolchains:
-            out += additivity(df, t, num, den, **kwargs)
+            out += additivity(df, t, num, den, **judged(t, singles=True))
     return out
 
 

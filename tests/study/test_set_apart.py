@@ -61,3 +61,55 @@ def test_the_pooled_b_rests_on_the_other_architectures_only(tmp_path):
     assert next(r for r in unmarked if r.model == "pooled").k == 1
     assert next(r for r in channel_results(df, cfg, []) if r.channel == "mask:block4"
                 and r.model == "pooled").k == 2  # fmt: skip
+
+
+def test_a_variant_more_than_one_point_of_sparsity_from_its_reference_is_set_apart():
+    records = [
+        R(model="a", mask="block4", measured_sparsity=0.931), R(model="a", mask="unstructured", measured_sparsity=0.90),
+        R(model="b", mask="block4", measured_sparsity=0.909), R(model="b", mask="unstructured", measured_sparsity=0.90),
+        R(model="c", mask="block4", measured_sparsity=None), R(model="c", mask="unstructured", measured_sparsity=0.90),
+        R(model="d", mask="block4", measured_sparsity=0.95, trained=False), R(model="d", mask="unstructured", measured_sparsity=0.9),
+    ]  # fmt: skip
+    apart = set_apart(records, BLOCK4, ["a", "b", "c", "d"], 0.9)
+    assert set(apart) == {"a", "d"}  # b is within 1 point; c's variant has no measured sparsity
+    assert (
+        apart["a"] == "its files differ by more than 1 point of overall sparsity (93.1% vs 90.0%)"
+    )
+    assert apart["d"].startswith("a file is below the accuracy gate of 90%")
+    assert apart["d"].endswith(
+        "; its files differ by more than 1 point of overall sparsity (95.0% vs 90.0%)"
+    )
+
+
+def test_the_fixtures_sparsity_mismatch_is_set_apart_everywhere(tmp_path):
+    # The fixture's files hold the reference's sparsity, except resnet18's vendor-profile file
+    # (3 points sparser): its B is shown apart in stats.json and summary.md, and the pool is small_cnn's.
+    from study.analysis.markdown import write_stats
+
+    out = write_results(tmp_path / "run")
+    stats = write_stats(out)
+    vendor = [r for r in stats["analysis"]["channels"] if r["channel"] == "profile:vendor"]
+    assert {r["k"] for r in vendor if r["model"] == "pooled"} == {1}
+    why = "its files differ by more than 1 point of overall sparsity (83.0% vs 79.9%)"
+    assert stats["analysis"]["apart"] == {
+        "profile:vendor": {"resnet18": why},
+        "mask:block4": {
+            "resnet18": "a file is below the accuracy gate of 80% (labelled 'not trained')"
+        },
+    }
+    own = [r for r in vendor if r["model"] == "resnet18"]
+    assert len(own) == 3 and all(
+        r["note"].startswith(f"set apart, not in the pooled B: {why}") for r in own
+    )
+    for name in ("pruner", "exporter", "profile:uniform", "precision", "quantizer"):
+        pooled = [
+            r
+            for r in stats["analysis"]["channels"]
+            if r["channel"] == name and r["model"] == "pooled"
+        ]
+        assert pooled and all(
+            r["k"] == (1 if name in ("precision", "quantizer") else 2) for r in pooled
+        ), name
+    assert (
+        f"- resnet18: shown apart, not in the pooled B: {why}." in (out / "summary.md").read_text()
+    )

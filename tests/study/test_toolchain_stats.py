@@ -154,3 +154,70 @@ def test_bad_terms_are_refused_with_the_value():
         weighted_bias(df, "x", [(REF, 1.0)], "openvino", "openvino")
     with pytest.raises(ValueError, match="at least one level with a non-zero weight"):
         weighted_bias(df, "x", [(REF, 1.0), (REF, -1.0)], "deepsparse", "openvino")
+
+
+def _records(intel_sparsity: float, nm_trained: bool) -> list:
+    """Manifest stand-ins: mobilenetv1's Intel file at ``intel_sparsity``, its NM file gated."""
+    from types import SimpleNamespace as R
+
+    out = []
+    for model in ("resnet18", "mobilenetv1"):
+        for level in (REF, NM, INTEL, VENDOR, BLOCK4, EXPORTER):
+            odd = model == "mobilenetv1"
+            sparsity = intel_sparsity if (odd and level is INTEL) else 0.9
+            trained = nm_trained if (odd and level is NM) else True
+            out.append(R(model=model, **level, measured_sparsity=sparsity, trained=trained))
+    return out
+
+
+def test_the_set_apart_rule_holds_in_the_home_advantage_test(trials):
+    # mobilenetv1's Intel file is 3 points sparser than the reference, its NM file below the gate:
+    # each test that compares one of them shows mobilenetv1 apart and pools resnet18 alone.
+    from study.analysis.summary import apart_for_levels
+
+    records = _records(intel_sparsity=0.93, nm_trained=False)
+    models = ["resnet18", "mobilenetv1"]
+
+    def apart(levels):
+        return apart_for_levels(records, levels, models, 0.8)
+
+    pair = [("deepsparse", "openvino")]
+    judged = home_advantage(trials, [NM_T, INTEL_T], pair, apart=apart)
+    plain = home_advantage(trials[trials["model"] == "resnet18"], [NM_T, INTEL_T], pair)
+    names = {"toolchain:neuralmagic", "toolchain:intel", "interaction:neuralmagic/intel"}
+    names |= {"additivity:neuralmagic"}
+    assert {r.channel for r in judged} == names
+    for name in names:
+        rows = {r.model: r for r in judged if r.channel == name}
+        alone = next(r for r in plain if r.channel == name and r.model == "pooled")
+        assert rows["pooled"].k == 1 and rows["pooled"].estimate == alone.estimate
+        assert (
+            rows["pooled"].ci_low == alone.ci_low
+            and "set apart: mobilenetv1" in rows["pooled"].note
+        )
+        note = rows["mobilenetv1"].note
+        assert note.startswith("set apart, not in the pooled B: ")
+        gated = name != "toolchain:intel"  # every test but Intel's own B compares the NM file
+        assert ("below the accuracy gate of 80%" in note) == gated
+        sparse = name in ("toolchain:intel", "interaction:neuralmagic/intel")
+        assert ("more than 1 point of overall sparsity (93.0% vs 90.0%)" in note) == sparse
+    # Within the tolerance and above the gate nothing is set apart: the pool is unchanged.
+    fine = _records(intel_sparsity=0.905, nm_trained=True)
+    kept = home_advantage(
+        trials, [NM_T, INTEL_T], pair,
+        apart=lambda levels: apart_for_levels(fine, levels, models, 0.8),
+    )  # fmt: skip
+    assert [r.estimate for r in kept] == [
+        r.estimate for r in home_advantage(trials, [NM_T, INTEL_T], pair)
+    ]
+    assert all(r.k == 2 for r in kept if r.model == "pooled")
+
+
+def test_a_test_whose_every_architecture_is_set_apart_says_so(trials):
+    rows = home_advantage(
+        trials, [INTEL_T], [("deepsparse", "openvino")],
+        apart=lambda levels: {"resnet18": "x", "mobilenetv1": "y"},
+    )  # fmt: skip
+    pooled = next(r for r in rows if r.model == "pooled")
+    assert pooled.k == 0 and math.isnan(pooled.estimate)
+    assert pooled.note == "pooled 0 architectures: every one is set apart (see their notes)"
