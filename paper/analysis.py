@@ -19,7 +19,8 @@ import pandas as pd
 
 from paper.load import Results
 from study.analysis.int8 import Int8Analysis, analyse_int8
-from study.analysis.summary import ENGINE_PAIRS, accuracy_table, run_analysis, variant_label
+from study.analysis.stats_file import run_analysis
+from study.analysis.summary import ENGINE_PAIRS, accuracy_table, variant_label
 from study.records.schema import ModelRecord
 from study.stats import (
     CONFIDENCE,

@@ -14,12 +14,12 @@ from typing import Any
 
 import pandas as pd
 
+from study.analysis.stats_file import stats_json
 from study.analysis.summary import (
     StudyStats,
     accuracy_table,
     compute_stats,
     failures,
-    stats_json,
     timings,
     variant_label,
 )

@@ -19,6 +19,7 @@ import study.analysis.summary as summary
 from paper.analysis import analyse
 from paper.assemble import build_paper
 from paper.load import load_results
+from study.analysis.stats_file import read_analysis
 from study.compare import _build_paper, write_stats
 
 from .fixture import write_results
@@ -56,7 +57,10 @@ def test_a_study_build_computes_the_channels_once(run, monkeypatch):
     write_stats(run)
     _build_paper(run)
     assert calls == {"channel_results": 1, "home_results": 1}
-    assert (run / "paper" / "report.md").is_file() and (run / "summary.md").is_file()
+    # The fixture's sparsity mismatch is shown apart alike in summary.md and the report.
+    apart = "- resnet18: shown apart, not in the pooled B: its files differ by more than 1 point"
+    assert apart in (run / "summary.md").read_text()
+    assert apart in (run / "paper" / "report.md").read_text()
 
 
 def test_the_papers_channel_numbers_are_exactly_stats_json(run, monkeypatch):
@@ -92,10 +96,12 @@ def test_the_paper_builds_from_a_folder_whose_bench_jsonl_ends_in_a_truncated_li
     intact = analyse(load_results(cut))
     with (cut / "bench.jsonl").open("a") as fh:
         fh.write('{"run_id": "run-0", "cell": "abc", "throughput": 12')  # killed mid-write
-    assert summary.read_analysis(cut) is None  # stats.json no longer describes the files
+    assert read_analysis(cut) is None  # stats.json no longer describes the files
     with pytest.warns(UserWarning, match="truncated write"):
-        built = build_paper(cut)
+        built = build_paper(cut, results_page=tmp_path / "docs" / "results.md")
     assert "## " in built.report_md.read_text()
+    page = (tmp_path / "docs" / "results.md").read_text()
+    assert "- resnet18: shown apart, not in the pooled B: its files differ by more than 1" in page
     with pytest.warns(UserWarning, match="truncated write"):
         again = analyse(load_results(cut))
     assert [r.estimate for r in again.channels] == [r.estimate for r in intact.channels]
