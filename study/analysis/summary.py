@@ -1,10 +1,13 @@
-"""The study's statistics and its summary: ``stats.json`` and ``summary.md`` of a results folder.
+"""The study's statistics of a results folder: the one analysis per run and the tables beside it.
 
 Everything here reads the results folder (bench.jsonl, the manifest, config.yaml, timings.csv,
-failures.jsonl) and never measures. The central table is one B per channel and engine pair
-(:func:`study.stats.channel_bias`), the A/A control first, with its CI, tests and minimum
-detectable effect; then accuracy, mask structure, what the engines did with the int8 files,
-stage times, the per-cell tables and the failures.
+failures.jsonl) and never measures. :func:`analyse_run` computes the run's analysis once
+(:class:`RunAnalysis`): one B per channel and engine pair (:func:`study.stats.channel_bias`), the
+A/A control first, with its CI, tests and minimum detectable effect; the home-advantage tests;
+and which architectures each B shows apart (:func:`apart_for_levels`: a file below the accuracy
+gate, files more than one point of sparsity apart). ``stats.json`` holds it
+(:mod:`study.analysis.stats_file`); ``summary.md``, the paper and the results page render it.
+Beside it: accuracy, stage times, the per-cell tables and the failures.
 """
 
 from __future__ import annotations
