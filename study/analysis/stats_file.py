@@ -60,6 +60,14 @@ def inputs_fingerprint(out: Path) -> dict[str, str | None]:
     return found
 
 
+def _layout() -> dict[str, list[str]]:
+    """The field names of the stored result types (a stats.json of other fields is not current)."""
+    return {
+        cls.__name__: [f.name for f in fields(cls)]
+        for cls in (RunAnalysis, ChannelResult, TostResult)
+    }
+
+
 def stats_json(s: StudyStats) -> dict[str, Any]:
     """What ``stats.json`` holds for the statistics ``s`` (JSON-ready: NaN as None).
 
@@ -84,6 +92,7 @@ def stats_json(s: StudyStats) -> dict[str, Any]:
     }
     analysis = {
         "version": ANALYSIS_VERSION,
+        "layout": _layout(),
         "inputs": inputs_fingerprint(s.out),
         **_encode(asdict(s.analysis)),
     }
@@ -122,8 +131,8 @@ def _channel_result(row: dict[str, Any]) -> ChannelResult:
 def read_analysis(out: Path) -> RunAnalysis | None:
     """The :class:`RunAnalysis` stats.json holds, or None when it is absent or not current.
 
-    Current means: written by this version of the analysis (``ANALYSIS_VERSION``) from the
-    files the folder holds now (:func:`inputs_fingerprint`).
+    Current means: written by this version of the analysis (``ANALYSIS_VERSION`` and the same
+    result fields) from the files the folder holds now (:func:`inputs_fingerprint`).
     """
     path = out / "stats.json"
     if not path.is_file():
@@ -134,6 +143,8 @@ def read_analysis(out: Path) -> RunAnalysis | None:
         return None  # a stats.json cut short: computed again
     if not isinstance(stored, dict) or stored.get("version") != ANALYSIS_VERSION:
         return None
+    if stored.get("layout") != _layout():
+        return None  # written when a result had other fields
     if stored.get("inputs") != inputs_fingerprint(out):
         return None
     return RunAnalysis(

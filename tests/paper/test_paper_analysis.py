@@ -94,6 +94,13 @@ def test_the_paper_builds_from_a_folder_whose_bench_jsonl_ends_in_a_truncated_li
     cut = tmp_path / "cut"
     shutil.copytree(run, cut, ignore=shutil.ignore_patterns("paper"))
     intact = analyse(load_results(cut))
+    assert read_analysis(cut) is not None  # the copy's files are the ones stats.json describes
+    text = (cut / "stats.json").read_text()
+    stored = json.loads(text)
+    stored["analysis"]["layout"]["ChannelResult"].append("a_field_of_another_version")
+    (cut / "stats.json").write_text(json.dumps(stored))
+    assert read_analysis(cut) is None  # written when a result had other fields: not read
+    (cut / "stats.json").write_text(text)
     with (cut / "bench.jsonl").open("a") as fh:
         fh.write('{"run_id": "run-0", "cell": "abc", "throughput": 12')  # killed mid-write
     assert read_analysis(cut) is None  # stats.json no longer describes the files
