@@ -200,20 +200,18 @@ def _apart_and_pooled(
         r if r.model not in apart else replace(r, note=apart_note(apart[r.model], r.note))
         for r in per_model
     ]
-    if kept:
-        pooled = _pooled(kept, hksj_floor)
-    else:  # nothing left to pool: a row that says so
+    if not kept:  # nothing left to pool: a row that says so
         nan = math.nan
-        pooled = replace(
+        none = replace(
             per_model[0], model="pooled", k=0, pool="none", p_holm=nan, autocorr=nan,
             **_summary(nan, nan, nan, per_model[0].margin, per_model[0].confidence),
             note="pooled 0 architectures: every one is set apart (see their notes)",
         )  # fmt: skip
-    if apart and kept:
-        named = ", ".join(sorted(m for m in apart if m in {r.model for r in per_model}))
-        pooled = replace(
-            pooled, note=f"{pooled.note}; set apart: {named}" if named else pooled.note
-        )
+        return [*shown, none]
+    pooled = _pooled(kept, hksj_floor)
+    named = sorted(r.model for r in per_model if r.model in apart)
+    if named:
+        pooled = replace(pooled, note=f"{pooled.note}; set apart: {', '.join(named)}")
     return [*shown, pooled]
 
 
