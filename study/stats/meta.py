@@ -246,7 +246,7 @@ def common_effect(
 
 
 def equal_weight_effect(
-    y: Iterable[float], v: Iterable[float], dof: Iterable[float], *, confidence: float = 0.95
+    y: Iterable[float], v: Iterable[float], dof: Iterable[float], *, confidence: float = CONFIDENCE
 ) -> CommonEffectResult:
     """The mean of k estimates, each weighted alike, with a Welch-Satterthwaite t reference.
 
