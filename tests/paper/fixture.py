@@ -64,9 +64,11 @@ BENCH |= {"max_trials": ROUNDS, "target_ci": 0.05, "max_cpu_steal": 0.05}
 def study_config() -> StudyConfig:
     """The configuration the folder was "run" with: the smoke preset on two architectures."""
     overrides = {"models": list(MODELS), "int8_models": [INT8_MODEL], "sweep": list(SWEEP)}
-    # the single-factor design only: the whole-toolchain variants are tested in tests/study
-    factors = [f for f in load_config("smoke").factors if f != "toolchain"]
-    return load_config("smoke", overrides | {"bench": BENCH, "factor_names": factors})
+    # the single-factor design only (the whole-toolchain variants are tested in tests/study), and
+    # the quantizers torch.ao and SparseML (NNCF's quantizer is tested there too)
+    factors = {f: list(v) for f, v in load_config("smoke").factors.items() if f != "toolchain"}
+    factors["quantizer"] = [q for q in factors["quantizer"] if q in INT8_GAIN]
+    return load_config("smoke", overrides | {"bench": BENCH, "factors": factors})
 
 
 def _effect(v: Variant, engine: str, precision: str) -> float:
