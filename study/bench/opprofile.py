@@ -394,7 +394,8 @@ def amdahl_sentence(model: str, p: OpProfile) -> str:
     """The sentence of question 3 for one profile.
 
     A file with pruned weights: "pruning cannot speed X up by more than Y% on Z, because W% of its
-    time is in ops that have no sparse kernel" (Y = 1/W - 1). A dense file (no weight reaches
+    time is in ops that have no sparse kernel" (Y = 1/W - 1; beyond +100% the bound 1/W is
+    written as a factor, "2.2x"). A dense file (no weight reaches
     ``min_sparsity``): the same bound if every prunable weight were pruned, from its dense time.
     """
     pruned = p.sparse_share > 0
@@ -407,22 +408,27 @@ def amdahl_sentence(model: str, p: OpProfile) -> str:
     detail = ", ".join(f"{k.replace('_', ' ')} {v:.0%}" for k, v in top if v >= 0.005)
     if rest <= 0:
         return f"{model} on {p.engine}: every profiled op has a pruned weight; no Amdahl bound."
-    gain = 1.0 / rest - 1.0
+    # the bound in percent up to +100%, as a factor beyond (2.2x reads better than 120%)
+    limit = f"{1.0 / rest - 1.0:.0%}" if rest > 0.5 else f"{1.0 / rest:.1f}x"
+    share = f"{rest:.0%}" if rest >= 0.01 else "less than 1%"
+    why = (
+        f"ops that have no sparse kernel ({detail})" if detail else "ops that have no sparse kernel"
+    )
     if pruned:
-        return (
-            f"Pruning cannot speed {model} up by more than {gain:.0%} on {p.engine}, because "
-            f"{rest:.0%} of its time is in ops that have no sparse kernel ({detail}"
-            + (
-                f"; weights below {p.min_sparsity:.0%} zeros {p.shares['dense_weights']:.0%}"
-                if p.shares["dense_weights"] >= 0.005
-                else ""
+        unpruned = p.shares["dense_weights"]
+        if unpruned >= 0.005:
+            why = (
+                why.rstrip(")")
+                + (", " if detail else " (")
+                + (f"weights below {p.min_sparsity:.0%} zeros {unpruned:.0%})")
             )
-            + ")."
+        return (
+            f"Pruning cannot speed {model} up by more than {limit} on {p.engine}, because "
+            f"{share} of its time is in {why}."
         )
     return (
         f"Even with every prunable weight pruned, pruning cannot speed {model} up by more than "
-        f"{gain:.0%} on {p.engine}, because {rest:.0%} of its dense time is in ops that have no "
-        f"sparse kernel ({detail})."
+        f"{limit} on {p.engine}, because {share} of its dense time is in {why}."
     )
 
 

@@ -154,6 +154,10 @@ def test_amdahl_sentence():
     assert "more than 67% on openvino" in text  # 1 / 0.6 - 1
     assert "because 60% of its time" in text
     assert "depthwise 35%" in text
+    slow = {**shares, "sparse": 0.55, "depthwise": 0.45, "activation": 0.0}
+    assert "more than 2.2x on deepsparse, because 45% of its time" in amdahl_sentence(
+        "MobileNetV1", OpProfile("f.onnx", "deepsparse", 2, 10, 5.0, slow, 0.55, 0.55, 0.0, 0.5)
+    )
     full = OpProfile("f.onnx", "openvino", 2, 10, 5.0, {**shares, "sparse": 1.0}, 1.0, 1.0, 0, 0.5)
     assert math.isinf(full.bound)
 
@@ -165,3 +169,62 @@ def test_bad_input_is_refused(onnx_file, tmp_path):
         profile_file(onnx_file, "openvino", iterations=0)
     with pytest.raises(ValueError, match="no ONNX file at"):
         profile_file(tmp_path / "missing.onnx", "openvino")
+
+
+def test_a_study_folder_profiles_its_fp32_dense_reference_and_sweep_files(onnx_file, tmp_path):
+    import json
+    import shutil
+
+    from study.bench.opprofile import OPPROFILE, profile_run
+    from study.jsonl import append_jsonl
+    from study.manifest import MANIFEST
+    from study.schema import ModelRecord
+
+    (tmp_path / "models").mkdir()
+    shutil.copy(onnx_file, tmp_path / "models" / "g.onnx")
+
+    def record(pruner, profile, quant="none", sparsity=0.9, path="models/g.onnx"):
+        return ModelRecord(
+            model="toy",
+            pruner=pruner,
+            exporter="torch",
+            sparsity=sparsity,
+            onnx_path=path,
+            onnx_sha256="",
+            input_shape=(1, 8, 16, 16),
+            opset=13,
+            raw_bytes=1,
+            gzip_bytes=1,
+            prunable_params=1,
+            zeros=0,
+            measured_sparsity=0.0,
+            accuracy=None,
+            accuracy_dataset="",
+            zero_check_ok=True,
+            profile=profile,
+            mask="none" if pruner == "none" else "unstructured",
+            quant=quant,
+        ).to_dict()
+
+    append_jsonl(
+        tmp_path / MANIFEST,
+        [
+            record("none", "dense", sparsity=0.0, path="models/dense.onnx"),
+            record("gmp", "global"),
+            record("gmp", "vendor", path="models/vendor.onnx"),  # a factor level: not profiled
+            record("gmp", "global", quant="torch", path="models/int8.onnx"),  # int8: not profiled
+            record("oneshot", "uniform", sparsity=0.99, path="models/s99.onnx"),
+        ],
+    )
+    shutil.copy(onnx_file, tmp_path / "models" / "dense.onnx")
+    (tmp_path / "models" / "s99.onnx").write_bytes(b"not an onnx file")
+    rows = profile_run(tmp_path, ("onnxruntime", "torch"), threads=1, iterations=2)
+    # torch has no profiler here and is left out; the broken sweep file gives an error row
+    assert [(r["label"], r["engine"]) for r in rows] == [
+        ("dense", "onnxruntime"),
+        ("reference s0.90", "onnxruntime"),
+        ("one-shot s0.99", "onnxruntime"),
+    ]
+    assert "error" in rows[2] and "error" not in rows[1]
+    written = json.loads((tmp_path / OPPROFILE).read_text())["profiles"]
+    assert written[1]["sentence"].startswith("Pruning cannot speed toy up by more than")
