@@ -177,7 +177,8 @@ def _walk_up(tensor: str, op_type: str, g: GraphClasses, steps: int = 6) -> list
 def _ort_nodes(name: str, op: str, g: GraphClasses) -> list[str]:
     """The ONNX nodes of an ONNX Runtime node: itself; for an NCHWc Conv (named after its output
     tensor, ``X_nchwc``) the walk from that tensor up to the Conv; for a fusion (named
-    ``<first node>/<Fusion>/``) the node it is named after."""
+    ``<first node>/<Fusion>/`` or ``fused <first node>``) the node it is named after."""
+    name = name.removeprefix("fused ")
     if name in g.nodes:
         return [name]
     tensor = name.removesuffix("_nchwc")

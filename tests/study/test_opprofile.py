@@ -228,3 +228,15 @@ def test_a_study_folder_profiles_its_fp32_dense_reference_and_sweep_files(onnx_f
     assert "error" in rows[2] and "error" not in rows[1]
     written = json.loads((tmp_path / OPPROFILE).read_text())["profiles"]
     assert written[1]["sentence"].startswith("Pruning cannot speed toy up by more than")
+
+
+def test_onnxruntime_names_of_fused_nodes_map_back(onnx_file):
+    # the three ways ONNX Runtime 1.26 names an optimized node (seen on EfficientNet, MobileViT
+    # and VGG19): an NCHWc conv after its output tensor, a fusion after its first node
+    from study.bench.opprofile import _ort_nodes
+
+    g = classify_graph(onnx_file)
+    assert _ort_nodes("pc_r_nchwc", "Conv", g) == ["pruned_relu", "pruned_conv"]
+    assert _ort_nodes("silu_mul/QuickGeluFusion/", "QuickGelu", g) == ["silu_mul"]
+    assert _ort_nodes("fused fc", "FusedMatMul", g) == ["fc"]
+    assert _ort_nodes("ReorderOutput_token_7", "ReorderOutput", g) == []
