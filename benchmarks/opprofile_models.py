@@ -5,7 +5,7 @@ Random (seeded) weights: an operator's time does not depend on the weights' valu
 zeros, so a time profile needs no training. BatchNorm scales initialised to zero (timm's
 ``zero_init_last`` in MobileViT-xs) are set to one first: folded into their convs they would make
 all-zero weights that no trained model has. Each pruned file is the dense model pruned by gmp's
-one-shot per-layer magnitude pruning (``study.pipeline.oneshot_prune``, every prunable layer at
+one-shot per-layer magnitude pruning (``study.variants.oneshot_prune``, every prunable layer at
 the sparsity) and exported by torch.onnx exactly as the study exports its files (BatchNorm folded,
 opset ``max(14, the architecture's)``, 224 px; InceptionV3 at 299 px).
 
@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from study.export import export_torch
-from study.models import MODELS, build_model
-from study.pipeline import oneshot_prune
+from study.make.export import export_torch
+from study.make.models import MODELS, build_model
+from study.variants import oneshot_prune
 
 
 def make(name: str, sparsity: float, out: Path) -> list[Path]:

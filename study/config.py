@@ -180,7 +180,7 @@ class StudyConfig:
         target = (self.model_sparsity or {}).get(model)
         if target is None:
             return self.recipe
-        from study.profiles import with_target
+        from study.make.profiles import with_target
 
         return with_target(self.recipe, target)
 

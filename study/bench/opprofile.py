@@ -352,7 +352,7 @@ def profile_file(
         >>> p = profile_file("efficientnet_b0-pruned90.onnx", "openvino")  # doctest: +SKIP
         >>> print(amdahl_sentence("EfficientNet-B0", p))  # doctest: +SKIP
     """
-    from study.hardware import physical_cores
+    from study.bench.hardware import physical_cores
 
     threads = physical_cores() if threads is None else threads
     _check(engine, threads, iterations)
@@ -443,7 +443,7 @@ def _summary(p: OpProfile, model: str, label: str, sparsity: float | None) -> di
 def _run_files(run: Path) -> list[tuple[str, str, float, Path]]:
     """(model, label, sparsity, file) of a study folder's fp32 dense, reference and sweep files."""
     from study.design import is_reference
-    from study.manifest import read_manifest
+    from study.records.manifest import read_manifest
 
     out, seen = [], set()
     for rec in read_manifest(run):

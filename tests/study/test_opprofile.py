@@ -176,9 +176,9 @@ def test_a_study_folder_profiles_its_fp32_dense_reference_and_sweep_files(onnx_f
     import shutil
 
     from study.bench.opprofile import OPPROFILE, profile_run
-    from study.jsonl import append_jsonl
-    from study.manifest import MANIFEST
-    from study.schema import ModelRecord
+    from study.records.jsonl import append_jsonl
+    from study.records.manifest import MANIFEST
+    from study.records.schema import ModelRecord
 
     (tmp_path / "models").mkdir()
     shutil.copy(onnx_file, tmp_path / "models" / "g.onnx")

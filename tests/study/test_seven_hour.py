@@ -7,8 +7,8 @@ import pytest
 
 from study.config import load_config
 from study.design import reference, target_sparsity, variants
-from study.models import build_model, model_names
-from study.profiles import _evaluated_target, profile_recipe, with_target
+from study.make.models import build_model, model_names
+from study.make.profiles import _evaluated_target, profile_recipe, with_target
 
 THREE = ("efficientnet_b0", "efficientnet_b2", "mobilevit_xs")  # the original study's self-pruned
 
