@@ -366,7 +366,7 @@ def run_study(
 
 def _opprofile(cfg: StudyConfig, out: Path) -> list[Failure]:
     """Profile the dense, reference and sweep files per operator (``opprofile:`` of the preset)."""
-    from study.bench.opprofile import profile_run
+    from study.analysis.opprofile import profile_run
     from study.variants import log_timing
 
     began = time.perf_counter()

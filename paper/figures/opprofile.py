@@ -3,7 +3,7 @@
 One panel per engine, one stacked bar per profiled file (architecture and variant): the share of
 time in ops with pruned weights (the only ones a sparse kernel can use) first, then the ops no
 sparse kernel helps. Beside each bar, the Amdahl bound that share sets on pruning's speed-up.
-The data are ``opprofile.json`` (:mod:`study.bench.opprofile`), in a results folder or given
+The data are ``opprofile.json`` (:mod:`study.analysis.opprofile`, :mod:`study.bench.opprofile`), in a results folder or given
 by path:
 
     python -m paper.figures.opprofile runs/opprofile.json --out docs/figures
@@ -24,8 +24,8 @@ from paper.analysis import Analysis
 from paper.figures._common import MissingData
 from paper.load import Results
 from paper.style import apply_style, palette_for, save_figure
-from study.bench.opclasses import CLASSES
-from study.bench.opprofile import OPPROFILE
+from study.onnx.opclasses import CLASSES
+from study.records.manifest import OPPROFILE
 
 __all__ = ["draw_opprofile", "fig_opprofile", "load_profiles", "main"]
 

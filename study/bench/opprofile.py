@@ -2,7 +2,7 @@
 
 The original study's question 3: why did EfficientNet-B0/B2 and MobileViT-xs gain no speed from
 pruning, even at 85% and 99%? A sparse kernel can only shorten the time of the ops whose weights
-are pruned (non-depthwise Conv, MatMul, Gemm: :mod:`study.bench.opclasses`). If a share W of an
+are pruned (non-depthwise Conv, MatMul, Gemm: :mod:`study.onnx.opclasses`). If a share W of an
 engine's time is in the other ops, no pruning can make it more than 1/W times faster (Amdahl's
 law): this module measures W for one ONNX file on one engine.
 
@@ -30,10 +30,9 @@ and shuffles as ``memory``, the rest ``other``) and its share is reported as ``u
 Shares are ratios inside one profile: other processes on the machine slow every layer alike to
 first order, so the shares hold where absolute times would not.
 
-Usage:
+Usage (a study folder's files: :mod:`study.analysis.opprofile`):
     python -m study.bench.opprofile model.onnx --engine openvino
     python -m study.bench.opprofile a.onnx b.onnx --engine all --out runs/opprofile.json
-    python -m study.bench.opprofile RUN            # a study folder: dense, reference and sweep files
 """
 
 from __future__ import annotations
@@ -52,29 +51,30 @@ from typing import Any
 
 import numpy as np
 
-from study.bench.opclasses import (
+from study.onnx.opclasses import (
     CLASSES,
     MIN_SPARSITY,
     SPARSE_CLASSES,
     GraphClasses,
     classify_graph,
 )
+from study.records.manifest import OPPROFILE
 
 __all__ = [
     "ENGINES",
-    "OPPROFILE",
     "Layer",
     "OpProfile",
     "amdahl_sentence",
+    "summary_row",
     "profile_file",
-    "profile_run",
+    "profile_files",
+    "write_rows",
     "main",
 ]
 
 log = logging.getLogger(__name__)
 
 ENGINES = ("onnxruntime", "openvino", "deepsparse")
-OPPROFILE = "opprofile.json"  # what profile_run writes into a study folder
 _MEMORY_ENGINE_TYPES = ("reorder", "shuffle", "transpose", "reshape", "concat")
 _COMPUTE = {"Conv", "MatMul", "Gemm", "ConvTranspose"}
 
@@ -433,59 +433,11 @@ def amdahl_sentence(model: str, p: OpProfile) -> str:
     )
 
 
-def _summary(p: OpProfile, model: str, label: str, sparsity: float | None) -> dict[str, Any]:
+def summary_row(p: OpProfile, model: str, label: str, sparsity: float | None) -> dict[str, Any]:
     row = asdict(p)
     row.update(model=model, label=label, sparsity=sparsity, bound=p.bound)
     row["sentence"] = amdahl_sentence(model, p)
     return row
-
-
-def _run_files(run: Path) -> list[tuple[str, str, float, Path]]:
-    """(model, label, sparsity, file) of a study folder's fp32 dense, reference and sweep files."""
-    from study.design import is_reference
-    from study.records.manifest import read_manifest
-
-    out, seen = [], set()
-    for rec in read_manifest(run):
-        if rec.quant != "none" or rec.onnx_path in seen:
-            continue
-        if rec.pruner == "none":
-            label = "dense"
-        elif is_reference(rec):
-            label = f"reference s{rec.sparsity:.2f}"
-        elif rec.pruner == "oneshot":
-            label = f"one-shot s{rec.sparsity:.2f}"
-        else:
-            continue
-        seen.add(rec.onnx_path)
-        out.append((rec.model, label, rec.sparsity, run / rec.onnx_path))
-    return out
-
-
-def profile_run(
-    run: Path,
-    engines: tuple[str, ...] = ENGINES,
-    *,
-    threads: int | None = None,
-    iterations: int = 20,
-    out: Path | None = None,
-) -> list[dict[str, Any]]:
-    """Profile a study folder's dense, reference and sweep files on ``engines``; write the JSON.
-
-    Engines outside :data:`ENGINES` (deepsparse-cli, torch) are left out. A file an engine fails
-    on is recorded with its error and the rest goes on.
-
-    Returns:
-        The rows written to ``out`` (default ``run/opprofile.json``).
-    """
-    files = _run_files(run)
-    if not files:
-        raise ValueError(
-            f"{str(run)!r} has no manifest.jsonl with fp32 dense/reference/sweep files"
-        )
-    rows = profile_files(files, [e for e in engines if e in ENGINES], threads, iterations)
-    write_rows(rows, out or run / OPPROFILE)
-    return rows
 
 
 def profile_files(files, engines, threads, iterations) -> list[dict[str, Any]]:
@@ -508,7 +460,7 @@ def profile_files(files, engines, threads, iterations) -> list[dict[str, Any]]:
                     }
                 )
                 continue
-            rows.append(_summary(p, model, label, sparsity))
+            rows.append(summary_row(p, model, label, sparsity))
     return rows
 
 
@@ -527,36 +479,23 @@ def main(argv: list[str] | None = None) -> int:
         description="Per-operator time from each engine's own profiler, by operator class, and "
         "the Amdahl bound on pruning's speed-up.",
     )
-    p.add_argument("paths", nargs="+", type=Path, help="ONNX files, or one study results folder")
+    p.add_argument("paths", nargs="+", type=Path, help="ONNX files")
     p.add_argument("--engine", default="all", help=f"{', '.join(ENGINES)} or all (default)")
     p.add_argument("--threads", type=int, help="engine threads (default: physical cores)")
     p.add_argument("--iterations", type=int, default=20, help="timed inferences (default 20)")
-    p.add_argument(
-        "--out", type=Path, help="JSON to write (default: RUN/opprofile.json or opprofile.json)"
-    )
+    p.add_argument("--out", type=Path, default=Path(OPPROFILE), help="JSON to write")
     args = p.parse_args(argv)
     engines = list(ENGINES) if args.engine == "all" else args.engine.split(",")
     bad = [e for e in engines if e not in ENGINES]
     if bad:
         p.error(f"--engine must be from {', '.join(ENGINES)} or all; got {bad}")
-    try:
-        if len(args.paths) == 1 and args.paths[0].is_dir():
-            rows = profile_run(
-                args.paths[0],
-                tuple(engines),
-                threads=args.threads,
-                iterations=args.iterations,
-                out=args.out,
-            )
-        else:
-            missing = [str(x) for x in args.paths if not x.is_file()]
-            if missing:
-                p.error(f"no such ONNX file(s): {', '.join(missing)}")
-            files = [(x.stem, x.stem, None, x) for x in args.paths]
-            rows = profile_files(files, engines, args.threads, args.iterations)
-            write_rows(rows, args.out or Path(OPPROFILE))
-    except ValueError as err:
-        p.error(str(err))
+    missing = [str(x) for x in args.paths if not x.is_file()]
+    if missing:
+        p.error(f"no such ONNX file(s): {', '.join(missing)}")
+    rows = profile_files(
+        [(x.stem, x.stem, None, x) for x in args.paths], engines, args.threads, args.iterations
+    )
+    write_rows(rows, args.out)
     for row in rows:
         print(row.get("sentence") or f"{row['engine']} on {row['path']}: {row['error']}")
     return 1 if any("error" in r for r in rows) else 0

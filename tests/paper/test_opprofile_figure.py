@@ -8,7 +8,7 @@ import pytest
 
 from paper.figures._common import MissingData
 from paper.figures.opprofile import draw_opprofile, load_profiles, main
-from study.bench.opclasses import CLASSES
+from study.onnx.opclasses import CLASSES
 
 
 def _write(path):

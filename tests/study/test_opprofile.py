@@ -1,4 +1,4 @@
-"""study.bench.opclasses and study.bench.opprofile: operator classes of a hand-made graph, each
+"""study.onnx.opclasses and study.bench.opprofile: operator classes of a hand-made graph, each
 engine's profiler parsed on it, and the Amdahl sentence."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from study.bench.opclasses import classify_graph
 from study.bench.opprofile import OpProfile, amdahl_sentence, profile_file
+from study.onnx.opclasses import classify_graph
 
 ENGINES = ("onnxruntime", "openvino", "deepsparse")
 
@@ -175,9 +175,9 @@ def test_a_study_folder_profiles_its_fp32_dense_reference_and_sweep_files(onnx_f
     import json
     import shutil
 
-    from study.bench.opprofile import OPPROFILE, profile_run
+    from study.analysis.opprofile import profile_run
     from study.records.jsonl import append_jsonl
-    from study.records.manifest import MANIFEST
+    from study.records.manifest import MANIFEST, OPPROFILE
     from study.records.schema import ModelRecord
 
     (tmp_path / "models").mkdir()
