@@ -2,7 +2,8 @@
 
 One panel per engine, one stacked bar per profiled file (architecture and variant): the share of
 time in ops with pruned weights (the only ones a sparse kernel can use) first, then the ops no
-sparse kernel helps. Beside each bar, the Amdahl bound that share sets on pruning's speed-up.
+sparse kernel helps. Beside each bar, the Amdahl bound that share sets on pruning's speed-up (for
+a dense file: the bound if every prunable weight were pruned).
 The data are ``opprofile.json`` (:mod:`study.analysis.opprofile`, :mod:`study.bench.opprofile`), in a results folder or given
 by path:
 
@@ -34,6 +35,14 @@ _LABELS = {
     "dense_weights": "conv / matmul, weights not pruned",
     "squeeze_excite": "squeeze-excite",
 }
+
+
+def _bound_text(bound: float | None) -> str:
+    if bound is None or pd.isna(bound):
+        return "∞"
+    if bound >= 100:
+        return ">100x"
+    return f"≤{bound:.0f}x" if bound >= 10 else f"≤{bound:.1f}x"
 
 
 def load_profiles(path: Path) -> pd.DataFrame:
@@ -98,7 +107,7 @@ def draw_opprofile(frame: pd.DataFrame) -> Figure:
         for i, b in enumerate(bars):
             if b in mine.index:
                 bound = mine.loc[b, "bound"]
-                text = "∞" if pd.isna(bound) else f"≤{bound:.2g}x"
+                text = _bound_text(bound)
                 ax.text(1.01, i, text, va="center", fontsize="x-small")
         ax.set_title(engine)
         ax.set_xlim(0, 1.12)

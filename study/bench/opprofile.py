@@ -109,9 +109,15 @@ class OpProfile:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def usable_share(self) -> float:
+        """The share a sparse kernel can shorten: the pruned ops' share, or in a file with no
+        pruned weight (dense), the share of the ops it could use once pruned."""
+        return self.sparse_share if self.sparse_share > 0 else self.prunable_share
+
+    @property
     def bound(self) -> float:
         """The largest speed-up pruning can give: 1 / (share of time no sparse kernel can use)."""
-        rest = 1.0 - self.sparse_share
+        rest = 1.0 - self.usable_share
         return float("inf") if rest <= 0 else 1.0 / rest
 
 
@@ -400,8 +406,7 @@ def amdahl_sentence(model: str, p: OpProfile) -> str:
     ``min_sparsity``): the same bound if every prunable weight were pruned, from its dense time.
     """
     pruned = p.sparse_share > 0
-    usable = p.sparse_share if pruned else p.prunable_share
-    rest = 1.0 - usable
+    rest = 1.0 - p.usable_share
     top = sorted(
         ((k, v) for k, v in p.shares.items() if k not in SPARSE_CLASSES and k != "dense_weights"),
         key=lambda kv: -kv[1],

@@ -160,6 +160,8 @@ def test_amdahl_sentence():
     )
     full = OpProfile("f.onnx", "openvino", 2, 10, 5.0, {**shares, "sparse": 1.0}, 1.0, 1.0, 0, 0.5)
     assert math.isinf(full.bound)
+    dense = OpProfile("f.onnx", "openvino", 2, 10, 5.0, shares, 0.0, 0.75, 0.0, 0.5)
+    assert dense.bound == pytest.approx(4.0)  # no pruned weight: the prunable share's bound
 
 
 def test_bad_input_is_refused(onnx_file, tmp_path):
