@@ -439,9 +439,11 @@ def amdahl_sentence(model: str, p: OpProfile) -> str:
 
 
 def summary_row(p: OpProfile, model: str, label: str, sparsity: float | None) -> dict[str, Any]:
+    """The JSON row of one profile: its fields, the file's model, label and sparsity, the bound
+    and the sentence (naming the label, e.g. "resnet50 (dense)", when it is not the model)."""
     row = asdict(p)
     row.update(model=model, label=label, sparsity=sparsity, bound=p.bound)
-    row["sentence"] = amdahl_sentence(model, p)
+    row["sentence"] = amdahl_sentence(model if label == model else f"{model} ({label})", p)
     return row
 
 

@@ -229,7 +229,10 @@ def test_a_study_folder_profiles_its_fp32_dense_reference_and_sweep_files(onnx_f
     ]
     assert "error" in rows[2] and "error" not in rows[1]
     written = json.loads((tmp_path / OPPROFILE).read_text())["profiles"]
-    assert written[1]["sentence"].startswith("Pruning cannot speed toy up by more than")
+    assert written[0]["sentence"].startswith("Pruning cannot speed toy (dense) up")  # same graph
+    assert written[1]["sentence"].startswith(
+        "Pruning cannot speed toy (reference s0.90) up by more than"
+    )
 
 
 def test_onnxruntime_names_of_fused_nodes_map_back(onnx_file):
