@@ -148,6 +148,7 @@ class StudyConfig:
     # cannot go above is skipped with the reason).
     isa: tuple[str, ...] = ("native",)
     # Architectures that get the one-shot sweep (those of `models` listed here); None = all.
+    # This key and `model_sparsity` may name architectures this run leaves out (`--models`).
     sweep_models: tuple[str, ...] | None = None
     # Architecture -> the overall sparsity its pruned variants target instead of the recipe's
     # (the recipe's pruning modifier gets this final_sparsity); None or a model left out: the
@@ -349,27 +350,28 @@ def _bench(raw: Any) -> dict[str, Any]:
     return section
 
 
-def _models_subset(key: str, value: Any, models: tuple[str, ...]) -> tuple[str, ...] | None:
-    """A list of architectures that must all be in `models` (None stays None: all of them)."""
+def _registry_models(key: str, value: Any) -> tuple[str, ...] | None:
+    """A list of registry architectures (None stays None: all of them). Names outside this run's
+    `models` are allowed and ignored, so `--models` can pick a subset of a preset."""
+    from study.make.models import MODELS
+
     if value is None:
         return None
     names = tuple([value] if isinstance(value, str) else value)
-    stray = [m for m in names if m not in models]
+    stray = [m for m in names if m not in MODELS]
     if stray:
-        raise ValueError(
-            f"`{key}` must list architectures of `models` ({', '.join(models)}); got {stray}"
-        )
+        raise ValueError(f"unknown model(s) {stray} in `{key}`; valid: {', '.join(MODELS)}")
     return names
 
 
-def _model_sparsity(value: Any, models: tuple[str, ...]) -> dict[str, float] | None:
+def _model_sparsity(value: Any) -> dict[str, float] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
         raise ValueError(
             f"`model_sparsity` must be a mapping of architecture -> sparsity; got {value!r}"
         )
-    _models_subset("model_sparsity", list(value), models)
+    _registry_models("model_sparsity", list(value))
     bad = {
         m: s
         for m, s in value.items()
@@ -452,8 +454,8 @@ def _validate(raw: dict[str, Any], check_paths: bool = True) -> StudyConfig:
         recipe=recipe,
         int8_models=int8_models,
         isa=_isa(raw.get("isa", ["native"])),
-        sweep_models=_models_subset("sweep_models", raw.get("sweep_models"), models),
-        model_sparsity=_model_sparsity(raw.get("model_sparsity"), models),
+        sweep_models=_registry_models("sweep_models", raw.get("sweep_models")),
+        model_sparsity=_model_sparsity(raw.get("model_sparsity")),
         opprofile=_opprofile(raw.get("opprofile")),
         gzip_level=_gzip_level(raw.get("gzip_level", 9)),
         train=train,

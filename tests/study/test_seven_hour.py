@@ -58,12 +58,12 @@ def test_with_target_rewrites_only_the_final_sparsity():
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
-        ({"sweep_models": ["resnet18"]}, r"`sweep_models` must list architectures of `models`"),
+        ({"sweep_models": ["resnet51"]}, r"unknown model\(s\) \['resnet51'\] in `sweep_models`"),
         (
             {"model_sparsity": {"vgg19": 1.2}},
             r"`model_sparsity` values must be numbers in \(0, 1\)",
         ),
-        ({"model_sparsity": {"resnet18": 0.5}}, r"`model_sparsity` must list architectures"),
+        ({"model_sparsity": {"vgg20": 0.5}}, r"unknown model\(s\) \['vgg20'\] in `model_sparsity`"),
         ({"model_sparsity": [0.5]}, r"`model_sparsity` must be a mapping"),
         ({"opprofile": {"rounds": 3}}, r"`opprofile` must be null \(off\) or a mapping"),
         ({"opprofile": {"iterations": 0}}, r"`opprofile.iterations` must be a positive integer"),
@@ -72,6 +72,16 @@ def test_with_target_rewrites_only_the_final_sparsity():
 def test_bad_keys_name_the_value(overrides, match):
     with pytest.raises(ValueError, match=match):
         load_config("seven_hour", overrides)
+
+
+def test_models_flag_picks_a_subset_of_the_preset():
+    cfg = load_config("seven_hour", {"models": ["efficientnet_b0"]})
+    assert [v.sparsity for v in variants(cfg, "efficientnet_b0") if v.pruner != "none"] == [
+        0.58,
+        0.58,
+        0.85,
+        0.99,
+    ]
 
 
 def test_other_presets_are_unchanged_by_the_new_keys():
