@@ -352,6 +352,8 @@ def run_study(
         failures += new
     _export_csv(out)
     write_stats(out)
+    if cfg.opprofile is not None:
+        failures += _opprofile(cfg, out)
     if build_paper:
         _build_paper(out)
     log.info(
@@ -360,6 +362,27 @@ def run_study(
         out / "summary.md",
     )
     return 1 if failures else 0
+
+
+def _opprofile(cfg: StudyConfig, out: Path) -> list[Failure]:
+    """Profile the dense, reference and sweep files per operator (``opprofile:`` of the preset)."""
+    from study.analysis.opprofile import profile_run
+    from study.variants import log_timing
+
+    began = time.perf_counter()
+    rows = profile_run(
+        out, cfg.engines, threads=_threads(cfg), iterations=cfg.opprofile["iterations"]
+    )
+    log_timing(out, "all", "opprofile", time.perf_counter() - began)
+    for row in rows:
+        log.info("%s", row.get("sentence") or f"opprofile {row['engine']}: {row['error']}")
+    new = [
+        Failure("opprofile", r["model"], r["error"], engine=r["engine"])
+        for r in rows
+        if "error" in r
+    ]
+    _record_failures(out, new)
+    return new
 
 
 def _export_csv(out: Path) -> None:

@@ -30,7 +30,7 @@ __all__ = [
     "load_config",
 ]
 
-PRESETS = ("quick", "seed", "smoke")
+PRESETS = ("quick", "seed", "smoke", "seven_hour")
 ENGINES = ("onnxruntime", "openvino", "deepsparse", "deepsparse-cli", "torch")
 
 # The study's factors: where a vendor's toolchain can make choices beyond the GMP algorithm. Each
@@ -147,6 +147,16 @@ class StudyConfig:
     # level re-measures every architecture's block with the engines capped to it (a level the CPU
     # cannot go above is skipped with the reason).
     isa: tuple[str, ...] = ("native",)
+    # Architectures that get the one-shot sweep (those of `models` listed here); None = all.
+    # This key and `model_sparsity` may name architectures this run leaves out (`--models`).
+    sweep_models: tuple[str, ...] | None = None
+    # Architecture -> the overall sparsity its pruned variants target instead of the recipe's
+    # (the recipe's pruning modifier gets this final_sparsity); None or a model left out: the
+    # recipe's own target.
+    model_sparsity: dict[str, float] | None = None
+    # The per-operator profile of the dense, reference and sweep files on each engine after the
+    # benchmark (study.bench.opprofile, into opprofile.json): `{iterations: N}`; None = not run.
+    opprofile: dict[str, Any] | None = None
     train: TrainSettings = field(default_factory=TrainSettings)
     qat: QatSettings = field(default_factory=QatSettings)
     sensitivity: SensitivitySettings = field(default_factory=SensitivitySettings)
@@ -161,6 +171,19 @@ class StudyConfig:
     def levels(self, factor: str) -> tuple[str, ...]:
         """The levels of ``factor`` this run measures (the reference alone when it is not a factor)."""
         return self.factors.get(factor, FACTORS[factor][:1])
+
+    def sweep_for(self, model: str) -> tuple[float, ...]:
+        """The one-shot sweep sparsities of ``model`` (none when `sweep_models` leaves it out)."""
+        return self.sweep if self.sweep_models is None or model in self.sweep_models else ()
+
+    def recipe_for(self, model: str) -> str:
+        """The recipe ``model`` is pruned with: the preset's, at its `model_sparsity` if set."""
+        target = (self.model_sparsity or {}).get(model)
+        if target is None:
+            return self.recipe
+        from study.make.profiles import with_target
+
+        return with_target(self.recipe, target)
 
     def int8_for(self, model: str) -> bool:
         """Whether ``model`` gets the int8 arm."""
@@ -327,6 +350,51 @@ def _bench(raw: Any) -> dict[str, Any]:
     return section
 
 
+def _registry_models(key: str, value: Any) -> tuple[str, ...] | None:
+    """A list of registry architectures (None stays None: all of them). Names outside this run's
+    `models` are allowed and ignored, so `--models` can pick a subset of a preset."""
+    from study.make.models import MODELS
+
+    if value is None:
+        return None
+    names = tuple([value] if isinstance(value, str) else value)
+    stray = [m for m in names if m not in MODELS]
+    if stray:
+        raise ValueError(f"unknown model(s) {stray} in `{key}`; valid: {', '.join(MODELS)}")
+    return names
+
+
+def _model_sparsity(value: Any) -> dict[str, float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"`model_sparsity` must be a mapping of architecture -> sparsity; got {value!r}"
+        )
+    _registry_models("model_sparsity", list(value))
+    bad = {
+        m: s
+        for m, s in value.items()
+        if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0.0 < s < 1.0
+    }
+    if bad:
+        raise ValueError(f"`model_sparsity` values must be numbers in (0, 1); got {bad}")
+    return {m: float(s) for m, s in value.items()}
+
+
+def _opprofile(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) - {"iterations"}:
+        raise ValueError(
+            f"`opprofile` must be null (off) or a mapping with the key `iterations`; got {value!r}"
+        )
+    iterations = value.get("iterations", 20)
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        raise ValueError(f"`opprofile.iterations` must be a positive integer; got {iterations!r}")
+    return {"iterations": iterations}
+
+
 def _check_analysis(a: AnalysisSettings) -> None:
     if not 0.0 < float(a.margin) < 1.0:
         raise ValueError(f"`analysis.margin` must be in (0, 1); got {a.margin!r}")
@@ -386,6 +454,9 @@ def _validate(raw: dict[str, Any], check_paths: bool = True) -> StudyConfig:
         recipe=recipe,
         int8_models=int8_models,
         isa=_isa(raw.get("isa", ["native"])),
+        sweep_models=_registry_models("sweep_models", raw.get("sweep_models")),
+        model_sparsity=_model_sparsity(raw.get("model_sparsity")),
+        opprofile=_opprofile(raw.get("opprofile")),
         gzip_level=_gzip_level(raw.get("gzip_level", 9)),
         train=train,
         qat=_section(QatSettings, raw.get("qat"), "`qat`"),

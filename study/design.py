@@ -136,8 +136,9 @@ def dense(model: str) -> Variant:
 
 
 def reference(cfg: StudyConfig, model: str) -> Variant:
-    """The variant every channel compares with (:data:`REFERENCE` at the recipe's target)."""
-    return Variant(model, sparsity=target_sparsity(cfg.recipe))
+    """The variant every channel compares with (:data:`REFERENCE` at the recipe's target, or the
+    architecture's ``model_sparsity``)."""
+    return Variant(model, sparsity=target_sparsity(cfg.recipe_for(model)))
 
 
 def _factor_variants(cfg: StudyConfig, model: str) -> list[tuple[str, Variant, Variant]]:
@@ -172,7 +173,7 @@ def variants(cfg: StudyConfig, model: str) -> list[Variant]:
         found += [b, a]
     found += [
         Variant(model, pruner="oneshot", profile="uniform", sparsity=float(s))
-        for s in cfg.sweep
+        for s in cfg.sweep_for(model)
         if float(s) > 0
     ]
     return list(dict.fromkeys(found))

@@ -285,9 +285,9 @@ class _Architecture:
             if pruner == "nncf":  # NNCF reads the recipe's target, window and LR as written
                 from baselines.nncf_arm import nncf_ready
 
-                model, recipe = nncf_ready(model), self.cfg.recipe
+                model, recipe = nncf_ready(model), self.cfg.recipe_for(self.name)
             else:
-                recipe = profile_recipe(self.cfg.recipe, model, profile, mask)
+                recipe = profile_recipe(self.cfg.recipe_for(self.name), model, profile, mask)
             rdir = self.out / "recipes"
             rdir.mkdir(parents=True, exist_ok=True)
             (rdir / f"{self.name}-{profile}-{mask}.yaml").write_text(recipe)

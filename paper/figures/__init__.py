@@ -6,7 +6,8 @@ reason (the report prints it) and writes no file, so there is never an empty fig
 
 - :mod:`paper.figures.forest`: the channel forest plots (the central figure, and per architecture);
 - :mod:`paper.figures.engines`: throughput per variant and engine, the speed-up curve, precision;
-- :mod:`paper.figures.models`: per-layer sparsity, layer sensitivity, compressibility.
+- :mod:`paper.figures.models`: per-layer sparsity, layer sensitivity, compressibility;
+- :mod:`paper.figures.opprofile`: time by operator class per engine (question 3).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from paper.figures._common import MissingData
 from paper.figures.engines import fig_precision, fig_speedup, fig_throughput
 from paper.figures.forest import fig_channel_forest, fig_channel_forest_by_architecture
 from paper.figures.models import fig_compression, fig_layer_sparsity, fig_sensitivity
+from paper.figures.opprofile import fig_opprofile
 from paper.load import Results
 from paper.style import apply_style, save_figure
 
@@ -58,6 +60,10 @@ FIGURES: dict[str, tuple[str, Callable[[Results, Analysis], Figure]]] = {
     "layer_sparsity": ("Per-layer sparsity of the pruned variants", fig_layer_sparsity),
     "sensitivity": ("Sensitivity curves", fig_sensitivity),
     "compression": ("Compression ratios (gzip -9)", fig_compression),
+    "opprofile": (
+        "Time by operator class per engine, and the Amdahl bound on pruning's speed-up",
+        fig_opprofile,
+    ),
 }
 
 

@@ -35,7 +35,14 @@ from typing import Any
 import yaml
 from torch import nn
 
-__all__ = ["MASK_TYPES", "PROFILES", "layer_targets", "profile_recipe", "vendor_dense_layers"]
+__all__ = [
+    "MASK_TYPES",
+    "PROFILES",
+    "layer_targets",
+    "profile_recipe",
+    "vendor_dense_layers",
+    "with_target",
+]
 
 PROFILES = ("uniform", "vendor", "global")
 MASK_TYPES = ("unstructured", "block4")
@@ -325,6 +332,30 @@ def _to_global(modifier: _Tagged) -> None:
     for name in _GMP_ONLY_ARGS:
         modifier.args.pop(name, None)
     modifier.tag = "GlobalMagnitudePruningModifier"
+
+
+def with_target(recipe: str, sparsity: float) -> str:
+    """The recipe with its pruning modifier's ``final_sparsity`` set to ``sparsity``.
+
+    Every other modifier and variable is kept as written (the text is re-written by PyYAML, as
+    :func:`profile_recipe` does).
+
+    Raises:
+        ValueError: ``sparsity`` outside (0, 1), a recipe without exactly one pruning modifier, or
+            one whose modifier has per-layer targets (a dict).
+    """
+    sparsity = _check_sparsity(sparsity)
+    container = yaml.load(recipe, Loader=_Loader)  # a SafeLoader subclass
+    modifier = _pruning_modifier(container)
+    if isinstance(modifier.args.get("final_sparsity"), dict):
+        raise ValueError(
+            "a per-architecture target needs the recipe's pruning modifier to have one "
+            "final_sparsity; it has a per-layer dict"
+        )
+    modifier.args["final_sparsity"] = sparsity
+    return yaml.dump(
+        container, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100
+    )
 
 
 def profile_recipe(recipe: str, model: nn.Module, profile: str, mask: str) -> str:

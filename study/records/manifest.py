@@ -15,6 +15,7 @@ from study.records.schema import LayerZeros, ModelRecord
 
 __all__ = [
     "MANIFEST",
+    "OPPROFILE",
     "SKIPPED",
     "Failure",
     "Skip",
@@ -26,6 +27,7 @@ __all__ = [
 
 MANIFEST = Path("models") / "manifest.jsonl"
 SKIPPED = "skipped.jsonl"
+OPPROFILE = "opprofile.json"  # per-operator profiles (study.analysis.opprofile)
 
 
 @dataclass(frozen=True)

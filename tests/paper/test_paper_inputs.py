@@ -30,8 +30,10 @@ def test_missing_optional_inputs_are_skipped_with_reasons(tmp_path):
         "layer_sparsity",
         "sensitivity",
         "compression",
+        "opprofile",
     }
     assert "config.yaml is absent" in skipped["channel_forest"]
+    assert "no opprofile.json" in skipped["opprofile"]
     assert "sensitivity.csv" in skipped["sensitivity"]
     written = {p.stem for p in (built.out_dir / "figures").iterdir()}
     assert written == set(FIGURES) - set(skipped)  # no empty figure for absent data
