@@ -32,6 +32,7 @@ __all__ = [
     "CHANNEL_TEXT",
     "REFERENCE",
     "Variant",
+    "is_anchor",
     "is_reference",
     "channels",
     "dense",
@@ -112,6 +113,24 @@ def is_reference(row: Any, *, exporter: bool = True) -> bool:
     get = row.get if isinstance(row, dict) else lambda k, d=None: getattr(row, k, d)
     keys = [k for k in REFERENCE if exporter or k != "exporter"]
     return all(get(k) == REFERENCE[k] for k in keys)
+
+
+def is_anchor(row: Any) -> bool:
+    """Whether a record or row is a file that channels compare with (any sparsity): the reference,
+    or its torch.ao int8 version (the reference of the quantizer and int8 toolchain channels).
+
+    The harness measures these files' cells in every sub-block of a split block
+    (``CellSpec.anchor``, :mod:`study.bench.split`), so each B pairs inside one sub-block.
+
+    Example:
+        >>> is_anchor({**REFERENCE, "quant": "torch"}), is_anchor({**REFERENCE, "mask": "block4"})
+        (True, False)
+    """
+    get = row.get if isinstance(row, dict) else lambda k, d=None: getattr(row, k, d)
+    int8 = get("quant") == "torch" and all(
+        get(k) == v for k, v in REFERENCE.items() if k != "quant"
+    )
+    return int8 or is_reference(row)
 
 
 def target_sparsity(recipe: str) -> float:

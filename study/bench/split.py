@@ -1,0 +1,237 @@
+"""Blocks that fit: the memory estimate of a block, and its split into sub-blocks that share the reference.
+
+A block's cells are all loaded at once, one worker process each. Before anything is measured,
+:func:`plan_blocks` estimates each cell's peak memory (:func:`cell_memory`: the engine's
+calibrated overhead plus a multiple of the ONNX file's size) and, when a block has more cells than
+``max_live_workers`` or more estimated memory than the budget (the machine's available memory),
+splits it into *sub-blocks*. Every sub-block holds the block's *anchor* cells
+(``CellSpec.anchor``: the reference files on every engine, which enter every contrast B) plus a
+share of the other cells, all cells of one file together (so an engine ratio on a file is paired
+too). Each sub-block gets its own block id (``<block>/part<i>of<n>``), so the statistics, which
+pair rounds by (machine, run, replicate, block, round), pair a variant only with the reference
+cells measured in the same sub-block's rounds; the anchors are measured in every sub-block. A
+block that cannot fit even as one file plus its anchors is refused before anything runs, with
+the estimate and the fixes.
+
+Calibration of :data:`ENGINE_MEMORY` (``python -m benchmarks.worker_memory``, 2026-12-04, AMD EPYC
+Zen 5, 2 vCPUs, the locked stack; RSS of a loaded, warmed-up worker process and its children,
+measured with psutil, files of the seven_ci preset at 32-75 px):
+
+    engine       file MB -> worker RSS MB
+    onnxruntime  17 -> 283,  94 -> 450,  548 -> 1462   (fit: 245 + 2.2 x file)
+    openvino     17 -> 337,  94 -> 530,  548 -> 1713   (fit: 298 + 2.6 x file)
+    deepsparse   17 -> 383,  94 -> 600,  548 -> 1835   (fit: 339 + 2.8 x file)
+
+The constants round each fit's slope up and add ~25% to its intercept, so the estimate bounds the
+measured RSS from above (tests/study/test_split.py checks a real worker of each engine against it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import psutil
+
+from study.bench.cells import CellSpec
+from study.bench.scheduling import group_blocks
+
+__all__ = [
+    "ENGINE_MEMORY",
+    "MEMORY_HEADROOM",
+    "BlockPlan",
+    "cell_memory",
+    "memory_budget",
+    "plan_blocks",
+    "split_cells",
+]
+
+log = logging.getLogger(__name__)
+
+GIB = 2**30
+MB = 2**20
+# engine -> (bytes of a worker holding a tiny model, bytes per byte of ONNX file): see above.
+ENGINE_MEMORY: dict[str, tuple[float, float]] = {
+    "onnxruntime": (300 * MB, 2.5),
+    "openvino": (380 * MB, 3.0),
+    "deepsparse": (430 * MB, 3.0),
+    "deepsparse-cli": (430 * MB, 3.0),  # the same engine, run by its own tool
+    "torch": (400 * MB, 2.0),  # not calibrated: the module's weights plus an interpreter
+}
+# The share of the available memory a block may plan to use (the rest: the parent, the page
+# cache, other processes, and estimates that are low).
+MEMORY_HEADROOM = 0.8
+_FALLBACK = (400 * MB, 3.0)  # an engine not calibrated here (a test engine)
+
+
+def cell_memory(spec: CellSpec, file_bytes: int | None = None) -> int:
+    """Estimated peak RSS of ``spec``'s worker in bytes: overhead + factor x ONNX file size.
+
+    Args:
+        spec: the cell (its engine is used).
+        file_bytes: the ONNX file's size; None reads it (0 when the file does not exist: the
+            worker will fail and hold nothing).
+
+    Example:
+        >>> cell_memory(CellSpec("m.onnx", "onnxruntime"), file_bytes=100 * 2**20) // 2**20
+        550
+    """
+    if file_bytes is None:
+        path = Path(spec.onnx_path)
+        file_bytes = path.stat().st_size if path.is_file() else 0
+    base, factor = ENGINE_MEMORY.get(spec.engine, _FALLBACK)
+    return int(base + factor * file_bytes)
+
+
+def memory_budget() -> int:
+    """Bytes a block may plan to hold: :data:`MEMORY_HEADROOM` of the memory available now."""
+    return int(psutil.virtual_memory().available * MEMORY_HEADROOM)
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    """How one block of the caller is measured: as itself, or as sub-blocks."""
+
+    block: str  # the block's name as given
+    cells: int  # its distinct cells
+    parts: tuple[str, ...]  # the block ids it is measured as (itself when not split)
+    peak_bytes: int  # estimated memory of its largest (sub-)block
+    total_bytes: int  # estimated memory of all its cells at once
+
+    def describe(self) -> str:
+        """One line for the log, e.g. ``block 'vgg19/sync': 30 cells, 41.2 GiB at once; ...``."""
+        line = f"block {self.block!r}: {self.cells} cells, {self.total_bytes / GIB:.1f} GiB at once"
+        if len(self.parts) == 1:
+            return line + " (estimated peak memory)"
+        return (
+            f"{line}: split into {len(self.parts)} sub-blocks sharing its reference cells, "
+            f"estimated peak {self.peak_bytes / GIB:.1f} GiB"
+        )
+
+
+def _refusal(block: str, need_cells: int, need_bytes: int, max_live: int, budget: int) -> str:
+    fixes = []
+    if need_cells > max_live:
+        fixes.append(f"raise max_live_workers to at least {need_cells}")
+    if need_bytes > budget:
+        fixes.append(
+            f"a machine with at least {need_bytes / MEMORY_HEADROOM / GIB:.1f} GiB available "
+            f"(a block plans on {MEMORY_HEADROOM:.0%} of it)"
+        )
+    return (
+        f"block {block!r} cannot fit: its reference cells and its largest file on every engine "
+        f"need {need_cells} workers and an estimated {need_bytes / GIB:.1f} GiB at once, more "
+        f"than `max_live_workers`={max_live} or the memory budget {budget / GIB:.1f} GiB; fix: "
+        f"fewer engines (each file is loaded on every engine at once), or {' and '.join(fixes)}"
+    )
+
+
+def split_cells(
+    cells: Sequence[CellSpec],
+    max_live_workers: int,
+    budget_bytes: int,
+    memory: Callable[[CellSpec], int] = cell_memory,
+) -> tuple[list[CellSpec], list[BlockPlan]]:
+    """Cells with sub-block ids where a block does not fit, and each block's plan.
+
+    A block fits when its distinct cells number at most ``max_live_workers`` and their estimated
+    memory is at most ``budget_bytes``; then its cells keep their block. Otherwise its non-anchor
+    cells are grouped by file (``onnx_path``: every engine and precision of one file together)
+    and packed first-fit, largest group first, into as few sub-blocks as fit, each starting from
+    a copy of the anchor cells. Cells without a block, or equal specs given twice, are kept as
+    given (the harness measures a spec once).
+
+    Args:
+        cells: the cells of the run.
+        max_live_workers: cells a (sub-)block may load at once.
+        budget_bytes: estimated memory a (sub-)block may hold.
+        memory: cell -> its estimated bytes (default :func:`cell_memory`).
+
+    Returns:
+        (the cells to measure, with sub-block ids; one :class:`BlockPlan` per block).
+
+    Raises:
+        ValueError: a block does not fit and has no anchor cells (it cannot be split with its
+            contrasts kept), or its anchors plus its largest file do not fit; the message gives
+            the estimate and the fixes.
+
+    Example:
+        >>> ref = [CellSpec("ref.onnx", e, block="m", anchor=True) for e in ("a", "b")]
+        >>> var = [CellSpec(f"v{i}.onnx", e, block="m") for i in range(2) for e in ("a", "b")]
+        >>> out, (plan,) = split_cells(ref + var, 4, 10**12, memory=lambda c: 1)
+        >>> plan.parts, len(out)
+        (('m/part1of2', 'm/part2of2'), 8)
+    """
+    out: list[CellSpec] = []
+    plans: list[BlockPlan] = []
+    for name, specs in group_blocks(list(dict.fromkeys(cells)), lambda c: c.block).items():
+        cost = {c: memory(c) for c in specs}
+        total = sum(cost.values())
+        if not name or (len(specs) <= max_live_workers and total <= budget_bytes):
+            out += specs
+            plans.append(BlockPlan(name, len(specs), (name,), total, total))
+            continue
+        anchors = [c for c in specs if c.anchor]
+        if not anchors:
+            raise ValueError(
+                f"block {name!r} has {len(specs)} cells and an estimated {total / GIB:.1f} GiB, "
+                f"more than `max_live_workers`={max_live_workers} or the memory budget "
+                f"{budget_bytes / GIB:.1f} GiB (a block's cells are all loaded at once), and no "
+                "anchor (reference) cells to share between sub-blocks: raise max_live_workers "
+                "or split the block"
+            )
+        files = group_blocks([c for c in specs if not c.anchor], lambda c: c.onnx_path)
+        groups = sorted(files.values(), key=lambda g: -sum(cost[c] for c in g))  # stable
+        base_n, base_bytes = len(anchors), sum(cost[c] for c in anchors)
+        need_n = base_n + max((len(g) for g in groups), default=0)
+        need_bytes = base_bytes + max((sum(cost[c] for c in g) for g in groups), default=0)
+        if need_n > max_live_workers or need_bytes > budget_bytes:
+            raise ValueError(_refusal(name, need_n, need_bytes, max_live_workers, budget_bytes))
+        parts: list[list[list[CellSpec]]] = []  # sub-block -> its file groups
+        loads: list[tuple[int, int]] = []  # sub-block -> (cells, bytes), anchors included
+        for group in groups:
+            n, b = len(group), sum(cost[c] for c in group)
+            for i, (pn, pb) in enumerate(loads):
+                if pn + n <= max_live_workers and pb + b <= budget_bytes:
+                    parts[i].append(group)
+                    loads[i] = (pn + n, pb + b)
+                    break
+            else:
+                parts.append([group])
+                loads.append((base_n + n, base_bytes + b))
+        ids = tuple(f"{name}/part{i + 1}of{len(parts)}" for i in range(len(parts)))
+        for part_id, groups_in in zip(ids, parts):
+            out += [replace(c, block=part_id) for c in anchors]
+            out += [replace(c, block=part_id) for g in groups_in for c in g]
+        plans.append(BlockPlan(name, len(specs), ids, max(b for _, b in loads), total))
+    return out, plans
+
+
+def plan_blocks(
+    cells: Sequence[CellSpec], max_live_workers: int, budget_bytes: int | None = None
+) -> tuple[list[CellSpec], list[BlockPlan]]:
+    """:func:`split_cells` with the files' sizes and the machine's budget; logs each block's estimate.
+
+    Args:
+        cells: the cells of the run.
+        max_live_workers: cells a (sub-)block may load at once.
+        budget_bytes: memory a (sub-)block may hold; None: :func:`memory_budget`.
+
+    Raises:
+        ValueError: see :func:`split_cells`.
+    """
+    budget = memory_budget() if budget_bytes is None else budget_bytes
+    sizes: dict[str, int] = {}
+
+    def memory(spec: CellSpec) -> int:
+        if spec.onnx_path not in sizes:
+            path = Path(spec.onnx_path)
+            sizes[spec.onnx_path] = path.stat().st_size if path.is_file() else 0
+        return cell_memory(spec, sizes[spec.onnx_path])
+
+    out, plans = split_cells(cells, max_live_workers, budget, memory)
+    for plan in plans:
+        log.info("%s", plan.describe())
+    return out, plans
