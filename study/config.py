@@ -148,10 +148,9 @@ class StudyConfig:
     # cannot go above is skipped with the reason).
     isa: tuple[str, ...] = ("native",)
     # Side of the square image every file is exported and benchmarked at, raised to each
-    # architecture's minimum (study.make.models.ModelEntry: min_train_size, min_export_size: 224 for
-    # VGG19); None = each architecture's
-    # real input size (224 px, 299 for InceptionV3, ...). A small size makes a CI preset cheap; its
-    # throughputs then say nothing about the real networks.
+    # architecture's minimum (study.make.models.ModelEntry: min_train_size, and min_export_size,
+    # 224 for VGG19); None = each architecture's real input size (224 px, 299 for InceptionV3,
+    # ...). A small size makes a CI preset cheap; its throughputs say nothing about the networks.
     input_size: int | None = None
     train: TrainSettings = field(default_factory=TrainSettings)
     qat: QatSettings = field(default_factory=QatSettings)
