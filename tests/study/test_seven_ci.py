@@ -18,6 +18,8 @@ import pytest
 
 from study.compare import run_study
 from study.config import load_config
+from study.design import variants
+from study.records.jsonl import read_jsonl
 from study.records.manifest import read_manifest
 from study.records.results import load_results
 
@@ -25,8 +27,15 @@ ENGINES = ("onnxruntime", "openvino", "deepsparse")
 SEVEN = ("resnet50", "mobilenetv1", "vgg19", "inception_v3", "efficientnet_b0",
          "efficientnet_b2", "mobilevit_xs")  # fmt: skip
 
-# (model, file stem suffix, engine or "zeros") -> a regex the recorded reason must match.
-KNOWN: dict[tuple[str, str, str], str] = {}
+# (model, variant name, engine | "zeros" | "made") -> a regex the recorded reason must match.
+KNOWN: dict[tuple[str, str, str], str] = {
+    # torch.ao FX traces timm's BatchNormAct2d with `self.training` baked in: the converted int8
+    # MobileNetV1 calls batch_norm(training=True) 27 times, so a batch of one 1x1 map (32 px)
+    # cannot run, and at 224 px the file normalises with each batch's own statistics.
+    ("mobilenetv1", "mobilenetv1-gmp-global-unstructured-int8torch-torch-s0.80", "made"): (
+        r"Expected more than 1 value per channel when training"
+    ),
+}
 
 
 @pytest.fixture(scope="module")
@@ -35,11 +44,6 @@ def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("seven_ci")
     run_study(cfg, out, progress=False, build_paper=False)
     return out, read_manifest(out), load_results(out / "bench.jsonl")
-
-
-def _suffix(onnx_path: str, model: str) -> str:
-    stem = onnx_path.rsplit("/", 1)[-1].removesuffix(".onnx")
-    return stem.removeprefix(f"{model}-")
 
 
 @pytest.mark.slow
@@ -55,28 +59,43 @@ def test_the_preset_is_the_seven_through_every_factor():
 @pytest.mark.parametrize("model", SEVEN)
 def test_every_file_of_each_architecture_is_checked_and_runs_on_the_three_engines(run, model):
     out, records, rows = run
-    mine = [r for r in records if r.model == model]
-    quants = {r.quant for r in mine}
-    exporters = {r.exporter for r in mine}
-    assert {"none", "torch", "sparseml"} <= quants, quants  # fp32, and int8 by both quantizers
-    assert {"torch", "sparseml"} <= exporters, exporters
+    cfg = load_config("seven_ci")
+    wanted = {v.name: v for v in variants(cfg, model)}
+    assert {v.quant for v in wanted.values()} == {"none", "torch", "sparseml"}
+    assert {v.exporter for v in wanted.values()} == {"torch", "sparseml"}
+    made = {_stem(r.onnx_path): r for r in records if r.model == model}
+    made.update({name: r for r in records for name in _aliases(r, wanted) if r.model == model})
+    failures = read_jsonl(out / "failures.jsonl", missing_ok=True)
+    why_not_made = "; ".join(f["reason"] for f in failures if f["model"] == model)
     problems: dict[tuple[str, str, str], str] = {}
-    for rec in mine:
-        suffix = _suffix(rec.onnx_path, model)
+    for name, v in wanted.items():
+        rec = made.get(name)
+        if rec is None:
+            problems[(model, name, "made")] = why_not_made or "no record, no failure"
+            continue
         if not rec.zero_check_ok:
-            problems[(model, suffix, "zeros")] = rec.zero_check_detail
+            problems[(model, name, "zeros")] = rec.zero_check_detail
         for engine in ENGINES:
             sel = rows[(rows["model"] == model) & (rows["engine"] == engine)]
-            sel = sel[(sel["pruner"] == rec.pruner) & (sel["profile"] == rec.profile)]
-            sel = sel[(sel["mask"] == rec.mask) & (sel["quant"] == rec.quant)]
-            sel = sel[(sel["exporter"] == rec.exporter) & (sel["sparsity"] == rec.sparsity)]
+            for column, value in v.columns().items():
+                sel = sel[sel[column] == value]
             if not (sel["status"] == "ok").any():
                 errors = sorted(set(sel.loc[sel["status"] == "failed", "error"].astype(str)))
-                problems[(model, suffix, engine)] = "; ".join(errors) or "no row"
+                problems[(model, name, engine)] = "; ".join(errors) or "no row"
     known = {k: v for k, v in KNOWN.items() if k[0] == model}
     assert set(problems) == set(known), problems
     for key, pattern in known.items():
         assert re.search(pattern, problems[key]), (key, problems[key])
+
+
+def _stem(onnx_path: str) -> str:
+    return onnx_path.rsplit("/", 1)[-1].removesuffix(".onnx")
+
+
+def _aliases(rec, wanted) -> list[str]:
+    """The variants a record stands for (SparseML's A/A file points at gmp's identical file)."""
+    cols = ("pruner", "profile", "mask", "quant", "exporter")
+    return [n for n, v in wanted.items() if all(getattr(rec, c) == getattr(v, c) for c in cols)]
 
 
 @pytest.mark.slow
@@ -90,10 +109,5 @@ def test_split_blocks_measure_the_reference_in_every_sub_block(run):
         if len(sub) == 1:
             continue
         model = block.split("/")[0]
-        ref = next(
-            r.onnx_path
-            for r in records
-            if r.model == model
-            and _suffix(r.onnx_path, model) == "gmp-global-unstructured-fp32-torch-s0.80"
-        )
+        ref = f"{model}-gmp-global-unstructured-fp32-torch-s0.80.onnx"
         assert all(any(p.endswith(ref) for b2, p in pairs if b2 == b) for b in sub), block

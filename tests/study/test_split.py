@@ -199,3 +199,32 @@ def test_b_of_a_split_block_pairs_the_variant_with_the_reference_of_its_sub_bloc
         - logs[("ref.onnx", "deepsparse")] + logs[("ref.onnx", "openvino")]
     )  # fmt: skip
     assert abs(mixed - d.mean()) > 0.2
+
+
+# --- the study's blocks ------------------------------------------------------------------------
+
+
+def test_the_study_splits_an_architecture_so_every_channel_pairs_in_a_sub_block(tmp_path):
+    from types import SimpleNamespace
+
+    from study.compare import bench_cells
+    from study.config import load_config
+    from study.design import channels, variants
+
+    cfg = load_config("seven_ci")
+    records = [
+        SimpleNamespace(model="vgg19", onnx_path=f"models/{v.name}.onnx", extra={}, **v.columns())
+        for v in variants(cfg, "vgg19")
+    ]
+    cells, _ = bench_cells(cfg, records, tmp_path, {"avx512f": True}, "m1")
+    anchors = {(c.quant, c.engine) for c in cells if c.anchor}
+    assert anchors == {(q, e) for q in ("none", "torch") for e in ENGINES3}
+    out, (plan,) = split_cells(cells, max_live_workers=12, budget_bytes=10**15, memory=lambda c: 1)
+    _check_split(cells, out, plan.parts)
+    assert len(plan.parts) == math.ceil((len(records) - 2) / 2)  # 2 more files beside 6 anchors
+    for channel in channels(cfg, "vgg19"):  # both files of every channel in one sub-block
+
+        def blocks(level):
+            return {c.block for c in out if all(getattr(c, k) == v for k, v in level.items())}
+
+        assert blocks(channel.level_a) & blocks(channel.level_b), channel.name
