@@ -186,8 +186,9 @@ def bench_cells(
     int8 files ("f32-sparse"), as labelled extra cells. Every cell of one architecture, scenario
     and ISA level is in one block: the harness measures them round by round, so every contrast
     the study reports pairs trials measured at the same time. The cells of the files channels
-    compare with (:func:`study.design.is_anchor`) are marked ``anchor``: a block too big to load
-    at once is measured as sub-blocks that each hold them (:mod:`study.bench.split`). The SparseML-pruned reference (the
+    compare with (:func:`study.design.is_anchor`) are marked ``anchor``, and each cell names the
+    files its channels compare it with (``pairs_with``): a block too big to load at once is
+    measured as sub-blocks, each holding the anchors its files pair with (:mod:`study.bench.split`). The SparseML-pruned reference (the
     A/A control) has cells of its own, on gmp's file when the two files are the same bytes. A
     record whose ``extra["engine_files"]`` maps an engine to another file (NNCF's int8: its
     FakeQuantize ONNX runs on OpenVINO only, the others measure its QDQ file) is measured on that
@@ -207,7 +208,7 @@ def bench_cells(
         machine: the machine id written into the skips.
     """
     from study.bench import CellSpec
-    from study.design import is_anchor, is_reference
+    from study.design import is_anchor, is_reference, pairs_with
     from study.engines.isa import amx_int8, bf16_capable, level_skip_reason
 
     threads = _threads(cfg)
@@ -225,6 +226,7 @@ def bench_cells(
     cells = []
     for rec in records:
         module = str((out / rec.onnx_path).with_suffix(".pt"))
+        pairs = tuple(str(out / r.onnx_path) for r in pairs_with(cfg, rec, records))
         runs = [  # (engine, precision, extra CellSpec fields)
             (e, "f32", {"torch_module_path": module} if e == "torch" else {})
             for e in cfg.engines
@@ -272,6 +274,7 @@ def bench_cells(
                         threads=threads,
                         block=f"{rec.model}/{scenario}{suffix}",
                         anchor=is_anchor(rec),
+                        pairs_with=pairs,
                         isa=level,
                         **extra,
                     )

@@ -20,6 +20,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -34,6 +36,7 @@ __all__ = [
     "Variant",
     "is_anchor",
     "is_reference",
+    "pairs_with",
     "channels",
     "dense",
     "reference",
@@ -131,6 +134,41 @@ def is_anchor(row: Any) -> bool:
         get(k) == v for k, v in REFERENCE.items() if k != "quant"
     )
     return int8 or is_reference(row)
+
+
+def pairs_with(cfg: StudyConfig, row: Any, rows: Sequence[Any]) -> list[Any]:
+    """The records of ``rows`` that ``row``'s channels compare it with (their ``level_b``).
+
+    A record that is no channel's variant (the dense model, the sweep, the reference) pairs
+    with the fp32 reference (speed-ups; the reference's own ISA channel).
+
+    Example:
+        >>> from study.config import load_config
+        >>> cfg = load_config("smoke")
+        >>> ref, int8 = reference(cfg, "small_cnn"), replace(reference(cfg, "small_cnn"), quant="torch")
+        >>> q = replace(int8, quant="sparseml", exporter="sparseml")
+        >>> [v.quant for v in pairs_with(cfg, q, [ref, int8, q])]
+        ['torch']
+    """
+    get = row.get if isinstance(row, dict) else lambda k, d=None: getattr(row, k, d)
+
+    def matches(r: Any, level: dict) -> bool:
+        g = r.get if isinstance(r, dict) else lambda k, d=None: getattr(r, k, d)
+        return all(
+            math.isclose(g(k), v, abs_tol=1e-9) if isinstance(v, float) else g(k) == v
+            for k, v in level.items()
+            if k != "isa"
+        )
+
+    mine = [r for r in rows if (r.get("model") if isinstance(r, dict) else r.model) == get("model")]
+    refs = [
+        b
+        for c in channels(cfg, get("model"))
+        if matches(row, c.level_a) and c.level_a.get("isa") is None
+        for b in mine
+        if matches(b, c.level_b)
+    ]
+    return refs or [r for r in mine if is_reference(r)]
 
 
 def target_sparsity(recipe: str) -> float:

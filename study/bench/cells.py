@@ -60,12 +60,16 @@ class CellSpec:
     # block is too big to load at once, it is measured in every sub-block (study.bench.split).
     # Not part of the cell's identity either.
     anchor: bool = False
+    # The ONNX paths of the anchor files this cell's contrasts compare it with (its channels'
+    # references); a sub-block holding it holds those anchors' cells. Empty: every anchor.
+    pairs_with: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.model:
             object.__setattr__(self, "model", Path(self.onnx_path).stem)
         if self.input_shape is not None:
             object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
+        object.__setattr__(self, "pairs_with", tuple(self.pairs_with))
 
 
 @dataclass(frozen=True)

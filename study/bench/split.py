@@ -4,14 +4,15 @@ A block's cells are all loaded at once, one worker process each. Before anything
 :func:`plan_blocks` estimates each cell's peak memory (:func:`cell_memory`: the engine's
 calibrated overhead plus a multiple of the ONNX file's size) and, when a block has more cells than
 ``max_live_workers`` or more estimated memory than the budget (the machine's available memory),
-splits it into *sub-blocks*. Every sub-block holds the block's *anchor* cells
-(``CellSpec.anchor``: the reference files on every engine, which enter every contrast B) plus a
-share of the other cells, all cells of one file together (so an engine ratio on a file is paired
-too). Each sub-block gets its own block id (``<block>/part<i>of<n>``), so the statistics, which
-pair rounds by (machine, run, replicate, block, round), pair a variant only with the reference
-cells measured in the same sub-block's rounds; the anchors are measured in every sub-block. A
-block that cannot fit even as one file plus its anchors is refused before anything runs, with
-the estimate and the fixes.
+splits it into *sub-blocks*. Each sub-block holds a share of the block's files (every engine of a
+file together, so an engine ratio on a file is paired too) and the *anchor* cells those files pair
+with (``CellSpec.anchor``: the reference files on every engine; ``CellSpec.pairs_with`` names the
+ones a file's contrasts need, and an anchor's own needs come along). Each sub-block gets its own
+block id (``<block>/part<i>of<n>``), so the statistics, which pair rounds by (machine, run,
+replicate, block, round), pair a variant only with the reference cells measured in the same
+sub-block's rounds; an anchor is measured in every sub-block that needs
+it, and in one at least. A block that cannot fit even as one file plus the anchors it pairs with
+is refused before anything runs, with the estimate and the fixes.
 
 Calibration of :data:`ENGINE_MEMORY` (``python -m benchmarks.worker_memory``, 2026-12-04, AMD EPYC
 Zen 5, 2 vCPUs, the locked stack): peak RSS of one loaded, warmed-up worker process and its
@@ -123,11 +124,58 @@ def _refusal(block: str, need_cells: int, need_bytes: int, max_live: int, budget
             f"(a block plans on {MEMORY_HEADROOM:.0%} of it)"
         )
     return (
-        f"block {block!r} cannot fit: its reference cells and its largest file on every engine "
-        f"need {need_cells} workers and an estimated {need_bytes / GIB:.1f} GiB at once, more "
+        f"block {block!r} cannot fit: a file on every engine and the reference cells it pairs "
+        f"with need {need_cells} workers and an estimated {need_bytes / GIB:.1f} GiB at once, more "
         f"than `max_live_workers`={max_live} or the memory budget {budget / GIB:.1f} GiB; fix: "
         f"fewer engines (each file is loaded on every engine at once), or {' and '.join(fixes)}"
     )
+
+
+def _pack(name, specs, cost, max_live, budget) -> tuple[list[CellSpec], list[int], tuple]:
+    """The sub-blocks of one block: (their cells, their estimated bytes, their ids)."""
+    anchors = group_blocks([c for c in specs if c.anchor], lambda c: c.onnx_path)
+
+    def needs(cells) -> set[str]:  # anchor files these cells pair with, closed over anchors' needs
+        todo = [p for c in cells for p in (c.pairs_with or anchors)]
+        found: set[str] = set()
+        while todo:
+            path = todo.pop()
+            if path in anchors and path not in found:
+                found.add(path)
+                todo += [p for c in anchors[path] for p in c.pairs_with]
+        return found
+
+    def load(paths, groups) -> tuple[int, int]:
+        cells = [c for p in paths for c in anchors[p]] + [c for g in groups for c in g]
+        return len(cells), sum(cost[c] for c in cells)
+
+    files = group_blocks([c for c in specs if not c.anchor], lambda c: c.onnx_path)
+    groups = sorted(files.values(), key=lambda g: -sum(cost[c] for c in g))  # stable
+    groups += [cells for path, cells in anchors.items()]  # an anchor no file needs goes somewhere
+    parts: list[tuple[set[str], list[list[CellSpec]]]] = []  # (anchor files, file groups)
+    for group in groups:
+        need = needs(group)
+        if group[0].anchor:
+            if any(group[0].onnx_path in paths for paths, _ in parts):
+                continue
+            need, group = need | {group[0].onnx_path}, []
+        for paths, held in parts:
+            n, b = load(paths | need, [*held, group])
+            if n <= max_live and b <= budget:
+                paths |= need
+                held.append(group)
+                break
+        else:
+            n, b = load(need, [group])
+            if n > max_live or b > budget:
+                raise ValueError(_refusal(name, n, b, max_live, budget))
+            parts.append((set(need), [group]))
+    ids = tuple(f"{name}/part{i + 1}of{len(parts)}" for i in range(len(parts)))
+    out: list[CellSpec] = []
+    for part_id, (paths, held) in zip(ids, parts):
+        out += [replace(c, block=part_id) for p in anchors if p in paths for c in anchors[p]]
+        out += [replace(c, block=part_id) for g in held for c in g]
+    return out, [load(paths, held)[1] for paths, held in parts], ids
 
 
 def split_cells(
@@ -175,8 +223,7 @@ def split_cells(
             out += specs
             plans.append(BlockPlan(name, len(specs), (name,), total, total))
             continue
-        anchors = [c for c in specs if c.anchor]
-        if not anchors:
+        if not any(c.anchor for c in specs):
             raise ValueError(
                 f"block {name!r} has {len(specs)} cells and an estimated {total / GIB:.1f} GiB, "
                 f"more than `max_live_workers`={max_live_workers} or the memory budget "
@@ -184,30 +231,9 @@ def split_cells(
                 "anchor (reference) cells to share between sub-blocks: raise max_live_workers "
                 "or split the block"
             )
-        files = group_blocks([c for c in specs if not c.anchor], lambda c: c.onnx_path)
-        groups = sorted(files.values(), key=lambda g: -sum(cost[c] for c in g))  # stable
-        base_n, base_bytes = len(anchors), sum(cost[c] for c in anchors)
-        need_n = base_n + max((len(g) for g in groups), default=0)
-        need_bytes = base_bytes + max((sum(cost[c] for c in g) for g in groups), default=0)
-        if need_n > max_live_workers or need_bytes > budget_bytes:
-            raise ValueError(_refusal(name, need_n, need_bytes, max_live_workers, budget_bytes))
-        parts: list[list[list[CellSpec]]] = []  # sub-block -> its file groups
-        loads: list[tuple[int, int]] = []  # sub-block -> (cells, bytes), anchors included
-        for group in groups:
-            n, b = len(group), sum(cost[c] for c in group)
-            for i, (pn, pb) in enumerate(loads):
-                if pn + n <= max_live_workers and pb + b <= budget_bytes:
-                    parts[i].append(group)
-                    loads[i] = (pn + n, pb + b)
-                    break
-            else:
-                parts.append([group])
-                loads.append((base_n + n, base_bytes + b))
-        ids = tuple(f"{name}/part{i + 1}of{len(parts)}" for i in range(len(parts)))
-        for part_id, groups_in in zip(ids, parts):
-            out += [replace(c, block=part_id) for c in anchors]
-            out += [replace(c, block=part_id) for g in groups_in for c in g]
-        plans.append(BlockPlan(name, len(specs), ids, max(b for _, b in loads), total))
+        out_cells, parts_bytes, ids = _pack(name, specs, cost, max_live_workers, budget_bytes)
+        out += out_cells
+        plans.append(BlockPlan(name, len(specs), ids, max(parts_bytes), total))
     return out, plans
 
 

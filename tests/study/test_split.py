@@ -86,8 +86,8 @@ def test_a_block_that_cannot_fit_is_refused_with_the_estimate_and_the_fix():
     cells = _block(2)
     with pytest.raises(
         ValueError,
-        match=r"block 'm/sync' cannot fit: its reference cells and its largest file on every "
-        r"engine need 6 workers and an estimated 6\.0 GiB at once, more than "
+        match=r"block 'm/sync' cannot fit: a file on every engine and the reference cells it "
+        r"pairs with need 6 workers and an estimated 6\.0 GiB at once, more than "
         r"`max_live_workers`=12 or the memory budget 4\.0 GiB; fix: fewer engines .*, or a "
         r"machine with at least 7\.5 GiB available",
     ):
@@ -220,8 +220,18 @@ def test_the_study_splits_an_architecture_so_every_channel_pairs_in_a_sub_block(
     anchors = {(c.quant, c.engine) for c in cells if c.anchor}
     assert anchors == {(q, e) for q in ("none", "torch") for e in ENGINES3}
     out, (plan,) = split_cells(cells, max_live_workers=12, budget_bytes=10**15, memory=lambda c: 1)
-    _check_split(cells, out, plan.parts)
-    assert len(plan.parts) == math.ceil((len(records) - 2) / 2)  # 2 more files beside 6 anchors
+    others = Counter((c.onnx_path, c.engine) for c in out if not c.anchor)
+    assert others == Counter((c.onnx_path, c.engine) for c in cells if not c.anchor)
+    assert {(c.onnx_path, c.engine) for c in out if c.anchor} == {
+        (c.onnx_path, c.engine) for c in cells if c.anchor
+    }
+    assert len(plan.parts) > 1 and all(sum(c.block == p for c in out) <= 12 for p in plan.parts)
+    for part in plan.parts:  # an anchor's cells come together: all engines of its file
+        mine = [c for c in out if c.block == part]
+        assert len(mine) % 3 == 0 and len({c.onnx_path for c in mine}) * 3 == len(mine)
+    fp32_parts = {c.block for c in out if c.quant == "none" and not c.anchor and c.pruner != "none"}
+    int8_ref = {c.block for c in out if c.anchor and c.quant == "torch"}
+    assert fp32_parts - int8_ref  # fp32 variants need not carry the int8 reference's cells
     for channel in channels(cfg, "vgg19"):  # both files of every channel in one sub-block
 
         def blocks(level):
