@@ -131,11 +131,17 @@ def _refusal(block: str, need_cells: int, need_bytes: int, max_live: int, budget
     )
 
 
-def _pack(name, specs, cost, max_live, budget) -> tuple[list[CellSpec], list[int], tuple]:
-    """The sub-blocks of one block: (their cells, their estimated bytes, their ids)."""
+def _pack(
+    name: str, specs: list[CellSpec], cost: dict[CellSpec, int], max_live: int, budget: int
+) -> tuple[list[CellSpec], list[int], tuple[str, ...]]:
+    """The sub-blocks of one block: (their cells, their estimated bytes, their ids).
+
+    Files (largest first) go first-fit into sub-blocks; a sub-block's load is its files plus the
+    anchors they need (``needs``); an anchor no file needed gets a place of its own.
+    """
     anchors = group_blocks([c for c in specs if c.anchor], lambda c: c.onnx_path)
 
-    def needs(cells) -> set[str]:  # anchor files these cells pair with, closed over anchors' needs
+    def needs(cells: list[CellSpec]) -> set[str]:  # anchor files they pair with, and theirs
         todo = [p for c in cells for p in (c.pairs_with or anchors)]
         found: set[str] = set()
         while todo:
@@ -145,7 +151,7 @@ def _pack(name, specs, cost, max_live, budget) -> tuple[list[CellSpec], list[int
                 todo += [p for c in anchors[path] for p in c.pairs_with]
         return found
 
-    def load(paths, groups) -> tuple[int, int]:
+    def load(paths: set[str], groups: list[list[CellSpec]]) -> tuple[int, int]:
         cells = [c for p in paths for c in anchors[p]] + [c for g in groups for c in g]
         return len(cells), sum(cost[c] for c in cells)
 
