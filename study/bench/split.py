@@ -5,7 +5,7 @@ A block's cells are all loaded at once, one worker process each. Before anything
 calibrated overhead plus a multiple of the ONNX file's size) and, when a block has more cells than
 ``max_live_workers`` or more estimated memory than the budget (the machine's available memory),
 splits it into *sub-blocks*. Each sub-block holds a share of the block's files (every engine of a
-file together, so an engine ratio on a file is paired too) and the *anchor* cells those files pair
+variant together, so an engine ratio on a file is paired too) and the *anchor* cells those files pair
 with (``CellSpec.anchor``: the reference files on every engine; ``CellSpec.pairs_with`` names the
 ones a file's contrasts need, and an anchor's own needs come along). Each sub-block gets its own
 block id (``<block>/part<i>of<n>``), so the statistics, which pair rounds by (machine, run,
@@ -131,6 +131,20 @@ def _refusal(block: str, need_cells: int, need_bytes: int, max_live: int, budget
     )
 
 
+def _variant(spec: CellSpec) -> tuple:
+    """What keeps cells together: one model file's variant (NNCF's int8 is two files, one per
+    engine kind, and still one variant)."""
+    return (
+        spec.model,
+        spec.pruner,
+        spec.profile,
+        spec.mask,
+        spec.quant,
+        spec.exporter,
+        spec.sparsity,
+    )
+
+
 def _pack(
     name: str, specs: list[CellSpec], cost: dict[CellSpec, int], max_live: int, budget: int
 ) -> tuple[list[CellSpec], list[int], tuple[str, ...]]:
@@ -155,7 +169,7 @@ def _pack(
         cells = [c for p in paths for c in anchors[p]] + [c for g in groups for c in g]
         return len(cells), sum(cost[c] for c in cells)
 
-    files = group_blocks([c for c in specs if not c.anchor], lambda c: c.onnx_path)
+    files = group_blocks([c for c in specs if not c.anchor], _variant)
     groups = sorted(files.values(), key=lambda g: -sum(cost[c] for c in g))  # stable
     groups += [cells for path, cells in anchors.items()]  # an anchor no file needs goes somewhere
     parts: list[tuple[set[str], list[list[CellSpec]]]] = []  # (anchor files, file groups)
@@ -194,9 +208,10 @@ def split_cells(
 
     A block fits when its distinct cells number at most ``max_live_workers`` and their estimated
     memory is at most ``budget_bytes``; then its cells keep their block. Otherwise its non-anchor
-    cells are grouped by file (``onnx_path``: every engine and precision of one file together)
-    and packed first-fit, largest group first, into as few sub-blocks as fit, each starting from
-    a copy of the anchor cells. Cells without a block, or equal specs given twice, are kept as
+    cells are grouped by variant (model and variant columns: every engine and precision of one
+    model file together, NNCF's two files of one int8 model too)
+    and packed first-fit, largest group first, into as few sub-blocks as fit, each with copies
+    of the anchor cells its groups pair with (``pairs_with``; empty: every anchor). Cells without a block, or equal specs given twice, are kept as
     given (the harness measures a spec once).
 
     Args:
