@@ -185,7 +185,10 @@ def bench_cells(
     precision on the dense and the reference model, and with sparse-weights decompression on the
     int8 files ("f32-sparse"), as labelled extra cells. Every cell of one architecture, scenario
     and ISA level is in one block: the harness measures them round by round, so every contrast
-    the study reports pairs trials measured at the same time. The SparseML-pruned reference (the
+    the study reports pairs trials measured at the same time. The cells of the files channels
+    compare with (:func:`study.design.is_anchor`) are marked ``anchor``, and each cell names the
+    files its channels compare it with (``pairs_with``): a block too big to load at once is
+    measured as sub-blocks, each holding the anchors its files pair with (:mod:`study.bench.split`). The SparseML-pruned reference (the
     A/A control) has cells of its own, on gmp's file when the two files are the same bytes. A
     record whose ``extra["engine_files"]`` maps an engine to another file (NNCF's int8: its
     FakeQuantize ONNX runs on OpenVINO only, the others measure its QDQ file) is measured on that
@@ -205,7 +208,7 @@ def bench_cells(
         machine: the machine id written into the skips.
     """
     from study.bench import CellSpec
-    from study.design import is_reference
+    from study.design import is_anchor, is_reference, pairs_with
     from study.engines.isa import amx_int8, bf16_capable, level_skip_reason
 
     threads = _threads(cfg)
@@ -223,6 +226,7 @@ def bench_cells(
     cells = []
     for rec in records:
         module = str((out / rec.onnx_path).with_suffix(".pt"))
+        pairs = tuple(str(out / r.onnx_path) for r in pairs_with(cfg, rec, records))
         runs = [  # (engine, precision, extra CellSpec fields)
             (e, "f32", {"torch_module_path": module} if e == "torch" else {})
             for e in cfg.engines
@@ -269,6 +273,8 @@ def bench_cells(
                         batch_size=batch,
                         threads=threads,
                         block=f"{rec.model}/{scenario}{suffix}",
+                        anchor=is_anchor(rec),
+                        pairs_with=pairs,
                         isa=level,
                         **extra,
                     )
@@ -341,7 +347,15 @@ def run_study(
         cells += mine
     if cells:
         began = time.perf_counter()
-        rows = run_benchmark(cells, settings, out / "bench.jsonl", progress=progress, resume=True)
+        try:
+            rows = run_benchmark(
+                cells, settings, out / "bench.jsonl", progress=progress, resume=True
+            )
+        except ValueError as err:  # a block that cannot fit: refused before any cell is measured
+            log.error("benchmark refused: %s", err)
+            rows = []
+            failures.append(Failure("bench", "", str(err)))
+            _record_failures(out, failures[-1:])
         log_timing(out, "all", "benchmark", time.perf_counter() - began)
         failed = {(r.model, r.engine, r.onnx_path, r.error) for r in rows if r.status == "failed"}
         new = [

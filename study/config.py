@@ -30,7 +30,7 @@ __all__ = [
     "load_config",
 ]
 
-PRESETS = ("quick", "seed", "smoke", "seven_hour")
+PRESETS = ("quick", "seed", "seven_ci", "smoke", "seven_hour")
 ENGINES = ("onnxruntime", "openvino", "deepsparse", "deepsparse-cli", "torch")
 
 # The study's factors: where a vendor's toolchain can make choices beyond the GMP algorithm. Each
@@ -157,6 +157,11 @@ class StudyConfig:
     # The per-operator profile of the dense, reference and sweep files on each engine after the
     # benchmark (study.bench.opprofile, into opprofile.json): `{iterations: N}`; None = not run.
     opprofile: dict[str, Any] | None = None
+    # Side of the square image every file is exported and benchmarked at, raised to each
+    # architecture's minimum (study.make.models.ModelEntry: min_train_size, and min_export_size,
+    # 224 for VGG19); None = each architecture's real input size (224 px, 299 for InceptionV3,
+    # ...). A small size makes a CI preset cheap; its throughputs say nothing about the networks.
+    input_size: int | None = None
     train: TrainSettings = field(default_factory=TrainSettings)
     qat: QatSettings = field(default_factory=QatSettings)
     sensitivity: SensitivitySettings = field(default_factory=SensitivitySettings)
@@ -320,6 +325,17 @@ def _gzip_level(value: Any) -> int:
     return value
 
 
+def _input_size(value: Any) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 8:
+        raise ValueError(
+            f"`input_size` must be null (each architecture's real size) or an integer >= 8; "
+            f"got {value!r}"
+        )
+    return value
+
+
 def _isa(value: Any) -> tuple[str, ...]:
     from study.engines.isa import check_isa_levels
 
@@ -457,6 +473,7 @@ def _validate(raw: dict[str, Any], check_paths: bool = True) -> StudyConfig:
         sweep_models=_registry_models("sweep_models", raw.get("sweep_models")),
         model_sparsity=_model_sparsity(raw.get("model_sparsity")),
         opprofile=_opprofile(raw.get("opprofile")),
+        input_size=_input_size(raw.get("input_size")),
         gzip_level=_gzip_level(raw.get("gzip_level", 9)),
         train=train,
         qat=_section(QatSettings, raw.get("qat"), "`qat`"),
@@ -475,7 +492,7 @@ def load_config(
     """Read a preset (a name from :data:`PRESETS` or a YAML path) and apply overrides.
 
     Args:
-        preset: ``"quick"``, ``"seed"``, ``"smoke"`` or the path of a user's preset file.
+        preset: ``"quick"``, ``"seed"``, ``"seven_ci"``, ``"smoke"`` or the path of a user's preset file.
         overrides: top-level keys to replace (e.g. ``{"models": [...], "engines": [...]}``);
             ``None`` values are ignored. The key ``"factor_names"`` (``--factors``) keeps only
             the factors named; ``"replicates"`` (``--replicates``) sets ``bench.replicates``.

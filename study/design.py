@@ -14,12 +14,14 @@ Example:
     >>> cfg = load_config("smoke")
     >>> [c.name for c in channels(cfg, "small_cnn")]  # doctest: +NORMALIZE_WHITESPACE
     ['pruner', 'exporter', 'profile:uniform', 'profile:vendor', 'mask:block4', 'precision',
-     'quantizer', 'toolchain:neuralmagic', 'toolchain:neuralmagic:int8', 'toolchain:intel',
+     'quantizer', 'quantizer:nncf', 'toolchain:neuralmagic', 'toolchain:neuralmagic:int8', 'toolchain:intel',
      'toolchain:intel:int8']
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -32,7 +34,9 @@ __all__ = [
     "CHANNEL_TEXT",
     "REFERENCE",
     "Variant",
+    "is_anchor",
     "is_reference",
+    "pairs_with",
     "channels",
     "dense",
     "reference",
@@ -112,6 +116,59 @@ def is_reference(row: Any, *, exporter: bool = True) -> bool:
     get = row.get if isinstance(row, dict) else lambda k, d=None: getattr(row, k, d)
     keys = [k for k in REFERENCE if exporter or k != "exporter"]
     return all(get(k) == REFERENCE[k] for k in keys)
+
+
+def is_anchor(row: Any) -> bool:
+    """Whether a record or row is a file that channels compare with (any sparsity): the reference,
+    or its torch.ao int8 version (the reference of the quantizer and int8 toolchain channels).
+
+    The harness measures these files' cells in every sub-block of a split block
+    (``CellSpec.anchor``, :mod:`study.bench.split`), so each B pairs inside one sub-block.
+
+    Example:
+        >>> is_anchor({**REFERENCE, "quant": "torch"}), is_anchor({**REFERENCE, "mask": "block4"})
+        (True, False)
+    """
+    get = row.get if isinstance(row, dict) else lambda k, d=None: getattr(row, k, d)
+    int8 = get("quant") == "torch" and all(
+        get(k) == v for k, v in REFERENCE.items() if k != "quant"
+    )
+    return int8 or is_reference(row)
+
+
+def pairs_with(cfg: StudyConfig, row: Any, rows: Sequence[Any]) -> list[Any]:
+    """The records of ``rows`` that ``row``'s channels compare it with (their ``level_b``).
+
+    A record that is no channel's variant (the dense model, the sweep, the reference) pairs
+    with the fp32 reference (speed-ups; the reference's own ISA channel).
+
+    Example:
+        >>> from study.config import load_config
+        >>> cfg = load_config("smoke")
+        >>> ref, int8 = reference(cfg, "small_cnn"), replace(reference(cfg, "small_cnn"), quant="torch")
+        >>> q = replace(int8, quant="sparseml", exporter="sparseml")
+        >>> [v.quant for v in pairs_with(cfg, q, [ref, int8, q])]
+        ['torch']
+    """
+    get = row.get if isinstance(row, dict) else lambda k, d=None: getattr(row, k, d)
+
+    def matches(r: Any, level: dict) -> bool:
+        g = r.get if isinstance(r, dict) else lambda k, d=None: getattr(r, k, d)
+        return all(
+            math.isclose(g(k), v, abs_tol=1e-9) if isinstance(v, float) else g(k) == v
+            for k, v in level.items()
+            if k != "isa"
+        )
+
+    mine = [r for r in rows if (r.get("model") if isinstance(r, dict) else r.model) == get("model")]
+    refs = [
+        b
+        for c in channels(cfg, get("model"))
+        if matches(row, c.level_a) and c.level_a.get("isa") is None
+        for b in mine
+        if matches(b, c.level_b)
+    ]
+    return refs or [r for r in mine if is_reference(r)]
 
 
 def target_sparsity(recipe: str) -> float:

@@ -211,7 +211,10 @@ class _Architecture:
         self.train_loader, self.val_loader = loaders(
             train_ds, val_ds, batch_size=cfg.train.batch_size, seed=cfg.seed
         )
-        self.shape = (1, 3, entry.input_size, entry.input_size)
+        side = entry.input_size
+        if cfg.input_size is not None:  # a small size for a CI preset, raised to what runs/exports
+            side = max(cfg.input_size, entry.min_train_size, entry.min_export_size)
+        self.shape = (1, 3, side, side)
         self.opset = max(14, entry.opset)  # both exporters at the same opset (SparseML's default)
         self.trained: dict[tuple[str, str, str], tuple[nn.Module, float | None]] = {}
         # (quant, fp32 training key) -> (int8 model, accuracy)

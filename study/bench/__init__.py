@@ -3,8 +3,10 @@
 Every cell (model file x engine x precision x scenario x batch x threads) runs in its own worker
 process (:mod:`study.engines.worker`). Cells with the same ``block`` are measured together, in
 ``replicates`` replicates, each a fresh set of the block's processes (replicates of different
-blocks interleaved in time): all loaded at once (at most ``max_live_workers``) in the replicate's
-seeded order, warmed up one at a time, then timed in *rounds*,
+blocks interleaved in time): all loaded at once in the replicate's seeded order (a block with more
+than ``max_live_workers`` cells, or more estimated memory than the machine has, is measured as
+sub-blocks that each hold its reference cells: :mod:`study.bench.split`), warmed up one at a
+time, then timed in *rounds*,
 each timing every live cell once in a seeded order that is reversed every other round
 (:mod:`study.bench.scheduling`), so drift of a shared machine hits the cells of a block alike and
 cancels in their round-by-round ratios. A replicate stops when every cell's drift-corrected CI is
@@ -14,7 +16,8 @@ in new processes (:mod:`study.bench.replicates`).
 
 Modules: :mod:`~study.bench.cells` (what is measured, and how), :mod:`~study.bench.scheduling`
 (replicate, load and round orders), :mod:`~study.bench.replicates` (what a resumed run redoes),
-:mod:`~study.bench.stopping` (the stopping rule), :mod:`~study.bench.workers`
+:mod:`~study.bench.stopping` (the stopping rule), :mod:`~study.bench.split` (memory estimate and
+sub-blocks), :mod:`~study.bench.workers`
 (loading and warm-up), :mod:`~study.bench.rows` (the rows written), :mod:`~study.bench.run`
 (:func:`run_benchmark`), :mod:`~study.bench.summary` (:func:`summarize`), :mod:`~study.bench.cli`.
 

@@ -2,14 +2,15 @@
 
 A *cell* is one model file x engine x precision x scenario x batch x threads, described by the
 variant columns of :mod:`study.records.schema` (pruner, profile, mask, quant, exporter, sparsity). Cells
-with the same ``block`` are measured together, round by round (see :mod:`study.bench.scheduling`).
+with the same ``block`` are measured together, round by round (see :mod:`study.bench.scheduling`);
+a block too big to load at once is split around its ``anchor`` cells (:mod:`study.bench.split`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,6 @@ __all__ = [
     "BenchSettings",
     "CellSpec",
     "cell_key",
-    "check_blocks",
     "check_cells",
     "check_settings",
 ]
@@ -56,12 +56,20 @@ class CellSpec:
     # Cells with the same block are loaded together and timed in lockstep rounds; not part of the
     # cell's identity (cell_key), so a cell is the same cell whatever block it is measured in.
     block: str = ""
+    # A reference cell (the reference file on this engine, which enters every contrast): when its
+    # block is too big to load at once, it is measured in every sub-block (study.bench.split).
+    # Not part of the cell's identity either.
+    anchor: bool = False
+    # The ONNX paths of the anchor files this cell's contrasts compare it with (its channels'
+    # references); a sub-block holding it holds those anchors' cells. Empty: every anchor.
+    pairs_with: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.model:
             object.__setattr__(self, "model", Path(self.onnx_path).stem)
         if self.input_shape is not None:
             object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
+        object.__setattr__(self, "pairs_with", tuple(self.pairs_with))
 
 
 @dataclass(frozen=True)
@@ -173,24 +181,6 @@ def check_settings(settings: BenchSettings) -> None:
             "`replicates` must be an integer >= 1 (1: one set of worker processes per block, or "
             f"k >= 2 replicates); got {k!r}"
         )
-
-
-def check_blocks(blocks: Mapping[str, Collection[str]], max_live_workers: int) -> None:
-    """Raise ValueError when a block (name -> its distinct cell keys) has more cells than fit at once.
-
-    Example:
-        >>> check_blocks({"resnet50": ["k1", "k2", "k3"]}, max_live_workers=2)
-        Traceback (most recent call last):
-        ...
-        ValueError: block 'resnet50' has 3 cells, more than `max_live_workers`=2 (a block's cells are all loaded at once): raise max_live_workers or split the block
-    """
-    for name, keys in blocks.items():
-        if len(keys) > max_live_workers:
-            raise ValueError(
-                f"block {name!r} has {len(keys)} cells, more than `max_live_workers`="
-                f"{max_live_workers} (a block's cells are all loaded at once): raise "
-                "max_live_workers or split the block"
-            )
 
 
 def cell_key(spec: CellSpec, onnx_sha256: str) -> str:

@@ -29,13 +29,14 @@ from typing import Any
 
 import pandas as pd
 
-from study.bench.cells import BenchSettings, CellSpec, cell_key, check_blocks, check_cells
+from study.bench.cells import BenchSettings, CellSpec, cell_key, check_cells
 from study.bench.hardware import capture_hardware
 from study.bench.noise import StealMeter, noise_floor
 from study.bench.progress import cell_progress
 from study.bench.replicates import abandon_rows, plan_replicates
 from study.bench.rows import CellState, RunInfo, make_row, row_from_record
 from study.bench.scheduling import group_blocks, interleave, load_order, round_order
+from study.bench.split import plan_blocks
 from study.bench.stopping import block_stop_reason
 from study.bench.workers import load_workers, warm_up, warn_if_low_memory
 from study.engines import ENGINES, EngineAdapter, Window
@@ -74,8 +75,11 @@ def run_benchmark(
     """Measure ``cells`` in replicates of their blocks, appending one row per trial (and failure).
 
     Args:
-        cells: the configurations to measure; cells with the same ``block`` are measured together
-            (at most ``settings.max_live_workers`` of them). A spec given twice is measured once.
+        cells: the configurations to measure; cells with the same ``block`` are measured together.
+            A block with more than ``settings.max_live_workers`` cells, or more estimated memory
+            than the machine has available, is measured as sub-blocks that each hold its
+            ``anchor`` cells (:mod:`study.bench.split`; each block's estimate is logged first).
+            A spec given twice is measured once.
         settings: measurement settings shared by all cells (default: ``BenchSettings()``);
             ``settings.replicates`` replicates per block, each under the stopping rule.
         out: JSONL results file (a folder means ``folder/bench.jsonl``); ``environment.json`` is
@@ -93,7 +97,8 @@ def run_benchmark(
 
     Raises:
         ValueError: an unknown engine, precision, scenario or variant column, bad settings, a
-            block with more cells than ``max_live_workers``, or one cell in two blocks. Problems
+            block that does not fit and cannot be split (see :func:`study.bench.split.split_cells`),
+            or one cell that is not an anchor in two blocks. Problems
             of a cell (missing model, wrong shape, engine not installed, worker crash) become
             failure rows of the replicate.
 
@@ -107,8 +112,8 @@ def run_benchmark(
     settings = BenchSettings() if settings is None else settings
     registry = dict(ENGINES if engines is None else engines)
     check_cells(cells, settings, registry)
+    cells, _ = plan_blocks(cells, settings.max_live_workers)
     blocks = _states(cells)
-    check_blocks(blocks, settings.max_live_workers)
     path = out_file(out)
     hw = capture_hardware()
     previous = load_results(path, abandoned=True) if path.is_file() else pd.DataFrame()
@@ -143,7 +148,11 @@ def run_benchmark(
 
 
 def _states(cells: Sequence[CellSpec]) -> dict[str, dict[str, CellState]]:
-    """block -> (cell key -> a state holding its spec); raises ValueError for one cell in two blocks."""
+    """block -> (cell key -> a state holding its spec).
+
+    An anchor cell may be in several blocks (the sub-blocks of a split block: it is measured in
+    each, its rows tell them apart by ``block``); any other cell in two blocks raises ValueError.
+    """
     shas: dict[str, str] = {}
     seen: dict[str, str] = {}  # cell key -> its block
     blocks: dict[str, dict[str, CellState]] = {}
@@ -152,7 +161,7 @@ def _states(cells: Sequence[CellSpec]) -> dict[str, dict[str, CellState]]:
         for spec in specs:
             sha = shas.setdefault(spec.onnx_path, sha256_file(spec.onnx_path))
             key = cell_key(spec, sha)
-            if seen.setdefault(key, name) != name:
+            if seen.setdefault(key, name) != name and not spec.anchor:
                 raise ValueError(
                     f"cell {spec.model}/{spec.engine} ({spec.onnx_path}) is in blocks "
                     f"{seen[key]!r} and {name!r}; a cell is measured in one block per run"
@@ -232,7 +241,7 @@ class _Replicate:
         for rank, key in enumerate(order):
             self.cells[key].load_rank = rank
         live = {k: self.cells[k].spec for k in order}
-        warn_if_low_memory(len(live), self.name)
+        warn_if_low_memory(list(live.values()), self.name)
         self.bar.set_postfix_str(f"{self.label}: loading {len(live)} worker(s)")
         loaded, errors = load_workers(live, s, self.ctx.registry)
         for key, error in errors.items():

@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from multiprocessing.connection import wait as wait_connections
 from typing import Any
 
 import psutil
 
 from study.bench.cells import BenchSettings, CellSpec
+from study.bench.split import cell_memory
 from study.engines import EngineAdapter, EngineConfig, EngineUnavailable
 from study.engines.base import read_input_specs
 from study.engines.worker import Worker, WorkerError, WorkerOptions
 
 __all__ = [
     "LOAD_TIMEOUT",
-    "MEMORY_PER_CELL",
     "engine_config",
     "load_workers",
     "warm_up",
@@ -33,9 +33,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 LOAD_TIMEOUT = 900.0  # seconds a worker may take to load before it is killed
-# A rough guess of the memory one loaded worker holds (an interpreter, an engine and a small CNN);
-# large models need more. Only used to warn before a block is loaded.
-MEMORY_PER_CELL = 0.3 * 2**30
 
 
 def engine_config(spec: CellSpec, registry: Mapping[str, type[EngineAdapter]]) -> EngineConfig:
@@ -65,16 +62,17 @@ def engine_config(spec: CellSpec, registry: Mapping[str, type[EngineAdapter]]) -
     )
 
 
-def warn_if_low_memory(n_cells: int, block: str) -> None:
-    """Log a warning when less memory is available than ``n_cells`` workers roughly need."""
-    need = n_cells * MEMORY_PER_CELL
+def warn_if_low_memory(specs: Collection[CellSpec], block: str) -> None:
+    """Log a warning when less memory is available than the workers of ``specs`` are estimated
+    to need (:func:`study.bench.split.cell_memory`; the run was planned with more available)."""
+    need = sum(cell_memory(spec) for spec in specs)
     available = psutil.virtual_memory().available
     if available < need:
         log.warning(
-            "block %r: loading %d workers with %.1f GiB of memory available (a rough estimate "
-            "of their need is %.1f GiB); a worker killed for memory becomes a failure row",
+            "block %r: loading %d workers with %.1f GiB of memory available (their estimated "
+            "need is %.1f GiB); a worker killed for memory becomes a failure row",
             block,
-            n_cells,
+            len(specs),
             available / 2**30,
             need / 2**30,
         )

@@ -99,6 +99,9 @@ class ModelEntry:
     opset: int  # ONNX opset for torch.onnx.export (mobilevit needs >= 14 for attention)
     in_original_study: bool  # one of the seven architectures of the original benchmark
     build: Callable[[int, bool], nn.Module]  # (num_classes, pretrained) -> model
+    # Smallest resolution the ONNX export accepts, when above min_train_size: torch.onnx exports
+    # VGG's 7x7 adaptive average pool only when its input side is a multiple of 7 (224 px).
+    min_export_size: int = 0
 
 
 MODELS: dict[str, ModelEntry] = {
@@ -106,7 +109,7 @@ MODELS: dict[str, ModelEntry] = {
     for e in (
         ModelEntry("resnet50", "torchvision", 224, 32, 13, True, _torchvision("resnet50")),
         ModelEntry("mobilenetv1", "timm", 224, 32, 13, True, _timm("mobilenetv1_100")),
-        ModelEntry("vgg19", "torchvision", 224, 32, 13, True, _torchvision("vgg19")),
+        ModelEntry("vgg19", "torchvision", 224, 32, 13, True, _torchvision("vgg19"), 224),
         ModelEntry(
             "inception_v3",
             "torchvision",

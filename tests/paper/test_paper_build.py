@@ -356,7 +356,7 @@ def test_methods_state_the_design_and_the_statistics(report):
     assert "Student-t 95% interval on log throughput" in methods
     assert "unpaired Welch-Satterthwaite contrast, labelled 'unpaired' (here: 0 of" in methods
     assert (
-        "common-effect (inverse-variance) pool below k = 5" in methods
+        "with equal weights (the mean over architectures, Satterthwaite dof) below k = 5" in methods
         and "here k = 1, 2" in methods
     )
     assert "margin ±10%, confidence 95%" in methods and "80% power" in methods

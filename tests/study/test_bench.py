@@ -155,8 +155,8 @@ def test_block_larger_than_max_live_workers_is_refused(models, tmp_path):
     settings = dataclasses.replace(FAST, max_live_workers=2)
     with pytest.raises(
         ValueError,
-        match=r"block 'big' has 3 cells, more than `max_live_workers`=2 .*raise max_live_workers "
-        r"or split the block",
+        match=r"block 'big' has 3 cells and an estimated .* GiB, more than `max_live_workers`=2 "
+        r".*no anchor \(reference\) cells .*raise max_live_workers or split the block",
     ):
         run_benchmark(cells, settings, tmp_path / "b.jsonl", progress=False, engines=REGISTRY)
     assert not (tmp_path / "b.jsonl").exists()
@@ -168,10 +168,12 @@ def test_low_memory_before_loading_a_block_is_a_warning(monkeypatch, caplog):
     memory = namedtuple("svmem", "available")
     monkeypatch.setattr("psutil.virtual_memory", lambda: memory(available=0.5 * 2**30))
     with caplog.at_level("WARNING", logger="study.bench.workers"):
-        warn_if_low_memory(1, "small")  # 0.3 GiB needed: no warning
-        warn_if_low_memory(2, "big")
+        # an engine not calibrated, a file that does not exist: 400 MiB each
+        warn_if_low_memory([CellSpec("none.onnx", "fixed")], "small")  # 0.39 GiB: no warning
+        warn_if_low_memory([CellSpec("none.onnx", "fixed", threads=t) for t in (1, 2)], "big")
     (record,) = caplog.records
     assert "block 'big': loading 2 workers with 0.5 GiB of memory available" in record.getMessage()
+    assert "estimated need is 0.8 GiB" in record.getMessage()
 
 
 def test_one_cell_in_two_blocks_is_refused(model, tmp_path):

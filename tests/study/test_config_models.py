@@ -71,7 +71,8 @@ def test_bad_config_names_the_value(overrides, match):
 
 def test_unknown_preset_lists_the_valid_ones():
     with pytest.raises(
-        ValueError, match=r"one of quick, seed, smoke, seven_hour or a YAML file path; got 'fast'"
+        ValueError,
+        match=r"one of quick, seed, seven_ci, smoke, seven_hour or a YAML file path; got 'fast'",
     ):
         load_config("fast")
 

@@ -8,6 +8,7 @@ import yaml
 from torch import nn
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
+import baselines  # noqa: F401  (registers SparseML's toolchain with the training loop)
 from gmp.masks import n_zeros_for
 from gmp.recipe import load_recipe
 from study.make.data import digits, loaders
