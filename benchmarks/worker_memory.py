@@ -3,7 +3,7 @@
 Loads one real worker per (ONNX file, engine), as the harness does (:mod:`study.bench.workers`),
 warms it up, and reads the resident memory of its process and children with psutil (the peak of
 a few samples taken during timed windows). Prints one line per worker, a least-squares fit
-``RSS = a + b x file size`` per engine (scipy.stats.linregress) and the estimate of
+``USS = a + b x file size`` per engine (scipy.stats.linregress) and the estimate of
 :func:`study.bench.split.cell_memory`, which must lie above every measurement. Workers are
 measured one at a time, so the figures do not depend on other load (memory, unlike time, is not
 disturbed by a busy machine).
@@ -30,7 +30,7 @@ MB = 2**20
 
 
 def worker_rss(onnx_path: str, engine: str, threads: int = 2) -> int:
-    """Peak resident bytes of one loaded, warmed-up worker of ``engine`` on ``onnx_path``.
+    """Peak unique bytes (USS) of one loaded, warmed-up worker of ``engine`` on ``onnx_path``.
 
     Raises:
         RuntimeError: the worker could not load.
@@ -47,10 +47,11 @@ def worker_rss(onnx_path: str, engine: str, threads: int = 2) -> int:
         for _ in range(3):
             worker.request("window", 0.2, 60)
             proc = psutil.Process(worker.process.pid)
-            rss = proc.memory_info().rss + sum(
-                c.memory_info().rss for c in proc.children(recursive=True)
-            )
-            peak = max(peak, rss)
+            # unique set size: the pages this worker alone holds (its weights, arenas, caches);
+            # the engine's shared libraries are mapped once for all workers of a block, so
+            # summing USS over a block's workers would count them once per worker
+            uss = sum(p.memory_full_info().uss for p in [proc, *proc.children(recursive=True)])
+            peak = max(peak, uss)
         return peak
     finally:
         worker.stop()
@@ -71,12 +72,12 @@ def main(argv: list[str] | None = None) -> None:
             sizes.append(size / MB)
             rss.append(measured / MB)
             print(
-                f"{engine:12s} {path.name:60s} file {size / MB:7.1f} MB  RSS {measured / MB:7.1f} MB"
+                f"{engine:12s} {path.name:60s} file {size / MB:7.1f} MB  USS {measured / MB:7.1f} MB"
                 f"  estimate {estimate / MB:7.1f} MB{'' if estimate >= measured else '  LOW'}"
             )
         if len(sizes) >= 2:
             fit = stats.linregress(sizes, rss)
-            print(f"{engine:12s} fit: RSS = {fit.intercept:.0f} MB + {fit.slope:.2f} x file")
+            print(f"{engine:12s} fit: USS = {fit.intercept:.0f} MB + {fit.slope:.2f} x file")
 
 
 if __name__ == "__main__":

@@ -15,17 +15,20 @@ it, and in one at least. A block that cannot fit even as one file plus the ancho
 is refused before anything runs, with the estimate and the fixes.
 
 Calibration of :data:`ENGINE_MEMORY` (``python -m benchmarks.worker_memory``, 2026-12-04, AMD EPYC
-Zen 5, 2 vCPUs, the locked stack): peak RSS of one loaded, warmed-up worker process and its
-children (psutil), on a 64 MiB Gemm, MobileNetV1 (32 px), ResNet-50 and VGG19 (224 px):
+Zen 5, 2 vCPUs, the locked stack): the unique set size (USS, psutil) of one loaded, warmed-up
+worker process and its children, on MobileNetV1 (32 px), a 64 MiB Gemm and VGG19 (224 px). USS,
+not RSS: the engines' shared libraries are mapped once for all workers of a block (a DeepSparse
+worker's RSS is ~300 MB above its USS), so summing RSS over 40 workers would plan for memory
+that is never used (the quick preset's block would be split for nothing):
 
-    file MB          12.2    64.0    89.7   532.6
-    onnxruntime MB    211     223     390    1000   (least squares: 189 + 1.53 x file)
-    openvino MB       268     331     488    1476   (232 + 2.34 x file)
-    deepsparse MB     808     817    1030    1649   (794 + 1.62 x file)
+    file MB          12.2    64.0   532.6
+    onnxruntime MB    149     162     916   (least squares: 99 + 1.53 x file)
+    openvino MB       166     235    1329   (115 + 2.27 x file)
+    deepsparse MB     475     490    1313   (421 + 1.67 x file; 717 MB on the Gemm in another run)
 
-Each engine's constants lie above all four of its points (overhead rounded up, slope above the
-fit), so the estimate bounds the measured RSS from above (by 1.1-1.8x here; onnxruntime's
-worker on the Gemm measured 138 MB in another run, 2.8x under its estimate).
+Each engine's constants lie above all of its points (overhead rounded up, slope above the
+fit), so the estimate bounds the measured USS from above; the shared libraries (counted once) and
+low estimates are what :data:`MEMORY_HEADROOM` leaves room for.
 tests/study/test_split.py holds a real worker of each engine against it.
 """
 
@@ -57,20 +60,20 @@ GIB = 2**30
 MB = 2**20
 # engine -> (bytes of a worker holding a tiny model, bytes per byte of ONNX file): see above.
 ENGINE_MEMORY: dict[str, tuple[float, float]] = {
-    "onnxruntime": (250 * MB, 2.2),
-    "openvino": (300 * MB, 2.6),
-    "deepsparse": (900 * MB, 2.5),
-    "deepsparse-cli": (900 * MB, 2.5),  # the same engine, run by its own tool
+    "onnxruntime": (160 * MB, 1.6),
+    "openvino": (180 * MB, 2.3),
+    "deepsparse": (750 * MB, 1.8),
+    "deepsparse-cli": (750 * MB, 1.8),  # the same engine, run by its own tool
     "torch": (400 * MB, 2.0),  # not calibrated: the module's weights plus an interpreter
 }
 # The share of the available memory a block may plan to use (the rest: the parent, the page
 # cache, other processes, and estimates that are low).
-MEMORY_HEADROOM = 0.8
+MEMORY_HEADROOM = 0.9
 _FALLBACK = (400 * MB, 3.0)  # an engine not calibrated here (a test engine)
 
 
 def cell_memory(spec: CellSpec, file_bytes: int | None = None) -> int:
-    """Estimated peak RSS of ``spec``'s worker in bytes: overhead + factor x ONNX file size.
+    """Estimated peak unique memory (USS) of ``spec``'s worker in bytes: overhead + factor x ONNX file size.
 
     Args:
         spec: the cell (its engine is used).
@@ -79,7 +82,7 @@ def cell_memory(spec: CellSpec, file_bytes: int | None = None) -> int:
 
     Example:
         >>> cell_memory(CellSpec("m.onnx", "onnxruntime"), file_bytes=100 * 2**20) // 2**20
-        470
+        320
     """
     if file_bytes is None:
         path = Path(spec.onnx_path)

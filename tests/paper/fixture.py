@@ -294,7 +294,8 @@ def write_results(
         deepsparse: include DeepSparse rows in bench.jsonl.
         layers: keep the per-layer zeros in the manifest.
         optional_files: write the manifest (with placeholder model files), config.yaml,
-            environment.json, training.csv, timings.csv and failures.jsonl; False leaves
+            environment.json, training.csv, timings.csv, failures.jsonl and opprofile.json;
+            False leaves
             bench.jsonl alone.
         config: write config.yaml (with ``optional_files``).
     """
@@ -321,7 +322,33 @@ def write_results(
     failure = {"stage": "bench", "model": "resnet18", "pruner": "none", "exporter": "torch"}
     failure |= {"engine": "torch", "reason": "boom"}
     (root / "failures.jsonl").write_text(json.dumps(failure, sort_keys=True) + "\n")
+    write_opprofile(root / "opprofile.json")
     return root
+
+
+def write_opprofile(path: Path) -> None:
+    """An opprofile.json (study.analysis.opprofile's layout) of four profiles, one an error."""
+    from study.onnx.opclasses import CLASSES
+
+    def row(model, engine, sparse, depthwise, bound):
+        shares = dict.fromkeys(CLASSES, 0.0)
+        shares.update(sparse=sparse, depthwise=depthwise, memory=1 - sparse - depthwise)
+        return {
+            "model": model,
+            "label": "pruned90",
+            "engine": engine,
+            "shares": shares,
+            "bound": bound,
+            "sentence": f"{model} on {engine}",
+        }
+
+    profiles = [
+        row("efficientnet_b0", "openvino", 0.55, 0.3, 2.2),
+        row("efficientnet_b0", "deepsparse", 0.5, 0.2, 2.0),
+        row("resnet50", "openvino", 0.97, 0.0, None),
+        {"model": "resnet50", "label": "pruned90", "engine": "deepsparse", "error": "boom"},
+    ]
+    path.write_text(json.dumps({"profiles": profiles}))
 
 
 def _write_environment(root: Path) -> None:

@@ -2,39 +2,16 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from paper.figures._common import MissingData
 from paper.figures.opprofile import draw_opprofile, load_profiles, main
-from study.onnx.opclasses import CLASSES
 
-
-def _write(path):
-    def row(model, engine, sparse, depthwise, bound):
-        shares = dict.fromkeys(CLASSES, 0.0)
-        shares.update(sparse=sparse, depthwise=depthwise, memory=1 - sparse - depthwise)
-        return {
-            "model": model,
-            "label": "pruned90",
-            "engine": engine,
-            "shares": shares,
-            "bound": bound,
-            "sentence": f"{model} on {engine}",
-        }
-
-    profiles = [
-        row("efficientnet_b0", "openvino", 0.55, 0.3, 2.2),
-        row("efficientnet_b0", "deepsparse", 0.5, 0.2, 2.0),
-        row("resnet50", "openvino", 0.97, 0.0, None),
-        {"model": "resnet50", "label": "pruned90", "engine": "deepsparse", "error": "boom"},
-    ]
-    path.write_text(json.dumps({"profiles": profiles}))
+from .fixture import write_opprofile
 
 
 def test_each_bar_stacks_to_one(tmp_path):
-    _write(tmp_path / "opprofile.json")
+    write_opprofile(tmp_path / "opprofile.json")
     frame = load_profiles(tmp_path / "opprofile.json")
     assert len(frame) == 3  # the failed profile is left out
     fig = draw_opprofile(frame)
@@ -50,7 +27,7 @@ def test_each_bar_stacks_to_one(tmp_path):
 
 
 def test_cli_writes_the_figure_and_the_sentences(tmp_path, capsys):
-    _write(tmp_path / "opprofile.json")
+    write_opprofile(tmp_path / "opprofile.json")
     assert main([str(tmp_path / "opprofile.json"), "--out", str(tmp_path / "fig")]) == 0
     assert (tmp_path / "fig" / "opprofile.png").is_file()
     assert "efficientnet_b0 on deepsparse" in capsys.readouterr().out
