@@ -138,6 +138,10 @@ class DeepSparseEngine(EngineAdapter):
     name = "deepsparse"
     module = "deepsparse"
     linux_x86_only = True
+    # `import deepsparse` imports torch (4 of its 7 s) only for its TorchScript benchmarking
+    # engine (deepsparse/benchmark/torchscript_engine.py, inside try/except): the ONNX engine
+    # never touches it, and a quick run starts ~60 DeepSparse workers.
+    unused_imports = ("torch",)
 
     def load(self) -> None:
         # Pin engine threads to cores, as `deepsparse.benchmark` does by default (`-pin core`); the

@@ -1,7 +1,6 @@
 """The light record keeping of a results folder: the model manifest, failures, and JSONL files.
 
-No torch here: ``study.compare`` imports this at start-up, and so does every benchmark worker
-process it spawns (multiprocessing re-imports the main module).
+No torch here: ``study.compare`` imports this at start-up.
 """
 
 from __future__ import annotations

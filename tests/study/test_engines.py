@@ -558,3 +558,49 @@ def test_a_qdq_file_an_engine_cannot_run_fails_with_its_reason(tmp_path):
             worker.start(timeout=300)
     finally:
         worker.stop()
+
+
+def test_spawned_workers_do_not_rerun_the_parents_main_module(monkeypatch):
+    """Under `python -m study.compare` a spawned child would re-import the whole study (4.7 s)."""
+    import sys
+    import types
+    from multiprocessing import spawn
+
+    from study.engines.worker import main_module_hidden
+
+    fake = types.ModuleType("__main__")
+    fake.__spec__ = types.SimpleNamespace(name="study.compare")
+    fake.__file__ = "/somewhere/study/compare.py"
+    monkeypatch.setitem(sys.modules, "__main__", fake)
+    assert spawn.get_preparation_data("w")["init_main_from_name"] == "study.compare"
+    with main_module_hidden():
+        data = spawn.get_preparation_data("w")
+    assert "init_main_from_name" not in data and "init_main_from_path" not in data
+    assert fake.__spec__.name == "study.compare" and fake.__file__ == "/somewhere/study/compare.py"
+
+
+@pytest.mark.parametrize("name", sorted(n for n, c in ENGINES.items() if c.unused_imports))
+def test_an_engine_imports_without_the_packages_it_marks_unused(name, model):
+    """The worker marks ``unused_imports`` absent; the engine package must still import and run."""
+    import subprocess
+    import sys
+
+    cls = ENGINES[name]
+    try:
+        cls.check_available()
+    except EngineUnavailable as exc:
+        pytest.skip(str(exc))
+    code = (
+        "import sys\n"
+        f"for n in {cls.unused_imports!r}: sys.modules[n] = None\n"
+        "from study.engines import ENGINES, EngineConfig\n"
+        f"e = ENGINES[{name!r}](EngineConfig({model!r}, 1, 1)); e.load()\n"
+        "import numpy as np\n"
+        "out = e.infer({'x': np.ones((1, 8), np.float32)}); e.close()\n"
+        f"assert all(sys.modules.get(n) is None for n in {cls.unused_imports!r})\n"
+        "print(float(out[0].sum()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    expected = numpy_reference(np.ones((1, 8), np.float32)).sum()
+    assert float(done.stdout.split()[-1]) == pytest.approx(expected, rel=1e-4)
