@@ -333,6 +333,7 @@ def whole_toolchains(cfg: StudyConfig) -> list:
                     singles=singles,
                     single_names=tuple(c.name for c in found) if singles else (),
                     label=VENDOR[level],
+                    models=tuple(m for m in models if precision == "fp32" or cfg.int8_for(m)),
                 )
             )
     return out

@@ -68,6 +68,11 @@ def _ratio(r: Any) -> str:
     return f"{r.estimate:.3f}{ci}"
 
 
+def _over(r: Any) -> str:
+    """How many architectures a pooled B rests on: each vendor's own (their gates differ)."""
+    return "pooled over 1 architecture" if r.k == 1 else f"pooled over {r.k} architectures"
+
+
 def _sentences(rows: list[Any], precision_suffix: str, where: str) -> list[str]:
     """The sentences of one engine pair and precision (rows: the pooled rows of that group)."""
     by = {r.channel: r for r in rows}
@@ -75,14 +80,13 @@ def _sentences(rows: list[Any], precision_suffix: str, where: str) -> list[str]:
     present = {lvl: r for lvl, r in whole.items() if r is not None}
     if not present:
         return []
-    first = next(iter(present.values()))
     moves = [
-        f"{_VENDOR[lvl]} toolchain moves {_pair(r)} by {_move(r)}"
+        f"{_VENDOR[lvl]} toolchain moves {_pair(r)} by {_move(r)} ({_over(r)})"
         if i == 0
-        else f"{_VENDOR[lvl]} by {_move(r)}"
+        else f"{_VENDOR[lvl]} by {_move(r)} ({_over(r)})"
         for i, (lvl, r) in enumerate(present.items())
     ]
-    text = [f"- {'; '.join(moves)} ({where}; k = {first.k} architecture(s), pooled)."]
+    text = [f"- {'; '.join(moves)}; {where}."]
     inter = by.get(f"interaction:neuralmagic{precision_suffix}/intel{precision_suffix}")
     if inter is not None:
         text.append(
@@ -110,8 +114,13 @@ def _files_note(records: list[Any], engines: tuple[str, ...]) -> list[str]:
         forms = {e: f for e, f in forms.items() if e in engines}  # the engines this run has
         fq = sorted(ENGINE_NAMES.get(e, e) for e, f in forms.items() if f == "fq")
         qdq = sorted(ENGINE_NAMES.get(e, e) for e, f in forms.items() if f == "qdq")
+        what = (
+            "Intel's toolchain, int8"
+            if rec.pruner == "nncf"
+            else f"NNCF's int8 of the {rec.pruner} weights (quantizer:nncf)"
+        )
         lines.append(
-            f"- {rec.model}, Intel int8: {', '.join(fq)} measured NNCF's own file "
+            f"- {rec.model}, {what}: {', '.join(fq)} measured NNCF's own file "
             f"({rec.onnx_path}, OpenVINO FakeQuantize nodes); {', '.join(qdq)} cannot run it and "
             f"measured NNCF's weights and scales in a standard QDQ graph "
             f"({rec.extra.get('qdq_path')}); the rows' onnx_path says which file each cell ran."

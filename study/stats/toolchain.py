@@ -69,6 +69,10 @@ class WholeToolchain:
     single_names: tuple[str, ...] = ()  # their channel names, for the report
     label: str = ""  # e.g. "Neural Magic"
     precision: str = "f32"  # the benchmark precision of every cell (the engines' setting)
+    # the architectures the run makes it for (int8: the int8 arm's); () = whichever have rows.
+    # A test involving it is run on these only: another architecture's single-factor cells alone
+    # would give a "not estimable" row for a variant that was never in its design.
+    models: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)  # anything the caller wants carried along
 
 
@@ -309,19 +313,27 @@ def home_advantage(
             levels += [lv for t in wholes for pair in t.singles for lv in pair]
         return {**kwargs, "apart": apart(levels)}
 
+    def rows(*wholes: WholeToolchain) -> pd.DataFrame:
+        """The rows of the architectures every one of ``wholes`` is made for."""
+        keep = None
+        for t in wholes:
+            if t.models:
+                keep = set(t.models) if keep is None else keep & set(t.models)
+        return df if keep is None else df.loc[df["model"].isin(sorted(keep))]
+
     out: list[ChannelResult] = []
     for num, den in pairs:
         for t in toolchains:
             out += weighted_bias(
-                df, f"toolchain:{t.name}", [(t.variant, 1.0), (t.reference, -1.0)], num, den,
-                level_a=t.variant, level_b=t.reference, precision=t.precision, **judged(t),
+                rows(t), f"toolchain:{t.name}", [(t.variant, 1.0), (t.reference, -1.0)], num,
+                den, level_a=t.variant, level_b=t.reference, precision=t.precision, **judged(t),
             )  # fmt: skip
         for i, t1 in enumerate(toolchains):
             for t2 in toolchains[i + 1 :]:
                 if t1.precision == t2.precision and _same_quant(t1, t2):
-                    out += interaction(df, t1, t2, num, den, **judged(t1, t2))
+                    out += interaction(rows(t1, t2), t1, t2, num, den, **judged(t1, t2))
         for t in toolchains:
-            out += additivity(df, t, num, den, **judged(t, singles=True))
+            out += additivity(rows(t), t, num, den, **judged(t, singles=True))
     return out
 
 

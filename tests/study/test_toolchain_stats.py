@@ -144,6 +144,31 @@ def test_a_missing_toolchain_cell_gives_nan_with_a_note_and_the_rest_stands(tria
     assert by_model["pooled"].k == 1
 
 
+def test_a_toolchain_is_tested_only_on_the_architectures_it_is_made_for(trials):
+    """An int8 arm on ResNet-18 alone: MobileNetV1's single-factor cells exist, its whole
+    variant was never in the design, so it gets no "not estimable" row (it did before)."""
+    import dataclasses
+
+    no_nm = trials.loc[~((trials["model"] == "mobilenetv1") & (trials["exporter"] == "sparseml")
+                         & (trials["mask"] == "block4"))]  # fmt: skip
+    only = dataclasses.replace(NM_T, models=("resnet18",))
+    rows = home_advantage(no_nm, [only, INTEL_T], [("deepsparse", "openvino")])
+    for name in (
+        "toolchain:neuralmagic",
+        "interaction:neuralmagic/intel",
+        "additivity:neuralmagic",
+    ):
+        assert sorted(r.model for r in rows if r.channel == name) == ["pooled", "resnet18"], name
+        assert all(math.isfinite(r.estimate) for r in rows if r.channel == name), name
+    intel = sorted(r.model for r in rows if r.channel == "toolchain:intel")
+    assert intel == ["mobilenetv1", "pooled", "resnet18"]  # Intel's toolchain: both, as made
+    everywhere = home_advantage(no_nm, [NM_T, INTEL_T], [("deepsparse", "openvino")])
+    nm_mobile = next(
+        r for r in everywhere if r.channel == "toolchain:neuralmagic" and r.model == "mobilenetv1"
+    )
+    assert math.isnan(nm_mobile.estimate)  # without `models`, the old "not estimable" row
+
+
 def test_bad_terms_are_refused_with_the_value():
     from study.stats.toolchain import weighted_bias
 
@@ -221,3 +246,32 @@ def test_a_test_whose_every_architecture_is_set_apart_says_so(trials):
     pooled = next(r for r in rows if r.model == "pooled")
     assert pooled.k == 0 and math.isnan(pooled.estimate)
     assert pooled.note == "pooled 0 architectures: every one is set apart (see their notes)"
+
+
+def test_the_answer_sentence_gives_each_vendors_own_number_of_architectures():
+    """Intel's B pooled two architectures while Neural Magic's one: the sentence said "k = 1"."""
+    from types import SimpleNamespace
+
+    from study.analysis.toolchain_text import _files_note, _sentences
+
+    def row(channel, k, est):
+        return SimpleNamespace(channel=channel, k=k, estimate=est, ci_low=est - 0.1,
+                               ci_high=est + 0.1, numerator="deepsparse", denominator="openvino",
+                               note="")  # fmt: skip
+
+    text = _sentences([row("toolchain:neuralmagic", 1, 1.09), row("toolchain:intel", 2, 0.885)],
+                      "", "fp32")  # fmt: skip
+    assert text == [
+        "- Neural Magic's toolchain moves DeepSparse/OpenVINO by +9.0% [-1.0%, +19.0%] (pooled "
+        "over 1 architecture); Intel's by -11.5% [-21.5%, -1.5%] (pooled over 2 architectures); "
+        "fp32."
+    ]
+    forms = {"openvino": "fq", "deepsparse": "qdq", "onnxruntime": "qdq"}
+
+    def rec(pruner):
+        return SimpleNamespace(model="resnet18", pruner=pruner, onnx_path=f"{pruner}.onnx",
+                               extra={"engine_file_forms": forms, "qdq_path": "q.onnx"})  # fmt: skip
+
+    notes = _files_note([rec("nncf"), rec("gmp")], ("openvino", "deepsparse"))
+    assert notes[0].startswith("- resnet18, Intel's toolchain, int8: OpenVINO measured NNCF's")
+    assert notes[1].startswith("- resnet18, NNCF's int8 of the gmp weights (quantizer:nncf): ")
