@@ -83,10 +83,21 @@ def _channels(rows: pd.DataFrame, channels: Sequence, pairs: Sequence | None) ->
                     unit = dict(channel=r.channel, numerator=num, denominator=den,
                                 machine=r.machine, model=r.model, held=held, scenario=r.scenario,
                                 batch_size=r.batch_size, threads=r.threads,
-                                cells="|".join(r.cells))  # fmt: skip
+                                cells=_files(part, r.cells))  # fmt: skip
                     values = (run, r.log_estimate, r.se, r.dof, r.level, r.n_replicates)
                     out.append({**unit, **dict(zip(ESTIMATE_COLUMNS, values))})
     return out
+
+
+def _files(rows: pd.DataFrame, cells: Sequence[str]) -> str:
+    """What a B compares, the same in every run: its cells' engine, precision and file SHA-256.
+
+    Not the cell ids: they hash the file's path, which differs between two runs of the same
+    files in two folders (``python -m study.compare --reuse-models``).
+    """
+    sel = rows.loc[rows["cell"].isin(list(cells)), ["engine", "precision", "onnx_sha256"]]
+    keys = {f"{e}:{p}:{h[:16]}" for e, p, h in sel.drop_duplicates().itertuples(index=False)}
+    return "|".join(sorted(keys))
 
 
 def run_estimates(

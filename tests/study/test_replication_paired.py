@@ -90,6 +90,23 @@ def test_b_is_compared_per_architecture_and_pooled():
         replication_tests(df, "B", method="paired")
 
 
+def test_b_matches_the_same_files_in_two_folders():
+    """A second run of the same files (--reuse-models) has other paths, so other cell ids: its
+    B's are still the same units (they matched none before)."""
+    models = ("resnet50",)
+    frames = []
+    for run in range(2):
+        for k in range(2):
+            rows = channel_trials(models=models, seed=70 + 2 * run + k, n_rounds=4)
+            frame = pd.DataFrame(rows).assign(run_id=f"run{run}", replicate=k)
+            frames.append(frame.assign(cell=frame["cell"] + f"-folder{run}"))
+    df = pd.concat(frames, ignore_index=True)
+    tests = replication_tests(df, "B", method="paired", channels=[(PROFILE, models)],
+                              engine_pairs=[("deepsparse", "openvino")])  # fmt: skip
+    assert sorted(tests.model) == ["pooled", "resnet50"]
+    assert tests["cells"].str.contains("deepsparse:").all()
+
+
 def test_cli_takes_the_channels_from_the_run_folders_config(tmp_path):
     import yaml
 
