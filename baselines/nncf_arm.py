@@ -8,6 +8,7 @@ Glue between :mod:`study.variants` and ``baselines.nncf_*`` (which hold everythi
   :class:`NNCFSequential`, whose forward skips NNCF's child; parameter names do not change, so
   checkpoints, layer names and diagnostics stay those of the other arms.
 - :func:`quantize`: NNCF QAT (:func:`baselines.nncf_quantize.qat`) with the study's QAT settings,
+  or NNCF's post-training ``nncf.quantize`` alone (:func:`baselines.nncf_quantize.ptq`), both
   calibrated on the training loader.
 - :func:`export_int8`: NNCF's own ONNX (OpenVINO ``FakeQuantize``) and the QDQ file the other
   engines measure; returns which engine measures which file.
@@ -54,23 +55,37 @@ def restore(model: nn.Module) -> nn.Module:
     return model
 
 
-def quantize(fp32: nn.Module, train_loader, val_loader, qat, *, progress: bool = False):
-    """NNCF QAT of a pruned fp32 model (not modified): ``(fake-quant model, accuracy, settings)``.
+def quantize(
+    fp32: nn.Module, train_loader, val_loader, qat, *, method: str = "qat", progress: bool = False
+):
+    """NNCF int8 of a pruned fp32 model (not modified): ``(fake-quant model, accuracy, settings)``.
 
     Args:
         fp32: The pruned model (plain weights holding zeros).
         train_loader, val_loader: The shared loop's loaders (NNCF calibrates on the training one).
         qat: :class:`study.make.quantize.QatConfig`, the same as the other int8 arms'.
+        method: ``"qat"`` (``nncf.quantize``, then fine-tuning: :func:`baselines.nncf_quantize.qat`)
+            or ``"ptq"`` (``nncf.quantize`` alone, NNCF's default flow:
+            :func:`baselines.nncf_quantize.ptq`; ``qat`` is not used).
         progress: Show the loop's progress bar.
 
     Raises:
+        ValueError: An unknown ``method``.
         NNCFError: NNCF is missing or failed.
     """
     import copy
 
+    from baselines.nncf_quantize import ptq as nncf_ptq
     from baselines.nncf_quantize import qat as nncf_qat
 
+    if method not in ("qat", "ptq"):
+        raise ValueError(f"`method` must be 'qat' or 'ptq'; got {method!r}")
     model = nncf_ready(copy.deepcopy(fp32))
+    if method == "ptq":
+        from study.make.train import evaluate
+
+        qmodel, settings = nncf_ptq(model, train_loader)
+        return qmodel, evaluate(qmodel, val_loader), settings.to_dict()
     result, settings = nncf_qat(
         model, train_loader, val_loader, qat, train_loader, progress=progress
     )

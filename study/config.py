@@ -51,7 +51,7 @@ FACTORS: dict[str, tuple[str, ...]] = {
     "precision": ("fp32", "int8"),
     # Who quantized an int8 model: torch.ao (FX QAT, torch.onnx), SparseML (QuantizationModifier)
     # or Intel's NNCF (nncf.quantize + QAT on the shared loop, its own export).
-    "quantizer": ("torch", "sparseml", "nncf"),
+    "quantizer": ("torch", "sparseml", "nncf", "nncf_ptq"),
     # A vendor's whole toolchain at once against the neutral reference (study.toolchains): Neural
     # Magic's (SparseZoo-style profile, 1x4 blocks, SparseML's exporter; SparseML's int8) or
     # Intel's (NNCF's pruning and export; NNCF's int8 where the precision factor has int8).

@@ -83,7 +83,7 @@ class Variant:
     pruner: str = "gmp"  # "none" (dense), "gmp", "sparseml", "nncf" or "oneshot"
     profile: str = "global"  # "dense", "global", "uniform" or "vendor"
     mask: str = "unstructured"  # "none", "unstructured" or "block4"
-    quant: str = "none"  # "none" (fp32), "torch", "sparseml" or "nncf" (int8 by that toolchain)
+    quant: str = "none"  # "none" (fp32), "torch", "sparseml", "nncf" (QAT) or "nncf_ptq" (int8)
     exporter: str = "torch"  # "torch", "sparseml" or "nncf" (NNCF's FakeQuantize ONNX, int8)
     sparsity: float = 0.9  # target overall sparsity
 
@@ -217,6 +217,9 @@ def _factor_variants(cfg: StudyConfig, model: str) -> list[tuple[str, Variant, V
             out.append(("quantizer", replace(ref, quant="sparseml", exporter="sparseml"), int8))
         if "nncf" in cfg.levels("quantizer"):
             out.append(("quantizer:nncf", replace(ref, quant="nncf", exporter="nncf"), int8))
+        if "nncf_ptq" in cfg.levels("quantizer"):  # NNCF's default flow: nncf.quantize alone
+            ptq = replace(ref, quant="nncf_ptq", exporter="nncf")
+            out.append(("quantizer:nncf_ptq", ptq, int8))
     return out + toolchain_variants(cfg, model)
 
 

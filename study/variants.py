@@ -329,7 +329,7 @@ class _Architecture:
         return pruned, accuracy
 
     def quantized(self, quant: str, start: Variant) -> tuple[nn.Module, float]:
-        """The int8 model by ``quant`` ("torch", "sparseml" or "nncf") from the pruned ``start``."""
+        """The int8 model by ``quant`` (a :data:`QUANTS` level) from the pruned ``start``."""
         key = (quant, start.training)
         if key in self.int8:
             return self.int8[key]
@@ -348,13 +348,16 @@ class _Architecture:
                 example_input=example,
                 progress=self.progress,
             )
-        elif quant == "nncf":
+        elif quant in ("nncf", "nncf_ptq"):
             from baselines.nncf_arm import quantize
 
+            method = "ptq" if quant == "nncf_ptq" else "qat"
             model, accuracy, self.int8_settings[key] = quantize(
-                fp32, self.train_loader, self.val_loader, qat, progress=self.progress
-            )
-            log_timing(self.out, self.name, f"qat {quant}", time.perf_counter() - started)
+                fp32, self.train_loader, self.val_loader, qat, method=method,
+                progress=self.progress,
+            )  # fmt: skip
+            stage = "ptq nncf" if method == "ptq" else f"qat {quant}"
+            log_timing(self.out, self.name, stage, time.perf_counter() - started)
             self.int8[key] = (model, accuracy)
             return self.int8[key]
         else:
@@ -396,7 +399,7 @@ class _Architecture:
                 torch.save(fp32, path.with_suffix(".pt"))
         else:
             opset = max(13, MODELS[v.model].opset)  # attention (MobileViT) needs 14
-            if v.quant == "nncf":  # NNCF's FakeQuantize ONNX, and its QDQ file for other engines
+            if v.exporter == "nncf":  # NNCF's FakeQuantize ONNX, and its QDQ file for other engines
                 extra.update(_export_nncf_int8(qmodel, path, self.shape, opset, self.out))
                 extra["nncf_quantize"] = self.int8_settings.get((v.quant, v.training), {})
                 zero_ok, detail, zeros = _zeros_int8(fp32, self.out / extra["qdq_path"])

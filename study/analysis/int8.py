@@ -42,6 +42,7 @@ QUANTIZERS = {
     "torch": "torch.ao",
     "sparseml": "SparseML",
     "nncf": "NNCF",
+    "nncf_ptq": "NNCF post-training",
 }  # quant column -> who quantized
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from study.analysis.int8 import QUANTIZERS
 from study.config import AnalysisSettings, StudyConfig, load_config
 from study.design import REFERENCE, is_reference
 from study.records.jsonl import read_jsonl
@@ -78,9 +79,7 @@ def variant_label(row: Any) -> str:
     if level:
         return f"{VENDOR[level]} toolchain" + ("" if get("quant") == "none" else ", int8")
     if get("quant", "none") != "none":
-        return {"torch": "int8 (torch.ao)", "sparseml": "int8 (SparseML)"}.get(
-            get("quant"), f"int8 ({get('quant')})"
-        )
+        return f"int8 ({QUANTIZERS.get(get('quant'), get('quant'))})"
     parts = []
     if pruner != "gmp":
         parts.append(f"{pruner}-pruned")

@@ -117,7 +117,7 @@ def _files_note(records: list[Any], engines: tuple[str, ...]) -> list[str]:
         what = (
             "Intel's toolchain, int8"
             if rec.pruner == "nncf"
-            else f"NNCF's int8 of the {rec.pruner} weights (quantizer:nncf)"
+            else f"NNCF's int8 of the {rec.pruner} weights (quantizer:{rec.quant})"
         )
         lines.append(
             f"- {rec.model}, {what}: {', '.join(fq)} measured NNCF's own file "

@@ -54,7 +54,9 @@ CELL_FIELDS: tuple[str, ...] = (
 PRUNERS = ("none", "gmp", "sparseml", "oneshot", "zoo", "nncf")  # who pruned it ("none": dense)
 PROFILES = ("dense", "uniform", "vendor", "global")  # how sparsity is spread over the layers
 MASKS = ("none", "unstructured", "block4")  # the zero pattern ("none": dense)
-QUANTS = ("none", "torch", "sparseml", "nncf")  # who quantized it (int8) ("none": fp32 weights)
+# who quantized it (int8) ("none": fp32 weights); "nncf" is NNCF's QAT, "nncf_ptq" its
+# post-training nncf.quantize alone
+QUANTS = ("none", "torch", "sparseml", "nncf", "nncf_ptq")
 UNKNOWN = "unknown"  # a file measured ad hoc (``python -m study.bench``): not described
 
 

@@ -49,7 +49,7 @@ def test_every_variant_of_the_design_is_exported_with_its_zeros(smoke_run):
     planned = {
         (v.pruner, v.profile, v.mask, v.quant, v.exporter) for v in variants(cfg, "small_cnn")
     }
-    assert {p[3] for p in planned} == {"none", "torch", "sparseml", "nncf"}  # int8, any CPU
+    assert {p[3] for p in planned} == {"none", "torch", "sparseml", "nncf", "nncf_ptq"}  # any CPU
     assert made == planned and len(records) == len(planned)
     assert all(r.zero_check_ok for r in records), [r.zero_check_detail for r in records]
     for r in records:
@@ -139,7 +139,7 @@ def test_every_engine_measured_every_file(smoke_run):
 def test_int8_files_keep_their_zeros_and_rows_say_what_ran(smoke_run):
     out, _ = smoke_run
     int8 = [r for r in read_manifest(out) if r.quant != "none"]
-    assert {r.quant for r in int8} == {"torch", "sparseml", "nncf"}
+    assert {r.quant for r in int8} == {"torch", "sparseml", "nncf", "nncf_ptq"}
     assert all(r.zero_check_ok and r.zeros > 0 for r in int8)
     ok = _ok_rows(out)
     assert set(ok[ok.quant != "none"].engine) == {"onnxruntime", "openvino", "deepsparse"}
@@ -187,7 +187,7 @@ def test_stats_and_summary_give_every_channel_a_b_with_its_mde(smoke_run):
     stats = json.loads((out / "stats.json").read_text())
     pooled = [c for c in stats["channels"] if c["model"] == "pooled"]
     names = {c["channel"] for c in pooled}
-    int8 = {"precision", "quantizer", "quantizer:nncf"}  # on every CPU
+    int8 = {"precision", "quantizer", "quantizer:nncf", "quantizer:nncf_ptq"}  # on every CPU
     whole = {f"toolchain:{t}{p}" for t in ("neuralmagic", "intel") for p in ("", ":int8")}
     assert (
         names
@@ -388,12 +388,17 @@ def test_whole_toolchain_records_differ_from_the_reference_in_exactly_their_choi
     (int8,) = [r for r in nncf if r.quant == "nncf"]
     assert int8.extra["nncf_quantize"]["method"] == "qat"
     assert int8.extra["engine_file_forms"]["openvino"] == "fq"
+    # NNCF's default flow on the reference weights: nncf.quantize alone, its own file forms
+    (ptq,) = [r for r in records if r.quant == "nncf_ptq"]
+    assert (ptq.pruner, ptq.exporter) == ("gmp", "nncf")
+    assert ptq.extra["nncf_quantize"]["method"] == "ptq"
+    assert ptq.extra["engine_file_forms"]["openvino"] == "fq" and ptq.zero_check_ok
 
 
 def test_engines_that_cannot_run_nncfs_file_measure_its_qdq_file_labelled(smoke_run):
     out, _ = smoke_run
     ok = _ok_rows(out)
-    rows = ok[ok.quant == "nncf"]
+    rows = ok[ok.quant.isin(["nncf", "nncf_ptq"])]
     files = rows.groupby("engine").onnx_path.unique()
     assert all(str(p).endswith(".qdq.onnx") for p in files["onnxruntime"])
     assert all(str(p).endswith(".qdq.onnx") for p in files["deepsparse"])
@@ -415,10 +420,15 @@ def test_summary_opens_with_one_sentence_per_vendor_and_the_interaction(smoke_ru
               and (r["numerator"], r["denominator"]) == ("deepsparse", "openvino"))  # fmt: skip
     intel = next(r for r in home if r["channel"] == "toolchain:intel"
                  and (r["numerator"], r["denominator"]) == ("deepsparse", "openvino"))  # fmt: skip
+
+    def over(k):
+        return "pooled over 1 architecture" if k == 1 else f"pooled over {k} architectures"
+
     first = (
         f"Neural Magic's toolchain moves DeepSparse/OpenVINO by {nm['estimate'] - 1:+.1%} "
-        f"[{nm['ci_low'] - 1:+.1%}, {nm['ci_high'] - 1:+.1%}]; Intel's by "
-        f"{intel['estimate'] - 1:+.1%} [{intel['ci_low'] - 1:+.1%}, {intel['ci_high'] - 1:+.1%}]"
+        f"[{nm['ci_low'] - 1:+.1%}, {nm['ci_high'] - 1:+.1%}] ({over(nm['k'])}); Intel's by "
+        f"{intel['estimate'] - 1:+.1%} [{intel['ci_low'] - 1:+.1%}, {intel['ci_high'] - 1:+.1%}] "
+        f"({over(intel['k'])})"
     )
     assert first in head
     assert "Interaction B(Neural Magic) / B(Intel) = " in head

@@ -34,6 +34,7 @@ def test_each_level_of_each_factor_gives_one_channel():
         "precision",
         "quantizer",
         "quantizer:nncf",
+        "quantizer:nncf_ptq",
         "toolchain:neuralmagic",
         "toolchain:neuralmagic:int8",
         "toolchain:intel",
@@ -43,6 +44,8 @@ def test_each_level_of_each_factor_gives_one_channel():
     assert quantizer.level_a["quant"] == "sparseml" and quantizer.level_b["quant"] == "torch"
     nncf = channels(cfg, "small_cnn")[7]  # NNCF's quantizer and export on the reference weights
     assert nncf.level_a == {**quantizer.level_b, "quant": "nncf", "exporter": "nncf"}
+    ptq = channels(cfg, "small_cnn")[8]  # NNCF's default flow, nncf.quantize alone
+    assert ptq.level_a == {**quantizer.level_b, "quant": "nncf_ptq", "exporter": "nncf"}
 
 
 def test_variant_names_are_distinct_files():
@@ -66,7 +69,13 @@ def test_int8_only_for_the_declared_architectures():
     cfg = load_config("quick")
     assert cfg.int8_for("resnet18") and not cfg.int8_for("mobilenetv1")
     assert not any(v.quant != "none" for v in variants(cfg, "mobilenetv1"))
-    assert {v.quant for v in variants(cfg, "resnet18")} == {"none", "torch", "sparseml", "nncf"}
+    assert {v.quant for v in variants(cfg, "resnet18")} == {
+        "none",
+        "torch",
+        "sparseml",
+        "nncf",
+        "nncf_ptq",
+    }
 
 
 def test_target_sparsity_reads_the_recipe():

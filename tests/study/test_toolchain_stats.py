@@ -268,10 +268,14 @@ def test_the_answer_sentence_gives_each_vendors_own_number_of_architectures():
     ]
     forms = {"openvino": "fq", "deepsparse": "qdq", "onnxruntime": "qdq"}
 
-    def rec(pruner):
+    def rec(pruner, quant="nncf"):
         return SimpleNamespace(model="resnet18", pruner=pruner, onnx_path=f"{pruner}.onnx",
+                               quant=quant,
                                extra={"engine_file_forms": forms, "qdq_path": "q.onnx"})  # fmt: skip
 
-    notes = _files_note([rec("nncf"), rec("gmp")], ("openvino", "deepsparse"))
+    notes = _files_note(
+        [rec("nncf"), rec("gmp"), rec("gmp", "nncf_ptq")], ("openvino", "deepsparse")
+    )
     assert notes[0].startswith("- resnet18, Intel's toolchain, int8: OpenVINO measured NNCF's")
     assert notes[1].startswith("- resnet18, NNCF's int8 of the gmp weights (quantizer:nncf): ")
+    assert notes[2].startswith("- resnet18, NNCF's int8 of the gmp weights (quantizer:nncf_ptq): ")
