@@ -177,8 +177,9 @@ def toolchain_section(s: Any) -> list[str]:
         "torch.ao), round-paired; +X% means it moves the ratio X% towards the first engine. The "
         "interaction is B(Neural Magic) / B(Intel); additivity is the whole-toolchain B over the "
         "product of its single-factor B's (1: the factors add up on the log scale). Intel's "
-        "choices have no single-factor channels apart from the whole (its fp32 variant is one "
-        "choice: NNCF's pruning; NNCF's quantizer is not measured alone).",
+        "fp32 variant is one choice (NNCF's pruning), so it has no additivity test; its int8 "
+        "variant's single factors are NNCF's pruning (toolchain:intel) and NNCF's QAT on the "
+        "reference weights (quantizer:nncf).",
         "",
     ]
     lines += _files_note(s.records, tuple(s.cfg.engines))
