@@ -194,6 +194,8 @@ def test_round_trip_keeps_other_modifiers_and_variables(profile, mask):
     )
     assert args.get("mask_type", "unstructured") == mask
     changed = {"mask_type"} | ({"params", "final_sparsity"} if profile == "vendor" else set())
+    if (profile, mask) == ("global", "block4"):  # the block target of equal weight sparsity
+        changed.add("final_sparsity")
     assert {k: v for k, v in args.items() if k not in changed} == {
         k: v for k, v in original.items() if k not in changed
     }
@@ -203,6 +205,34 @@ def test_round_trip_keeps_other_modifiers_and_variables(profile, mask):
         reference.epochs,
         reference.variables,
     )
+
+
+def _weights_pruned(model: nn.Module, target: float) -> float:
+    from gmp.masks import compute_masks, parse_mask_type
+
+    scores = [p.detach().abs() for p in model.parameters() if p.dim() > 1]
+    masks = compute_masks(scores, [target] * len(scores), parse_mask_type("block4"), True)
+    return sum(int((~m).sum()) for m in masks) / sum(m.numel() for m in masks)
+
+
+def test_global_block4_targets_the_share_of_weights_not_of_blocks():
+    """Depthwise layers have 1-weight blocks; when they survive, a global block threshold at 80%
+    pruned more than 80% of the weights (MobileNetV1: 82.9%). The rewritten recipe's block target
+    prunes the recipe's share of weights, so the B compares files of equal sparsity."""
+    model = _mobile_net()
+    with torch.no_grad():
+        for i in (3, 6):  # large depthwise weights: their 1-weight blocks are kept
+            model[i].weight.mul_(10.0)
+    assert _weights_pruned(model, TARGET) > TARGET + 0.01  # the overshoot, uncorrected
+    text = profile_recipe(RECIPE, model, "global", "block4")
+    (spec,) = [s for s in load_recipe(text).pruning if s.kind == "gmp"]
+    assert spec.final_sparsity < TARGET
+    assert abs(_weights_pruned(model, spec.final_sparsity) - TARGET) < 0.005
+    # without depthwise layers the blocks are all 1x4: the target stays the recipe's
+    plain = nn.Sequential(nn.Conv2d(8, 32, 1), nn.Conv2d(32, 64, 1))
+    (spec,) = [s for s in load_recipe(profile_recipe(RECIPE, plain, "global", "block4")).pruning
+               if s.kind == "gmp"]  # fmt: skip
+    assert spec.final_sparsity == pytest.approx(TARGET, abs=1e-4)
 
 
 def test_uniform_unstructured_recipe_is_the_same_recipe():
