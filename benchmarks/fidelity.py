@@ -53,7 +53,7 @@ from study.engines.base import read_input_specs
 from study.engines.deepsparse_cli import deepsparse_benchmark_command
 from study.make.models import MODELS
 from study.records.manifest import sha256_file
-from study.stats import geometric_ci, throughput_ratio
+from study.stats import CONFIDENCE, geometric_ci, throughput_ratio
 
 ENGINES = ("deepsparse", "openvino")  # the engines with a native tool
 SIDES = ("harness", "native")
@@ -110,7 +110,7 @@ class FidelityResult:
     n_pairs: int  # pairs with both sides measured
     cv_harness: float  # between-process CV of throughput (sd / mean, ddof 1)
     cv_native: float
-    confidence: float = 0.95
+    confidence: float = CONFIDENCE
 
 
 def check_settings(s: FidelitySettings) -> None:
@@ -179,7 +179,7 @@ def fidelity_ratio(
     native: Sequence[float],
     pairs: Sequence[tuple[float, float]] = (),
     *,
-    confidence: float = 0.95,
+    confidence: float = CONFIDENCE,
 ) -> FidelityResult:
     """harness/native from per-process throughputs, with CIs whose dof come from processes.
 
@@ -362,7 +362,7 @@ def measure(onnx: Path, s: FidelitySettings, work: Path, *, log=_say) -> list[Pr
     return done
 
 
-def compare(processes: Sequence[Process], confidence: float = 0.95) -> dict[str, dict]:
+def compare(processes: Sequence[Process], confidence: float = CONFIDENCE) -> dict[str, dict]:
     """engine -> the :class:`FidelityResult` fields, or ``{"error": reason}`` when it cannot be had."""
     out: dict[str, dict] = {}
     for engine in dict.fromkeys(p.engine for p in processes):

@@ -1,18 +1,18 @@
 """The statistics the paper needs, computed once from the results with ``study.stats``.
 
 Figures, tables and the report all read one :class:`Analysis`, so each number is computed once and
-the same number appears everywhere. The channels, the home-advantage test and the A/A facts are
-the run's one analysis (:func:`study.analysis.summary.run_analysis`): ``stats.json``'s when it is
-current, else computed by the same function, so they are the B's of ``summary.md``; where the data cannot support an analysis (no
-config.yaml, no DeepSparse rows, no precision ablation, no sweep, ...), the analysis is empty or
-``None`` and ``reasons`` says why.
+the same number appears everywhere. The channels, the home-advantage test, the A/A facts and the
+per-cell tables (cells, engine comparisons, pruning speed-ups) are the run's one analysis
+(:func:`study.analysis.stats_file.run_analysis`): ``stats.json``'s when it is current, else
+computed by the same function, so they are the numbers of ``summary.md``; where the data cannot
+support an analysis (no config.yaml, no DeepSparse rows, no precision ablation, no sweep, ...),
+the analysis is empty or ``None`` and ``reasons`` says why.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from itertools import combinations
 
 import numpy as np
 import pandas as pd
@@ -20,18 +20,9 @@ import pandas as pd
 from paper.load import Results
 from study.analysis.int8 import Int8Analysis, analyse_int8
 from study.analysis.stats_file import run_analysis
-from study.analysis.summary import ENGINE_PAIRS, accuracy_table, variant_label
+from study.analysis.summary import ENGINE_PAIRS, accuracy_table, engine_pairs, variant_label
 from study.records.schema import ModelRecord
-from study.stats import (
-    CONFIDENCE,
-    MARGIN,
-    RANDOM_EFFECTS_MIN_K,
-    ChannelResult,
-    cell_table,
-    contrast,
-    engine_comparison,
-    pruning_speedup,
-)
+from study.stats import CONFIDENCE, MARGIN, RANDOM_EFFECTS_MIN_K, ChannelResult, contrast
 
 __all__ = [
     "MAIN_PAIR",
@@ -74,11 +65,12 @@ class Analysis:
     """Every statistic the paper reports, each empty or ``None`` where the data cannot support it."""
 
     ok: pd.DataFrame  # the trial rows with status "ok"
-    cells: pd.DataFrame  # study.stats.cell_table: one row per cell (geometric mean, t 95% CI)
+    # The per-cell tables of the run's analysis (study.analysis.summary.CellTables):
+    cells: pd.DataFrame  # one row per cell (geometric mean, t 95% CI)
     engines: tuple[str, ...]  # engines with ok rows, sorted
     machines: tuple[str, ...]  # machines with ok rows, sorted
-    comparisons: dict[tuple[str, str], pd.DataFrame]  # (a, b) -> engine_comparison(a / b), fp32
-    speedup: pd.DataFrame | None  # study.stats.pruning_speedup (finite rows)
+    comparisons: dict[tuple[str, str], pd.DataFrame]  # (a, b) -> a / b (engine_pairs), fp32
+    speedup: pd.DataFrame | None  # pruned / dense (finite rows)
     precision: pd.DataFrame | None  # OpenVINO's precisions vs f32 and vs DeepSparse, per file
     channels: tuple[ChannelResult, ...]  # the run's analysis (stats.json): pooled rows Holm'd
     identity: dict[str, bool]  # architecture -> SparseML-pruned file content-identical to gmp's
@@ -108,13 +100,6 @@ class Analysis:
         """``study.analysis.summary.variant_label`` of ``row``, with " (not trained)" below the gate."""
         name = variant_label(row.to_dict() if isinstance(row, pd.Series) else row)
         return name if self.trained(row, machine) else f"{name} ({NOT_TRAINED})"
-
-
-def _engine_pairs(engines: tuple[str, ...]) -> list[tuple[str, str]]:
-    """The engine pairs of study.analysis.summary.ENGINE_PAIRS that were measured, then any others."""
-    pairs = [p for p in ENGINE_PAIRS if set(p) <= set(engines)]
-    pairs += [p for p in combinations(engines, 2) if p not in pairs and p[::-1] not in pairs]
-    return pairs
 
 
 def _finite(frame: pd.DataFrame) -> pd.DataFrame:
@@ -197,16 +182,19 @@ def analyse(results: Results) -> Analysis:
     ok = ok.reset_index(drop=True)
     reasons: dict[str, str] = {}
     engines = tuple(sorted(ok["engine"].unique()))
+    cfg = results.study_config
+    # The one analysis of the run: stats.json's when it is current, else computed the same way.
+    run = run_analysis(results.root, bench, cfg, results.records)
     comparisons = {}
-    for a, b in _engine_pairs(engines):
-        frame = _finite(engine_comparison(bench, a, b))
+    for pair in engine_pairs(engines):
+        frame = _finite(run.tables.comparisons[pair])
         if len(frame):
-            comparisons[(a, b)] = frame
+            comparisons[pair] = frame
     if not comparisons:
         reasons["engines"] = f"needs at least two engines measured on the same cells; got {engines}"
     speedup = None
     if (ok["pruner"] == "none").any() and (ok["pruner"] != "none").any():
-        speedup = _finite(pruning_speedup(bench))
+        speedup = _finite(run.tables.speedup)
     else:
         reasons["speedup"] = "needs rows of dense (pruner 'none') and pruned models"
     precision = _precision(ok)
@@ -217,15 +205,12 @@ def analyse(results: Results) -> Analysis:
     int8 = analyse_int8(ok)
     if int8 is None:
         reasons["int8"] = "no int8 file (quant 'torch' or 'sparseml') was measured"
-    cfg = results.study_config
-    # The one analysis of the run: stats.json's when it is current, else computed the same way.
-    run = run_analysis(results.root, bench, cfg, results.records)
     _channel_reasons(results, run.channels, engines, reasons)
     if results.manifest.empty:
         reasons["accuracy"] = "no models/manifest.jsonl"
     return Analysis(
         ok=ok,
-        cells=cell_table(ok),
+        cells=run.tables.cells,
         engines=engines,
         machines=tuple(sorted(ok["machine"].unique())),
         comparisons=comparisons,

@@ -23,6 +23,7 @@ import pandas as pd
 
 from study.analysis.summary import ENGINE_PAIRS
 from study.records.results import load_results, write_csv
+from study.stats.defaults import ALPHA
 from study.stats.replication import (
     METHODS,
     PAIRED_LEVELS,
@@ -52,7 +53,7 @@ def _groups(tests: pd.DataFrame, level: str) -> list[tuple[str, pd.DataFrame]]:
 def replication_report(
     df: pd.DataFrame,
     *,
-    alpha: float = 0.05,
+    alpha: float = ALPHA,
     tests: dict[str, pd.DataFrame] | None = None,
     method: str = "paired",
     channels: Sequence | None = None,

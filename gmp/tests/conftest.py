@@ -1,10 +1,11 @@
-"""Fixtures of gmp's own tests (helpers in gmp_testing.py)."""
+"""Fixtures of gmp's own tests (helpers in gmp.testing)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from gmp_testing import make_cnn
+
+from gmp.testing import make_cnn
 
 
 @pytest.fixture(autouse=True)

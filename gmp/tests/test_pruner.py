@@ -11,7 +11,6 @@ import io
 
 import pytest
 import torch
-from gmp_testing import batches, make_cnn, train
 from torch import nn
 
 from gmp import GMP, PruningModifierSpec, sparsity_report
@@ -19,6 +18,7 @@ from gmp.masks import n_zeros_for
 from gmp.params import select_params
 from gmp.report import layer_zeros
 from gmp.schedule import sparsity_at, step_to_epoch, update_events
+from gmp.testing import batches, make_cnn, train
 
 SPE = 5
 

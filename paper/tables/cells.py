@@ -89,7 +89,7 @@ def throughput_table(analysis: Analysis) -> Table:
     """Throughput of every benchmark cell: geometric mean of its trials with a t 95% CI.
 
     Args:
-        analysis: the statistics (``cells`` is ``study.stats.cell_table`` of the ok trials).
+        analysis: the statistics (``cells``: ``study.stats.cell_table`` of the run's trials).
 
     Returns:
         The table (img/s; one row per cell; variants named by ``study.analysis.summary.variant_label``,

@@ -12,13 +12,19 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, fields, is_dataclass
+from dataclasses import asdict, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from study.analysis.summary import RunAnalysis, StudyStats, accuracy_table, analyse_run
+from study.analysis.summary import (
+    CellTables,
+    RunAnalysis,
+    StudyStats,
+    accuracy_table,
+    analyse_run,
+)
 from study.config import StudyConfig
 from study.stats import ChannelResult, TostResult
 
@@ -33,8 +39,9 @@ __all__ = [
 
 # The files the analysis reads; stats.json is current while their bytes are unchanged.
 ANALYSIS_INPUTS = ("bench.jsonl", "models/manifest.jsonl", "config.yaml")
-# The layout of stats.json's "analysis" (1: RunAnalysis with the inputs' SHA-256).
-ANALYSIS_VERSION = 1
+# The layout of stats.json's "analysis" (1: RunAnalysis with the inputs' SHA-256; 2: with its
+# CellTables, each table as columns, dtypes and rows).
+ANALYSIS_VERSION = 2
 
 
 def _jsonable(obj: Any) -> Any:
@@ -64,7 +71,7 @@ def _layout() -> dict[str, list[str]]:
     """The field names of the stored result types (a stats.json of other fields is not current)."""
     return {
         cls.__name__: [f.name for f in fields(cls)]
-        for cls in (RunAnalysis, ChannelResult, TostResult)
+        for cls in (RunAnalysis, CellTables, ChannelResult, TostResult)
     }
 
 
@@ -90,13 +97,64 @@ def stats_json(s: StudyStats) -> dict[str, Any]:
         "margin": s.margin,
         "confidence": s.confidence,
     }
+    run = s.analysis
     analysis = {
         "version": ANALYSIS_VERSION,
         "layout": _layout(),
         "inputs": inputs_fingerprint(s.out),
-        **_encode(asdict(s.analysis)),
+        **_encode(asdict(replace(run, tables=None))),  # the tables as tables, below
+        "tables": {
+            "cells": _encode_frame(run.tables.cells),
+            "comparisons": [
+                {"pair": list(pair), "table": _encode_frame(frame)}
+                for pair, frame in run.tables.comparisons.items()
+            ],
+            "speedup": _encode_frame(run.tables.speedup),
+        },
     }
     return _jsonable(result) | {"analysis": analysis}
+
+
+def _encode_frame(frame: pd.DataFrame) -> dict[str, Any]:
+    """A table as its columns, their dtypes and its rows (:func:`_decode_frame` reads it back).
+
+    Floats as :func:`_encode` writes them; tuples (a row's cells) as lists.
+    """
+    return {
+        "columns": [str(c) for c in frame.columns],
+        "dtypes": [str(t) for t in frame.dtypes],
+        "rows": _encode(frame.to_numpy(dtype=object).tolist()),
+    }
+
+
+def _decode_value(value: Any, dtype: str) -> Any:
+    if dtype.startswith("float"):
+        return math.nan if value is None else float(value)  # float("inf") reads "inf"
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def _decode_frame(stored: dict[str, Any]) -> pd.DataFrame:
+    """The table :func:`_encode_frame` wrote, with its column dtypes."""
+    columns, dtypes = stored["columns"], stored["dtypes"]
+    data = {
+        name: pd.Series(
+            [_decode_value(row[i], dtype) for row in stored["rows"]], dtype=dtype, name=name
+        )
+        for i, (name, dtype) in enumerate(zip(columns, dtypes))
+    }
+    return pd.DataFrame(data, columns=columns)
+
+
+def _tables(stored: dict[str, Any]) -> CellTables:
+    return CellTables(
+        cells=_decode_frame(stored["cells"]),
+        comparisons={
+            (c["pair"][0], c["pair"][1]): _decode_frame(c["table"]) for c in stored["comparisons"]
+        },
+        speedup=_decode_frame(stored["speedup"]),
+    )
 
 
 def _encode(obj: Any) -> Any:
@@ -153,6 +211,7 @@ def read_analysis(out: Path) -> RunAnalysis | None:
         identity=stored["identity"],
         one_file=stored["one_file"],
         signed_zeros=stored["signed_zeros"],
+        tables=_tables(stored["tables"]),
         margin=stored["margin"],
         confidence=stored["confidence"],
         accuracy_gate=stored["accuracy_gate"],

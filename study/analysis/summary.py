@@ -4,10 +4,11 @@ Everything here reads the results folder (bench.jsonl, the manifest, config.yaml
 failures.jsonl) and never measures. :func:`analyse_run` computes the run's analysis once
 (:class:`RunAnalysis`): one B per channel and engine pair (:func:`study.stats.channel_bias`), the
 A/A control first, with its CI, tests and minimum detectable effect; the home-advantage tests;
-and which architectures each B shows apart (:func:`apart_for_levels`: a file below the accuracy
-gate, files more than one point of sparsity apart). ``stats.json`` holds it
+which architectures each B shows apart (:func:`apart_for_levels`: a file below the accuracy
+gate, files more than one point of sparsity apart); and the per-cell tables (:func:`cell_tables`:
+cells, engine comparisons, pruning speed-ups). ``stats.json`` holds it
 (:mod:`study.analysis.stats_file`); ``summary.md``, the paper and the results page render it.
-Beside it: accuracy, stage times, the per-cell tables and the failures.
+Beside it: accuracy, stage times and the failures.
 """
 
 from __future__ import annotations
@@ -31,13 +32,16 @@ from study.stats import CONFIDENCE, MARGIN, ChannelResult
 __all__ = [
     "ENGINE_PAIRS",
     "SPARSITY_TOLERANCE",
+    "CellTables",
     "RunAnalysis",
     "StudyStats",
     "accuracy_table",
     "analyse_run",
     "apart_by_channel",
     "apart_for_levels",
+    "cell_tables",
     "channel_results",
+    "engine_pairs",
     "home_results",
     "set_apart",
     "compute_stats",
@@ -280,6 +284,61 @@ def home_results(df: pd.DataFrame, cfg: StudyConfig, records=()) -> list:
     )
 
 
+def engine_pairs(engines: Sequence[str]) -> list[tuple[str, str]]:
+    """The engine pairs of :data:`ENGINE_PAIRS` among ``engines``, then any others (name order).
+
+    Example:
+        >>> engine_pairs(["onnxruntime", "openvino", "tvm"])
+        [('openvino', 'onnxruntime'), ('onnxruntime', 'tvm'), ('openvino', 'tvm')]
+    """
+    pairs = [p for p in ENGINE_PAIRS if set(p) <= set(engines)]
+    others = [(a, b) for i, a in enumerate(sorted(engines)) for b in sorted(engines)[i + 1 :]]
+    return pairs + [p for p in others if p not in pairs and p[::-1] not in pairs]
+
+
+def _name_order_pairs(engines: Sequence[str]) -> list[tuple[str, str]]:
+    """Every pair of ``engines`` with the first name first in name order (summary.md's table)."""
+    names = sorted(engines)
+    return [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+
+
+@dataclass(frozen=True)
+class CellTables:
+    """The per-cell tables of one run, computed once (:func:`cell_tables`) with its analysis.
+
+    ``summary.md``, ``stats.json``, the paper and the results page read them; none calls
+    ``study.stats.cell_table``, ``engine_comparison`` or ``pruning_speedup`` itself.
+    """
+
+    cells: pd.DataFrame  # study.stats.cell_table of every trial row
+    # (a, b) -> study.stats.engine_comparison(a / b) (fp32, every row): the pairs of
+    # engine_pairs (the paper's) and of every pair in name order (summary.md's), each once
+    comparisons: dict[tuple[str, str], pd.DataFrame]
+    speedup: pd.DataFrame  # study.stats.pruning_speedup of every trial row
+
+    def engine_table(self) -> pd.DataFrame | None:
+        """summary.md's engine comparisons: every pair in name order, stacked (None: < 2 engines)."""
+        engines = {e for pair in self.comparisons for e in pair}
+        frames = [self.comparisons[p] for p in _name_order_pairs(engines)]
+        return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def cell_tables(df: pd.DataFrame) -> CellTables:
+    """The per-cell tables of the trial rows ``df``: cells, engine comparisons, pruning speed-ups."""
+    from study import stats
+
+    engines = sorted(df.loc[df["status"] == "ok", "engine"].unique())
+    pairs = dict.fromkeys(_name_order_pairs(engines) + engine_pairs(engines))
+    return CellTables(
+        cells=stats.cell_table(df),
+        comparisons={
+            (a, b): stats.engine_comparison(df, a, b).assign(engine_a=a, engine_b=b)
+            for a, b in pairs
+        },
+        speedup=stats.pruning_speedup(df),
+    )
+
+
 @dataclass(frozen=True)
 class RunAnalysis:
     """The analysis of one run, computed once (:func:`analyse_run`) and written to stats.json.
@@ -292,6 +351,7 @@ class RunAnalysis:
     identity: dict[str, bool]  # architecture -> SparseML-pruned reference holds gmp's numbers
     one_file: dict[str, bool]  # architecture -> gmp's file measured in the SparseML cells too
     signed_zeros: dict[str, int]  # architecture -> zeros of opposite sign in SparseML's file
+    tables: CellTables  # cell_tables: per cell, engine vs engine, pruned vs dense
     margin: float = MARGIN  # the declared equivalence margin (config.yaml `analysis`)
     confidence: float = CONFIDENCE  # the declared CI level
     accuracy_gate: float | None = None  # config.yaml `train.accuracy_gate`
@@ -320,6 +380,7 @@ def analyse_run(df: pd.DataFrame, cfg: StudyConfig | None, records=()) -> RunAna
         identity=identity(records),
         one_file=one_file(records),
         signed_zeros=signed_zeros(records),
+        tables=cell_tables(df),
         margin=settings.margin,
         confidence=settings.confidence,
         accuracy_gate=cfg.train.accuracy_gate if cfg else None,
@@ -331,7 +392,6 @@ class StudyStats:
     """The statistics of one results folder (computed once, read by the summary and stats.json)."""
 
     def __init__(self, out: Path) -> None:
-        from study import stats
         from study.records.results import load_results
 
         self.out = out
@@ -340,14 +400,10 @@ class StudyStats:
         self.records = read_manifest(out)
         self.ok = self.df[self.df["status"] == "ok"]
         self.engines = sorted(self.ok["engine"].unique())
-        self.cells = stats.cell_table(self.df)
-        pairs = [(a, b) for i, a in enumerate(self.engines) for b in self.engines[i + 1 :]]
-        comparisons = [
-            stats.engine_comparison(self.df, a, b).assign(engine_a=a, engine_b=b) for a, b in pairs
-        ]
-        self.engine_table = pd.concat(comparisons, ignore_index=True) if comparisons else None
-        self.speedup = stats.pruning_speedup(self.df)
         self.analysis = analyse_run(self.df, self.cfg, self.records)
+        self.cells = self.analysis.tables.cells
+        self.engine_table = self.analysis.tables.engine_table()
+        self.speedup = self.analysis.tables.speedup
         self.identity = self.analysis.identity
         self.one_file = self.analysis.one_file
         self.signed_zeros = self.analysis.signed_zeros

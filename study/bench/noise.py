@@ -30,6 +30,7 @@ import scipy.stats
 from threadpoolctl import threadpool_limits  # a dependency of scikit-learn, which the study uses
 
 from study.engines.base import sync_window
+from study.stats.defaults import CONFIDENCE
 
 __all__ = ["NoiseFloor", "StealMeter", "noise_floor"]
 
@@ -81,7 +82,7 @@ class NoiseFloor:
     min_ratio: float  # slowest trial / fastest trial
     cpu_steal: float | None = None  # fraction of CPU time the hypervisor took meanwhile
 
-    def trials_for(self, target_ci: float, confidence: float = 0.95) -> int:
+    def trials_for(self, target_ci: float, confidence: float = CONFIDENCE) -> int:
         """Trials a relative CI half-width of ``target_ci`` needs at this CV (normal approximation).
 
         Raises:

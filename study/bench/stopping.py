@@ -34,7 +34,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from study.records.results import ci_half_width
+from study.stats.defaults import CONFIDENCE
+from study.stats.intervals import ci_half_width
 
 __all__ = [
     "STOP_REASONS",
@@ -72,7 +73,7 @@ def _logs(by_round: Mapping[int, float], cell: str) -> dict[int, float]:
 
 
 def drift_corrected_half_widths(
-    by_round: Mapping[str, Mapping[int, float]], confidence: float = 0.95
+    by_round: Mapping[str, Mapping[int, float]], confidence: float = CONFIDENCE
 ) -> dict[str, float]:
     """Each cell's CI half-width of mean log throughput, round means removed (see the module doc).
 

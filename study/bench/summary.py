@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from study.records.results import ci_half_width
 from study.records.schema import CELL_FIELDS, TrialRow
+from study.stats.intervals import ci_half_width
 
 __all__ = ["format_table", "summarize"]
 

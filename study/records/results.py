@@ -11,16 +11,13 @@ What a resumed benchmark must not redo is the harness's business (:mod:`study.be
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
 from study.records.jsonl import append_jsonl, read_jsonl
 from study.records.schema import TrialRow, upgrade_trial
@@ -30,7 +27,6 @@ __all__ = [
     "REPLICATE_UNIT",
     "abandoned_units",
     "append_rows",
-    "ci_half_width",
     "drop_abandoned",
     "load_environment",
     "load_results",
@@ -173,16 +169,3 @@ def load_environment(*paths: str | Path) -> dict[str, dict[str, Any]]:
             if f.is_file():
                 env.update(json.loads(f.read_text()))
     return env
-
-
-def ci_half_width(values: Iterable[float], confidence: float = 0.95) -> float:
-    """Half-width of the Student-t confidence interval of the mean (NaN for fewer than 2 values).
-
-    Example:
-        >>> round(ci_half_width([1.0, 2.0, 3.0]), 4)  # t(0.975, 2) * 1 / sqrt(3)
-        2.4841
-    """
-    x = np.asarray(list(values), dtype=float)
-    if x.size < 2:
-        return float("nan")
-    return float(stats.t.ppf(0.5 + confidence / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))

@@ -41,9 +41,9 @@ from study.stats.channels import (
 )
 from study.stats.components import VarianceComponents, kj_components, reml_components
 from study.stats.decompose import cell_components, contrast_components
-from study.stats.defaults import CONFIDENCE, MARGIN
+from study.stats.defaults import ALPHA, CONFIDENCE, MARGIN
 from study.stats.equivalence import TostResult, tost, tost_one_sample
-from study.stats.intervals import CI, bootstrap_ci, cell_table, geometric_ci
+from study.stats.intervals import CI, bootstrap_ci, cell_table, ci_half_width, geometric_ci
 from study.stats.levels import NestedEstimate, nested_estimate
 from study.stats.meta import (
     RANDOM_EFFECTS_MIN_K,
@@ -64,6 +64,7 @@ from study.stats.ratios import RatioResult, engine_comparison, pruning_speedup, 
 __all__ = [
     "CELL_COLUMNS",
     "CI",
+    "ALPHA",
     "CONFIDENCE",
     "MARGIN",
     "Allocation",
@@ -85,6 +86,7 @@ __all__ = [
     "bootstrap_ci",
     "cell_components",
     "cell_table",
+    "ci_half_width",
     "channel_bias",
     "channel_table",
     "common_effect",

@@ -10,6 +10,7 @@ import numpy as np
 import scipy.stats
 
 from study.stats._frame import finite_array
+from study.stats.defaults import ALPHA
 
 __all__ = ["TostResult", "tost", "tost_one_sample"]
 
@@ -29,7 +30,7 @@ class TostResult:
     ci90_low: float  # lower end of the (1 - 2 alpha) interval (90% for alpha = 0.05)
     ci90_high: float  # upper end of that interval
     equivalent: bool  # pvalue < alpha, i.e. both one-sided nulls rejected (False when undefined)
-    alpha: float = 0.05  # level of each one-sided test
+    alpha: float = ALPHA  # level of each one-sided test
 
 
 def _check_margins(low: float, high: float) -> None:
@@ -45,7 +46,7 @@ def _check_alpha(alpha: float) -> None:
 
 
 def tost(
-    estimate: float, se: float, dof: float, low: float, high: float, *, alpha: float = 0.05
+    estimate: float, se: float, dof: float, low: float, high: float, *, alpha: float = ALPHA
 ) -> TostResult:
     """TOST for an estimate with a t-distributed standard error.
 
@@ -107,7 +108,7 @@ def tost(
 
 
 def tost_one_sample(
-    x: Iterable[float], low: float, high: float, *, alpha: float = 0.05
+    x: Iterable[float], low: float, high: float, *, alpha: float = ALPHA
 ) -> TostResult:
     """TOST on the mean of one sample (e.g. paired differences of log throughput across seeds).
 

@@ -22,7 +22,7 @@ from study.stats._frame import (
 from study.stats.defaults import CONFIDENCE
 from study.stats.paired import contrast
 
-__all__ = ["CI", "bootstrap_ci", "cell_table", "geometric_ci"]
+__all__ = ["CI", "bootstrap_ci", "cell_table", "ci_half_width", "geometric_ci"]
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,21 @@ def bootstrap_ci(
     )
     ci = res.confidence_interval
     return CI(estimate, float(ci.low), float(ci.high), confidence)
+
+
+def ci_half_width(values: Iterable[float], confidence: float = CONFIDENCE) -> float:
+    """Half-width of the Student-t confidence interval of the mean (NaN for fewer than 2 values).
+
+    Example:
+        >>> round(ci_half_width([1.0, 2.0, 3.0]), 4)  # t(0.975, 2) * 1 / sqrt(3)
+        2.4841
+    """
+    x = np.asarray(list(values), dtype=float)
+    if x.size < 2:
+        return float("nan")
+    return float(
+        scipy.stats.t.ppf(0.5 + confidence / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size)
+    )
 
 
 def geometric_ci(values: Iterable[float], *, confidence: float = CONFIDENCE) -> CI:

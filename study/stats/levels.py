@@ -28,6 +28,7 @@ import pandas as pd
 from study.stats._frame import check_confidence, t_interval
 from study.stats._rounds import HIERARCHY
 from study.stats.components import kj_components
+from study.stats.defaults import CONFIDENCE
 
 __all__ = ["HIERARCHY", "NestedEstimate", "nested_estimate", "top_level"]
 
@@ -51,7 +52,7 @@ class NestedEstimate:
     n_runs: int  # runs (machine, run_id) the estimate rests on
     n_machines: int  # machines
     components: dict = field(default_factory=dict)  # K&J variance components of d_r, if given
-    confidence: float = 0.95  # two-sided CI level
+    confidence: float = CONFIDENCE  # two-sided CI level
     note: str = ""  # why a statistic is NaN
 
 
@@ -92,7 +93,7 @@ def _top(reps: np.ndarray, run_code: np.ndarray, width: int) -> tuple[str, np.nd
 
 
 def nested_estimate(
-    units: pd.DataFrame, *, d: pd.Series | None = None, confidence: float = 0.95
+    units: pd.DataFrame, *, d: pd.Series | None = None, confidence: float = CONFIDENCE
 ) -> NestedEstimate:
     """t interval of a contrast from its per-replicate estimates (see the module docstring).
 

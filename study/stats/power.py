@@ -7,12 +7,13 @@ import math
 import scipy.stats
 
 from study.stats._frame import check_confidence
+from study.stats.defaults import ALPHA
 
 __all__ = ["minimum_detectable_effect"]
 
 
 def minimum_detectable_effect(
-    se: float, dof: float, *, alpha: float = 0.05, power: float = 0.80
+    se: float, dof: float, *, alpha: float = ALPHA, power: float = 0.80
 ) -> float:
     """Smallest |effect| a two-sided t test at ``alpha`` detects with probability ``power``.
 

@@ -49,7 +49,7 @@ import scipy.stats
 
 from study.stats._frame import check_confidence, check_frame, ok_trials
 from study.stats._units import TEST_COLUMNS, unit_columns, with_input_shape
-from study.stats.defaults import CONFIDENCE
+from study.stats.defaults import ALPHA, CONFIDENCE
 from study.stats.meta import welch_contrast
 from study.stats.replication_paired import paired_tests
 
@@ -182,7 +182,7 @@ def replication_summary(
     tests: pd.DataFrame,
     level: str,
     *,
-    alpha: float = 0.05,
+    alpha: float = ALPHA,
     confidence: float = CONFIDENCE,
     seed: int = 0,
 ) -> ReplicationSummary:

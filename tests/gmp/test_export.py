@@ -6,7 +6,8 @@ import torch
 
 from gmp import GMP
 from gmp.report import layer_zeros
-from tests.gmp.conftest import digits_batches, train
+from gmp.testing import train
+from tests.gmp.conftest import digits_batches
 
 SPE = 5
 

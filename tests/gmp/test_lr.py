@@ -14,8 +14,7 @@ import torch
 
 os.environ.setdefault("NM_DISABLE_ANALYTICS", "1")
 
-from gmp.lr import RecipeLR  # noqa: E402
-from gmp.recipe import load_recipe  # noqa: E402
+from gmp.testing import lr_trace, recipe, two_group_sgd  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -28,17 +27,10 @@ SPE = 5  # steps per epoch; 5 puts many epoch boundaries of the recipes off the 
 STEPS = 6 * SPE
 
 
-def _optimizer() -> torch.optim.Optimizer:
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
-    groups = [{"params": model[0].parameters()}, {"params": model[1].parameters(), "lr": 0.4}]
-    return torch.optim.SGD(groups, lr=0.3, momentum=0.9)
-
-
 def _sparseml_lrs(text: str, steps: int = STEPS) -> list[tuple[float, float]]:
     from sparseml.pytorch.optim import ScheduledModifierManager
 
-    optimizer = _optimizer()
+    optimizer = two_group_sgd()
     model = torch.nn.Linear(1, 1)  # LR modifiers do not touch the module
     manager = ScheduledModifierManager.from_yaml(text)
     manager.initialize(model, epoch=0.0, loggers=[])
@@ -48,21 +40,6 @@ def _sparseml_lrs(text: str, steps: int = STEPS) -> list[tuple[float, float]]:
         wrapped.step()
         lrs.append(tuple(group["lr"] for group in optimizer.param_groups))
     return lrs
-
-
-def _gmp_lrs(text: str, steps: int = STEPS) -> list[tuple[float, float]]:
-    optimizer = _optimizer()
-    RecipeLR(optimizer, load_recipe(text).lr, SPE)
-    lrs = []
-    for _ in range(steps):
-        optimizer.step()
-        lrs.append(tuple(group["lr"] for group in optimizer.param_groups))
-    return lrs
-
-
-def _recipe(*modifiers: str) -> str:
-    body = "".join(f"  - {m.strip()}\n" for m in modifiers)
-    return "modifiers:\n" + body
 
 
 SET = """!SetLearningRateModifier
@@ -121,8 +98,8 @@ EXPONENTIAL = """!LearningRateModifier
     ],
 )
 def test_per_step_lr_equals_sparseml(modifiers):
-    text = _recipe(*modifiers)
+    text = recipe(*modifiers)
     expected = _sparseml_lrs(text)
-    got = _gmp_lrs(text)
+    got = lr_trace(text, SPE, STEPS)
     assert len(set(expected)) > 1  # the schedule does change the LR
     assert got == expected  # exact float equality, every step, every param group

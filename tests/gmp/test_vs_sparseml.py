@@ -20,7 +20,8 @@ from torch import nn
 from gmp import GMP, sparsity_report
 from gmp.report import layer_zeros
 from gmp.schedule import update_events
-from tests.gmp.conftest import digits_batches, make_cnn, train
+from gmp.testing import make_cnn, train
+from tests.gmp.conftest import digits_batches
 
 SPE = 6  # steps per epoch
 EPOCHS = 6

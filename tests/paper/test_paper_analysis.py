@@ -13,9 +13,12 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 import study.analysis.summary as summary
+import study.stats
 from paper.analysis import analyse
 from paper.assemble import build_paper
 from paper.load import load_results
@@ -45,7 +48,7 @@ def _same(a, b) -> bool:
 
 def test_a_study_build_computes_the_channels_once(run, monkeypatch):
     # What python -m study.compare does after benchmarking: stats.json and summary.md, then the paper.
-    calls = {"channel_results": 0, "home_results": 0}
+    calls = {"channel_results": 0, "home_results": 0, "cell_tables": 0}
     for name in calls:
         real = getattr(summary, name)
 
@@ -56,7 +59,7 @@ def test_a_study_build_computes_the_channels_once(run, monkeypatch):
         monkeypatch.setattr(summary, name, counted)
     write_stats(run)
     _build_paper(run)
-    assert calls == {"channel_results": 1, "home_results": 1}
+    assert calls == {"channel_results": 1, "home_results": 1, "cell_tables": 1}
     # The fixture's sparsity mismatch is shown apart alike in summary.md and the report.
     apart = "- resnet18: shown apart, not in the pooled B: its files differ by more than 1 point"
     assert apart in (run / "summary.md").read_text()
@@ -69,10 +72,14 @@ def test_the_papers_channel_numbers_are_exactly_stats_json(run, monkeypatch):
     stored = json.loads((run / "stats.json").read_text())["analysis"]
 
     def refuse(*args, **kwargs):
-        raise AssertionError("the paper computed a B although stats.json is current")
+        raise AssertionError("the paper computed a B or a table although stats.json is current")
 
     monkeypatch.setattr(summary, "channel_results", refuse)
     monkeypatch.setattr(summary, "home_results", refuse)
+    # ... nor the per-cell tables: cells, engine comparisons, pruning speed-ups
+    monkeypatch.setattr(summary, "cell_tables", refuse)
+    for name in ("cell_table", "engine_comparison", "pruning_speedup"):
+        monkeypatch.setattr(study.stats, name, refuse)
     paper = analyse(load_results(run))
     assert len(paper.channels) == len(stored["channels"]) > 20
     for mine, theirs in zip(paper.channels, stored["channels"]):
@@ -86,6 +93,17 @@ def test_the_papers_channel_numbers_are_exactly_stats_json(run, monkeypatch):
     assert all(
         _same(asdict(a), asdict(b)) for a, b in zip(fresh.channels, paper.channels, strict=True)
     )
+    # The per-cell tables read back from stats.json are the computed ones, dtypes and all.
+    pd.testing.assert_frame_equal(paper.cells, fresh.tables.cells, check_exact=True)
+    assert set(paper.comparisons) <= set(fresh.tables.comparisons)
+    assert len(paper.comparisons) == 3 and len(fresh.tables.comparisons) == 4
+    for pair, frame in fresh.tables.comparisons.items():
+        stored_frame = read_analysis(run).tables.comparisons[pair]
+        pd.testing.assert_frame_equal(stored_frame, frame, check_exact=True)
+    pd.testing.assert_frame_equal(
+        read_analysis(run).tables.speedup, fresh.tables.speedup, check_exact=True
+    )
+    assert len(paper.speedup) == int(np.isfinite(fresh.tables.speedup["estimate"]).sum()) > 0
 
 
 def test_the_paper_builds_from_a_folder_whose_bench_jsonl_ends_in_a_truncated_line(run, tmp_path):

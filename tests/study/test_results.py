@@ -14,7 +14,6 @@ from scipy import stats
 from study.bench.progress import cell_progress, finished_cells, stop_reason
 from study.records.results import (
     append_rows,
-    ci_half_width,
     load_environment,
     load_results,
     read_rows,
@@ -22,6 +21,7 @@ from study.records.results import (
     write_environment,
 )
 from study.records.schema import TrialRow
+from study.stats import ci_half_width
 
 RULE = {"target_ci": 0.01, "min_trials": 3, "max_trials": 5, "max_seconds_per_cell": 30.0}
 
