@@ -283,6 +283,58 @@ def bench_cells(
     return cells, list(dict.fromkeys(skips))
 
 
+def planned_memory(cfg: StudyConfig, out: Path, isa_flags: dict[str, bool]) -> list:
+    """The benchmark's memory plan from the design alone, before anything is made.
+
+    The files do not exist yet, so each is sized from its architecture's parameter count: 4 bytes
+    a weight for an fp32 file and for NNCF's FakeQuantize file (it keeps fp32 weights), 1 for an
+    int8 QDQ file. The cells are those :func:`bench_cells` will build, split and checked as the
+    benchmark will (:func:`study.bench.split.split_cells`), so a run that cannot fit is refused
+    before hours of training. The benchmark plans again from the real files.
+
+    Returns:
+        One :class:`study.bench.split.BlockPlan` per block (each logged).
+
+    Raises:
+        ValueError: a block cannot fit (the message gives the estimate and the fixes).
+    """
+    from types import SimpleNamespace
+
+    from baselines.nncf_arm import QDQ_ENGINES
+    from study.bench.split import cell_memory, memory_budget, split_cells
+    from study.design import variants
+    from study.make.models import build_model
+
+    sizes: dict[str, int] = {}
+    records = []
+    for name in cfg.models:
+        params = sum(p.numel() for p in build_model(name).parameters())
+        for v in variants(cfg, name):
+            path = f"models/{v.name}.onnx"
+            extra = {}
+            sizes[str(out / path)] = params * (
+                4 if v.quant == "none" or v.exporter == "nncf" else 1
+            )
+            if v.exporter == "nncf":  # NNCF's QDQ file for the engines that cannot run its own
+                qdq = f"models/{v.name}.qdq.onnx"
+                extra["engine_files"] = dict.fromkeys(QDQ_ENGINES, qdq)
+                sizes[str(out / qdq)] = params
+            fields = {k: getattr(v, k) for k in ("model", "pruner", "profile", "mask", "quant")}
+            fields.update(exporter=v.exporter, sparsity=v.sparsity)
+            records.append(SimpleNamespace(**fields, onnx_path=path, extra=extra))
+    cells, _ = bench_cells(cfg, records, out, isa_flags)
+    settings = _bench_settings(cfg)
+    _, plans = split_cells(
+        cells,
+        settings.max_live_workers,
+        memory_budget(),
+        lambda spec: cell_memory(spec, sizes.get(spec.onnx_path, 0)),
+    )
+    for plan in plans:
+        log.info("before making, from parameter counts: %s", plan.describe())
+    return plans
+
+
 def _bench_settings(cfg: StudyConfig):
     """The harness settings of the `bench:` section (its keys were checked by study.config)."""
     from study.bench import BenchSettings
@@ -321,6 +373,12 @@ def run_study(
     hw = _capture_environment(out)
     log.info("study %r on machine %s into %s", cfg.name, hw.machine, out)
     failures: list[Failure] = []
+    try:
+        planned_memory(cfg, out, hw.isa)
+    except ValueError as err:  # refused before anything is made; nothing written is lost
+        log.error("run refused before making anything: %s", err)
+        _record_failures(out, [Failure("bench", "", f"refused before making: {err}")])
+        return 1
     for name in tqdm(cfg.models, desc="train/prune/export", unit="model", disable=not progress):
         try:
             new = prepare_model(cfg, name, out, progress=progress)

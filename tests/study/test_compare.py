@@ -436,3 +436,31 @@ def test_summary_opens_with_one_sentence_per_vendor_and_the_interaction(smoke_ru
     channels = {r["channel"] for r in home}
     assert {"interaction:neuralmagic/intel", "interaction:neuralmagic:int8/intel:int8"} <= channels
     assert {"additivity:neuralmagic", "additivity:neuralmagic:int8"} <= channels
+
+
+def test_the_memory_plan_before_making_matches_the_plan_from_the_made_files(smoke_run):
+    """Sized from parameter counts before anything is made, against the files' real sizes."""
+    from study.bench.split import plan_blocks
+    from study.compare import bench_cells, planned_memory
+
+    out, _ = smoke_run
+    cfg, isa = load_config("smoke"), _isa()
+    before = planned_memory(cfg, out, isa)
+    cells, _ = bench_cells(cfg, read_manifest(out), out, isa)
+    _, after = plan_blocks(cells, 10**6)
+    assert [(p.block, p.cells) for p in before] == [(p.block, p.cells) for p in after]
+    for b, a in zip(before, after):
+        assert 0.8 < b.total_bytes / a.total_bytes < 1.25, (b, a)
+
+
+def test_a_run_that_cannot_fit_is_refused_before_anything_is_made(tmp_path, monkeypatch):
+    import study.bench.split
+
+    monkeypatch.setattr(study.bench.split, "memory_budget", lambda: 2**20)  # 1 MiB
+    out = tmp_path / "run"
+    code = main(["--preset", "smoke", "--out", str(out), "--no-progress"])
+    assert code == 1
+    assert not (out / "models").exists()  # nothing trained or exported
+    (failure,) = read_jsonl(out / "failures.jsonl")
+    assert failure["reason"].startswith("refused before making: block 'small_cnn/sync'")
+    assert "GiB at once" in failure["reason"] and "fix: " in failure["reason"]
