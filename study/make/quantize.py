@@ -57,19 +57,28 @@ __all__ = [
     "int8_weight_zeros",
     "is_quantized",
     "op_counts",
+    "plain_batchnorm",
     "prunable_zero_masks",
     "qat_result",
     "qat_torch",
 ]
 
-# Module classes (``module.qualname``) whose forward FX symbolic tracing cannot follow -> why.
-# ``qat_torch`` keeps them as leaves of the FX graph (``non_traceable_module_classes``): they are
-# not quantized and run in fp32 inside the int8 model, so their weights stay fp32 in the file.
+# Module classes (``module.qualname``) whose forward FX symbolic tracing cannot follow, or must
+# not (it would freeze what the forward reads at call time) -> why. ``qat_torch`` keeps them as
+# leaves of the FX graph (``non_traceable_module_classes``): they are not quantized and run in fp32
+# inside the int8 model (their weights, if any, stay fp32 in the file), and their forward runs
+# at every call, so it sees the module's current ``training`` flag.
 FX_LEAF_MODULES: dict[str, str] = {
     "timm.models.mobilevit.MobileVitBlock": (
         "timm's MobileViT block branches on its input's height and width (padding to whole "
         "patches), which FX symbolic tracing cannot follow: its convolutions and transformer "
         "stay fp32"
+    ),
+    "torchvision.ops.stochastic_depth.StochasticDepth": (
+        "torchvision's stochastic depth (EfficientNet) passes self.training to a function FX "
+        "records as a call: traced in train mode, the int8 model would drop residual branches "
+        "at random for ever (RandomUniformLike in the ONNX file); as a leaf it drops them while "
+        "fine-tuning and is the identity in eval (no weights, nothing left fp32)"
     ),
 }
 
@@ -83,6 +92,80 @@ def fx_leaf_modules(model: torch.nn.Module) -> dict[str, str]:
     """
     names = {f"{type(m).__module__}.{type(m).__qualname__}" for m in model.modules()}
     return {name: why for name, why in FX_LEAF_MODULES.items() if name in names}
+
+
+def plain_batchnorm(model: torch.nn.Module) -> list[str]:
+    """Replace every timm ``BatchNormAct2d`` of ``model`` by standard modules, in place.
+
+    timm's ``BatchNormAct2d`` (``timm.layers.norm_act``: MobileNetV1, MobileViT) subclasses
+    ``nn.BatchNorm2d`` with its own forward, so FX symbolic tracing follows it instead of keeping
+    it as a leaf, and the ``self.training`` it reads is frozen at trace time: a model traced in
+    train mode (``prepare_qat_fx``) calls ``F.batch_norm(..., training=True)`` for ever, also
+    after ``convert_fx`` (each image normalised by its batch's statistics; one 1x1 image fails),
+    and Conv + BatchNorm + activation are not fused. Each one becomes
+    ``nn.Sequential(nn.BatchNorm2d, drop, act)`` with the same parameters and running
+    statistics, leaving out ``drop`` and ``act`` when they are ``nn.Identity``; it computes the
+    same values. FX then sees ``Conv2d -> BatchNorm2d -> act`` and fuses what torch.ao can: the
+    BatchNorm into its Conv (``ConvBn2d``, ``ConvBnReLU2d`` with ReLU; ReLU6 and SiLU stay
+    separate quantized ops). Used by :func:`qat_torch` only (SparseML and NNCF run the model eagerly, where
+    ``self.training`` is read at every call).
+
+    Args:
+        model: The model to change (in place).
+
+    Returns:
+        The qualified names of the replaced modules, in module order.
+
+    Example:
+        >>> plain_batchnorm(build_model("mobilenetv1"))[:2]  # doctest: +SKIP
+        ['bn1', 'blocks.0.0.bn1']
+    """
+    from timm.layers.norm_act import BatchNormAct2d
+    from torch import nn
+
+    names = [name for name, m in model.named_modules() if isinstance(m, BatchNormAct2d)]
+    for name in names:
+        old = model.get_submodule(name)
+        own = {k: v for k, v in old.state_dict().items() if "." not in k}  # not act's or drop's
+        bn = nn.BatchNorm2d(
+            old.num_features,
+            eps=old.eps,
+            momentum=old.momentum,
+            affine=old.affine,
+            track_running_stats=old.track_running_stats,
+        )
+        if own:  # weight, bias, running_mean, running_var, num_batches_tracked (those present)
+            bn.to(next(iter(own.values())).device)
+            bn.load_state_dict(own)
+        bn.train(old.training)
+        parts = [m for m in (old.drop, old.act) if not isinstance(m, nn.Identity)]
+        parent, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(parent), attr, nn.Sequential(bn, *parts) if parts else bn)
+    return names
+
+
+def _stable_conv_bn(prepared: torch.nn.Module) -> list[str]:
+    """Switch fused QAT Conv+BatchNorm modules with a zero BatchNorm weight to torch's stable path.
+
+    In place; returns the names of the modules switched.
+
+    ``torch.ao``'s fused ``ConvBn*`` QAT modules divide the convolution's output by
+    ``bn.weight / running_std`` (``_forward_approximate``): a BatchNorm weight of exactly 0 (timm
+    zero-initialises the last BatchNorm of MobileViT's bottlenecks) gives 0/0 = NaN, and one step
+    makes every weight NaN. Their ``_forward_slow`` (pytorch/pytorch#85744, after Krishnamoorthi
+    2018, arXiv 1806.08342) handles it, at the cost of a second convolution while training; it is
+    used only where a zero weight is present, so other models train as before.
+    """
+    from torch.ao.nn.intrinsic.qat.modules.conv_fused import _ConvBnNd
+
+    names = [
+        name
+        for name, m in prepared.named_modules()
+        if isinstance(m, _ConvBnNd) and m.bn.weight is not None and bool((m.bn.weight == 0).any())
+    ]
+    for name in names:
+        prepared.get_submodule(name)._enable_slow_path_for_better_numerical_stability = True
+    return names
 
 
 @dataclass(frozen=True)
@@ -292,8 +375,10 @@ def qat_torch(
         example_input: A sample batch for FX tracing, e.g. ``torch.zeros(1, 3, 16, 16)``.
         progress: Show the loop's progress bar.
 
-    Modules of the :data:`FX_LEAF_MODULES` classes (MobileViT's blocks) are kept as FX leaves:
-    not quantized, fp32 in the int8 model.
+    timm's ``BatchNormAct2d`` modules are first replaced by standard ones (:func:`plain_batchnorm`),
+    so FX folds them into their convolutions instead of freezing them in training mode. Modules of
+    the :data:`FX_LEAF_MODULES` classes (MobileViT's blocks, EfficientNet's stochastic depth) are
+    kept as FX leaves: not quantized, fp32 in the int8 model.
 
     Returns:
         A :class:`QatResult` whose model is the converted int8 module.
@@ -318,6 +403,7 @@ def qat_torch(
     start = time.perf_counter()
     fp32 = copy.deepcopy(model).cpu().train()
     masks = prunable_zero_masks(fp32)
+    plain_batchnorm(fp32)  # FX would freeze timm's BatchNormAct2d in training mode
     with warnings.catch_warnings():
         # torch 2.15 warns that FX quantization is deprecated in favour of torchao (not installed).
         warnings.filterwarnings("ignore", message=r"(?s).*torchao", category=DeprecationWarning)
@@ -335,6 +421,7 @@ def qat_torch(
         prepared = prepare_qat_fx(
             fp32, mapping, (example_input.cpu(),), prepare_custom_config=custom
         )
+        _stable_conv_bn(prepared)  # BatchNorm weights at 0 would make the fused modules NaN
         result = finetune_holding_zeros(
             prepared, masks, "torch", train_loader, val_loader, config, progress=progress
         )

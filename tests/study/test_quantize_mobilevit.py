@@ -2,8 +2,8 @@
 
 FX symbolic tracing cannot follow timm's ``MobileVitBlock.forward`` (it branches on the input's
 height and width), so :func:`study.make.quantize.qat_torch` keeps those blocks as fp32 leaves. The
-references: ONNX Runtime on the exported file against the converted torch module, and NumPy
-counts of the pruned fp32 model's zeros.
+references: ONNX Runtime on each int8 layer of the exported file against the converted torch
+module's layer, and NumPy counts of the pruned fp32 model's zeros.
 """
 
 from __future__ import annotations
@@ -67,13 +67,66 @@ def test_file_is_int8_outside_the_blocks_and_keeps_every_zero(pruned, int8_file)
     assert opsets == [14]
 
 
-def test_ort_runs_the_file_as_the_converted_module(result, int8_file):
-    import onnxruntime as ort
+def _int8_layers(model: torch.fx.GraphModule, x: torch.Tensor):
+    """``(name, input, output)`` of each quantized Conv2d/Linear of ``model`` on ``x``, in order."""
+    from torch.fx.interpreter import Interpreter
 
-    x = torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+    kinds = (torch.ao.nn.quantized.Conv2d, torch.ao.nn.quantized.Linear)
+    layers = []
+
+    class Record(Interpreter):
+        def call_module(self, target, args, kwargs):
+            out = super().call_module(target, args, kwargs)
+            if isinstance(self.module.get_submodule(target), kinds):
+                # clone: the activation after it may run in place
+                layers.append((target, args[0].dequantize(), out.dequantize().clone()))
+            return out
+
+    with torch.no_grad():
+        Record(model).run(x)
+    return layers
+
+
+def test_ort_runs_each_int8_layer_of_the_file_as_the_converted_module(result, int8_file, tmp_path):
+    # Layer by layer, not end to end: this random-init net, one QAT step old, uses few int8 levels
+    # and is chaotic in eval mode (moving 0.2% of the input pixels by one input step moves the
+    # module's own logits by ~60%), so one-step rounding differences between FBGEMM and ONNX
+    # Runtime do not stay small over 24 layers. Each int8 Conv/Gemm of the file (Q -> DQ -> op ->
+    # Q -> DQ), run by ONNX Runtime on the module's own input to that layer, must give the
+    # module's output to within one int8 step.
+    import onnxruntime as ort
+    from onnx.utils import extract_model
+
+    x = torch.randn(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+    layers = _int8_layers(result.model, x)
+    shaped = tmp_path / "shaped.onnx"  # extract_model needs the shapes of inner tensors
+    onnx.shape_inference.infer_shapes_path(str(int8_file), str(shaped))
+    graph = onnx.load(str(shaped)).graph
+    producer = {o: n for n in graph.node for o in n.output}
+    users: dict[str, list] = {}
+    for node in graph.node:
+        for tensor in node.input:
+            users.setdefault(tensor, []).append(node)
+    int8_ops = [
+        n
+        for n in graph.node
+        if n.op_type in ("Conv", "Gemm")
+        and getattr(producer.get(n.input[1]), "op_type", None) == "DequantizeLinear"
+    ]
+    assert len(int8_ops) == len(layers) == 24  # outside the three fp32 MobileViT blocks
+    for (name, inp, out), node in zip(layers, int8_ops):
+        start = producer[producer[node.input[0]].input[0]]  # the activation's QuantizeLinear
+        # the output's QuantizeLinear and one of its DequantizeLinear (a copy per user)
+        (quant,) = [u for u in users[node.output[0]] if u.op_type == "QuantizeLinear"]
+        dequant = next(u for u in users[quant.output[0]] if u.op_type == "DequantizeLinear")
+        part = tmp_path / f"{node.name.strip('/').replace('/', '_')}.onnx"
+        extract_model(str(shaped), str(part), [start.input[0]], [dequant.output[0]], False)
+        session = ort.InferenceSession(str(part), providers=["CPUExecutionProvider"])
+        got = session.run(None, {session.get_inputs()[0].name: inp.numpy()})[0]
+        step = result.model.get_submodule(name).scale
+        assert float(np.abs(got - out.numpy()).max()) <= 1.001 * step, name
     with torch.no_grad():
         expected = result.model(x).numpy()
-    session = ort.InferenceSession(str(int8_file), providers=["CPUExecutionProvider"])
-    got = session.run(None, {"input": x.numpy()})[0]
-    scale = float(np.abs(expected).max())
-    assert float(np.abs(got - expected).max()) <= 0.1 * scale  # int8 rounding (worker's INT8_RTOL)
+    whole = ort.InferenceSession(str(int8_file), providers=["CPUExecutionProvider"])
+    got = whole.run(None, {"input": x.numpy()})[0]
+    assert got.shape == expected.shape and np.isfinite(got).all()
