@@ -19,7 +19,11 @@ the same: QAT from step 0, masks held from step 0, nothing else scheduled by the
 
 Before the modifier, :func:`keep_unfused_if_reused` moves each ReLU module that the forward
 calls more than once (torchvision's ResNet blocks) out of reach of SparseML's fusion rule, which
-would otherwise drop ResNet-18's residual ReLUs and break ResNet-50's backward pass.
+would otherwise drop ResNet-18's residual ReLUs and break ResNet-50's backward pass; and timm's
+``BatchNormAct2d`` becomes ``BatchNorm2d`` followed by its activation
+(:func:`study.make.quantize.plain_batchnorm`, the same values): SparseML's Conv-BN fusion takes
+it for a BatchNorm2d and replaces it, activation included, with Identity, which left
+MobileNetV1's int8 model with none of its 27 ReLU6.
 
 Export (:func:`export_int8_sparseml`): ``ModuleExporter.export_onnx(..., convert_qat=True)``,
 as SparseML's image-classification export does: its ONNX-to-DeepSparse transforms turn the QDQ
@@ -41,6 +45,7 @@ from study.make.quantize import (
     QatConfig,
     QatResult,
     finetune_holding_zeros,
+    plain_batchnorm,
     prunable_zero_masks,
     qat_result,
 )
@@ -191,6 +196,7 @@ def qat_sparseml(
     start = time.perf_counter()
     qat = copy.deepcopy(model).cpu().train()
     masks = prunable_zero_masks(qat)
+    plain_batchnorm(qat)  # SparseML's fusion would drop BatchNormAct2d's activation (module doc)
     keep_unfused_if_reused(qat, next(iter(val_loader))[0][:1])
     loggers = python_loggers()  # not SparseML's default sparse_logs/ folder
     manager = ScheduledModifierManager.from_yaml(QUANTIZATION_RECIPE)

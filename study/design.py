@@ -21,7 +21,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -304,13 +304,20 @@ def toolchain_of(row) -> str | None:
     return None
 
 
+def _any_sparsity(columns: Mapping[str, Any]) -> dict[str, Any]:
+    """``columns`` without ``sparsity``: each architecture's files are at its own target
+    (``model_sparsity``), and no two of one architecture's variants differ in sparsity alone."""
+    return {k: v for k, v in columns.items() if k != "sparsity"}
+
+
 def whole_toolchains(cfg: StudyConfig) -> list:
     """The :class:`study.stats.toolchain.WholeToolchain` of each level and precision this run makes.
 
     Named ``<level>`` (fp32) and ``<level>:int8``; the single-factor channels of
     :data:`SINGLE_FACTORS` that this run measures become each one's ``singles`` (one missing: no
-    additivity row for it). Variant columns do not depend on the architecture (the int8 ones
-    match rows only of the architectures with the int8 arm).
+    additivity row for it). Variant columns do not depend on the architecture: they leave out
+    ``sparsity``, which ``model_sparsity`` sets per architecture (the int8 ones match rows only
+    of the architectures with the int8 arm).
     """
     models = list(cfg.models)
     int8_model = next((m for m in models if cfg.int8_for(m)), None)
@@ -326,13 +333,15 @@ def whole_toolchains(cfg: StudyConfig) -> list:
             wanted = SINGLE_FACTORS.get((level, precision), ())
             found = [by_name[n] for n in wanted if n in by_name]
             singles = (
-                tuple((c.level_a, c.level_b) for c in found) if len(found) == len(wanted) else ()
+                tuple((_any_sparsity(c.level_a), _any_sparsity(c.level_b)) for c in found)
+                if len(found) == len(wanted)
+                else ()
             )
             out.append(
                 WholeToolchain(
                     name=name.removeprefix("toolchain:"),
-                    variant=variant.columns(),
-                    reference=ref.columns(),
+                    variant=_any_sparsity(variant.columns()),
+                    reference=_any_sparsity(ref.columns()),
                     singles=singles,
                     single_names=tuple(c.name for c in found) if singles else (),
                     label=VENDOR[level],

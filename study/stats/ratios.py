@@ -16,6 +16,7 @@ import pandas as pd
 import scipy.stats
 
 from study.stats._frame import (
+    CELL_COLUMNS,
     check_confidence,
     check_frame,
     failed_trials,
@@ -32,21 +33,7 @@ from study.stats.paired import ContrastResult, contrast
 __all__ = ["RatioResult", "engine_comparison", "pruning_speedup", "throughput_ratio"]
 
 # Settings that must match for two engines to be compared (precision is fixed by the caller).
-_ENGINE_KEYS = [
-    "machine",
-    "model",
-    "pruner",
-    "profile",
-    "mask",
-    "quant",
-    "exporter",
-    "sparsity",
-    "precision",
-    "scenario",
-    "batch_size",
-    "threads",
-    "isa",
-]
+_ENGINE_KEYS = [c for c in CELL_COLUMNS if c != "engine"]
 # The Holm family of engine_comparison: the models compared under the same machine and settings.
 _HOLM_FAMILY = [k for k in _ENGINE_KEYS if k != "model"]
 # Settings a pruned cell shares with its dense reference.

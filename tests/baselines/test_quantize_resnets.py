@@ -34,14 +34,19 @@ def _fp32(name: str) -> torch.nn.Module:
     return model.eval()
 
 
-def _sparseml_structure(model: torch.nn.Module, guard: bool, sample: torch.Tensor):
+def _sparseml_structure(
+    model: torch.nn.Module, guard: bool, sample: torch.Tensor, plain: bool = True
+):
     """SparseML's QAT structure on a copy (train mode, as qat_sparseml), and the names moved."""
     from sparseml.pytorch.optim import ScheduledModifierManager
 
     from baselines.sparseml import python_loggers
+    from study.make.quantize import plain_batchnorm
 
     patch_sparseml_qconfig()
     qat = copy.deepcopy(model).train()
+    if plain:
+        plain_batchnorm(qat)
     moved = keep_unfused_if_reused(qat, sample) if guard else []
     manager = ScheduledModifierManager.from_yaml(QUANTIZATION_RECIPE)
     manager.apply_structure(qat, epoch=0.0, loggers=python_loggers())
@@ -90,3 +95,25 @@ def test_models_that_call_each_relu_once_are_left_alone(x):
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten())
     assert keep_unfused_if_reused(model, x[:1]) == []
     assert isinstance(model[1], torch.nn.ReLU)
+
+
+def _activations(model: torch.nn.Module) -> int:
+    return sum(isinstance(m, (torch.nn.ReLU, torch.nn.ReLU6)) for m in model.modules())
+
+
+def test_mobilenetv1_qat_structure_keeps_every_activation(x):
+    """timm's BatchNormAct2d made plain first (as qat_sparseml does): all 27 ReLU6 stay."""
+    fp32 = _fp32("mobilenetv1")
+    qat, _ = _sparseml_structure(fp32, guard=True, sample=x[:1])
+    assert _activations(qat) == 27
+    with torch.no_grad():
+        torch.testing.assert_close(_without_quantization(qat)(x), fp32(x), rtol=1e-4, atol=1e-4)
+
+
+def test_sparseml_fusion_drops_batchnormact2d_activations(x):
+    # Why: SparseML takes BatchNormAct2d for a BatchNorm2d and fuses it away, its ReLU6 with it.
+    fp32 = _fp32("mobilenetv1")
+    qat, _ = _sparseml_structure(fp32, guard=True, sample=x[:1], plain=False)
+    assert _activations(qat) == 0
+    with torch.no_grad():
+        assert not torch.allclose(_without_quantization(qat)(x), fp32(x), rtol=1e-2, atol=1e-2)

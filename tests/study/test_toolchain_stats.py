@@ -279,3 +279,23 @@ def test_the_answer_sentence_gives_each_vendors_own_number_of_architectures():
     assert notes[0].startswith("- resnet18, Intel's toolchain, int8: OpenVINO measured NNCF's")
     assert notes[1].startswith("- resnet18, NNCF's int8 of the gmp weights (quantizer:nncf): ")
     assert notes[2].startswith("- resnet18, NNCF's int8 of the gmp weights (quantizer:nncf_ptq): ")
+
+
+def test_whole_toolchains_match_each_architectures_own_sparsity(trials):
+    """quick prunes MobileNetV1 to 80% and ResNet-18 to 90% (model_sparsity): the whole-toolchain
+    columns, taken from the first architecture, matched no MobileNetV1 row while they held 0.9."""
+    from study.config import load_config
+    from study.design import whole_toolchains
+
+    fp32 = [w for w in whole_toolchains(load_config("quick")) if not w.name.endswith(":int8")]
+    assert {w.name for w in fp32} == {"neuralmagic", "intel"}
+    for w in fp32:
+        assert "sparsity" not in w.variant and "sparsity" not in w.reference
+        assert all("sparsity" not in a and "sparsity" not in b for a, b in w.singles)
+    mobile = (trials["model"] == "mobilenetv1") & (trials["sparsity"] == 0.9)
+    mixed = trials.assign(sparsity=np.where(mobile, 0.8, trials["sparsity"]))
+    rows = home_advantage(mixed, fp32, [("deepsparse", "openvino")])
+    for name in ("toolchain:intel", "toolchain:neuralmagic", "interaction:neuralmagic/intel"):
+        found = [r for r in rows if r.channel == name]
+        assert {r.model for r in found} == {"mobilenetv1", "resnet18", "pooled"}, name
+        assert all(math.isfinite(r.estimate) for r in found), name
