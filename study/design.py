@@ -245,12 +245,16 @@ def channels(cfg: StudyConfig, model: str) -> list[Channel]:
     Each ISA level other than native adds the channel ``isa:<level>``: the reference file with the
     engines capped to that level against native (every other channel is computed at each ISA
     level on its own).
+
+    The levels leave out ``sparsity`` (:func:`_any_sparsity`): a channel is one object for every
+    architecture, and ``model_sparsity`` gives each its own target (it is then a held column).
     """
     out = [
-        Channel(name, a.columns(), b.columns(), CHANNEL_TEXT.get(name, name))
+        Channel(name, _any_sparsity(a.columns()), _any_sparsity(b.columns()),
+                CHANNEL_TEXT.get(name, name))
         for name, a, b in _factor_variants(cfg, model)
-    ]
-    ref = reference(cfg, model).columns()
+    ]  # fmt: skip
+    ref = _any_sparsity(reference(cfg, model).columns())
     for level in cfg.isa[1:]:
         name = f"isa:{level}"
         level_a, level_b = {**ref, "isa": level}, {**ref, "isa": "native"}

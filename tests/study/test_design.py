@@ -113,3 +113,16 @@ def test_reference_levels_come_first():
         "toolchain": "neutral",
     }
     assert dataclasses.replace(reference(load_config("smoke"), "m"), model="x").quant == "none"
+
+
+def test_a_channel_is_one_contrast_for_architectures_at_their_own_sparsity():
+    """quick prunes MobileNetV1 to 80% and ResNet-18 to 90%: a channel's levels, taken from the
+    first architecture, held sparsity 0.9 and matched no MobileNetV1 row (every B had k = 1)."""
+    cfg = load_config("quick")
+    assert cfg.model_sparsity == {"mobilenetv1": 0.8}
+    resnet = {c.name: c for c in channels(cfg, "resnet18")}
+    mobile = {c.name: c for c in channels(cfg, "mobilenetv1")}
+    assert set(mobile) <= set(resnet) and "profile:vendor" in mobile
+    for name, ch in mobile.items():
+        assert "sparsity" not in ch.level_a and "sparsity" not in ch.level_b, name
+        assert (ch.level_a, ch.level_b) == (resnet[name].level_a, resnet[name].level_b), name
