@@ -246,7 +246,8 @@ def channel_results(df: pd.DataFrame, cfg: StudyConfig, records=()) -> list:
         for num, den in ENGINE_PAIRS:
             if num not in engines or den not in engines:
                 continue
-            kw = dict(margin=a.margin, confidence=a.confidence)
+            # each architecture at its own sparsity (model_sparsity): one pool over them
+            kw = dict(margin=a.margin, confidence=a.confidence, per_architecture=("sparsity",))
             results += stats.channel_bias(df[df["model"].isin(kept)], channel, num, den, **kw)
             for model, why in apart.items():
                 own = stats.channel_bias(df[df["model"] == model], channel, num, den, **kw)

@@ -318,6 +318,7 @@ def channel_bias(
     confidence: float = CONFIDENCE,
     precision: str = "f32",
     hksj_floor: bool = True,
+    per_architecture: Sequence[str] = (),
 ) -> list[ChannelResult]:
     """B of a channel for one engine pair, per machine and architecture, and pooled.
 
@@ -359,13 +360,17 @@ def channel_bias(
         confidence: two-sided CI level in (0.5, 1); one-sided tests at ``1 - confidence``.
         precision: precision of every cell used.
         hksj_floor: floor the HKSJ factor at 1 (random-effects pool only).
+        per_architecture: held columns each architecture holds at a value of its own (the study's
+            ``model_sparsity``: ``("sparsity",)``): they do not split the pool; each
+            architecture's row holds its value, the pooled row the distinct values joined.
 
     Returns:
         Per machine, held values and setting: one :class:`ChannelResult` per architecture, then
         the pooled one; empty when no row matches either level.
 
     Raises:
-        ValueError: on an invalid argument, a missing column or a throughput <= 0.
+        ValueError: on an invalid argument, a missing column or a throughput <= 0, or an
+            architecture with two values of a ``per_architecture`` column in one contrast.
 
     Example:
         >>> ref = {"pruner": "gmp", "profile": "uniform", "mask": "unstructured"}
@@ -390,7 +395,9 @@ def channel_bias(
         "D_b": f"{denominator} on b ({_describe(b, a)})",
     }
     held = [c for c in VARIANT_COLUMNS if c not in a]
-    group = ["machine", *held, *_SETTING, *(["isa"] if "isa" not in a else [])]
+    own = [c for c in per_architecture if c in held]  # one value per architecture, any across
+    shared = [c for c in held if c not in own]
+    group = ["machine", *shared, *_SETTING, *(["isa"] if "isa" not in a else [])]
     ok_by, failed_by = group_index(ok, [*group, "model"]), group_index(failed, [*group, "model"])
     models: dict[tuple, set] = {}
     for key in [*ok_by, *failed_by]:
@@ -400,20 +407,40 @@ def channel_bias(
         where = dict(zip(group, key))
         per_model = []
         for model in sorted(models[key], key=str):
+            rows_ok = ok_by.get((*key, model), ok.iloc[:0])
+            rows_failed = failed_by.get((*key, model), failed.iloc[:0])
+            values = {c: where[c] for c in shared}
+            for c in own:
+                found = sorted(set(rows_ok[c]) | set(rows_failed[c]))
+                if len(found) > 1:
+                    raise ValueError(
+                        f"architecture {model!r} has rows at {c} {found} in the contrast "
+                        f"{channel.name!r}: a per-architecture column must hold one value per "
+                        "architecture (give the levels that column)"
+                    )
+                values[c] = found[0]
             base = dict(
                 channel=channel.name, level_a=dict(a), level_b=dict(b), numerator=numerator,
                 denominator=denominator, machine=where["machine"], model=model,
-                held={c: where[c] for c in held}, precision=precision,
+                held={c: values[c] for c in held}, precision=precision,
                 scenario=where["scenario"], batch_size=int(where["batch_size"]),
                 threads=int(where["threads"]), margin=float(margin), confidence=float(confidence),
                 isa=where.get("isa", ""),
             )  # fmt: skip
-            rows_ok = ok_by.get((*key, model), ok.iloc[:0])
-            rows_failed = failed_by.get((*key, model), failed.iloc[:0])
             per_model.append(_architecture(rows_ok, rows_failed, base, labels))
         out.extend(per_model)
-        out.append(_pooled(per_model, hksj_floor))
+        pooled = _pooled(per_model, hksj_floor)
+        if own:
+            joined = {c: _joined([r.held[c] for r in per_model]) for c in own}
+            pooled = replace(pooled, held={**pooled.held, **joined})
+        out.append(pooled)
     return out
+
+
+def _joined(values: Sequence[Any]) -> Any:
+    """One value, or the distinct values as text (``"0.8, 0.9"``) for a pooled row."""
+    distinct = sorted(set(values), key=str)
+    return distinct[0] if len(distinct) == 1 else ", ".join(str(v) for v in distinct)
 
 
 def channel_table(results: Sequence[ChannelResult]) -> pd.DataFrame:

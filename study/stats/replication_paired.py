@@ -78,7 +78,7 @@ def _channels(rows: pd.DataFrame, channels: Sequence, pairs: Sequence | None) ->
             for num, den in pairs:
                 if num not in engines or den not in engines:
                     continue
-                for r in channel_bias(part, channel, num, den):
+                for r in channel_bias(part, channel, num, den, per_architecture=("sparsity",)):
                     held = ", ".join(f"{k}={v}" for k, v in r.held.items())
                     unit = dict(channel=r.channel, numerator=num, denominator=den,
                                 machine=r.machine, model=r.model, held=held, scenario=r.scenario,

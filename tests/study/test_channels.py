@@ -296,6 +296,23 @@ def test_held_columns_give_their_own_rows_and_pool():
                     ("m1", 0.8, "resnet50"), ("m1", 0.8, "pooled")]  # fmt: skip
 
 
+def test_architectures_at_their_own_sparsity_pool_together_when_asked():
+    """The study's model_sparsity: ResNet-50 at 0.9 and VGG19 at 0.8 are one pool, k = 2."""
+    df = pd.concat([_frame(models=("resnet50",), seed=14),
+                    _frame(models=("vgg19",), seed=15, sparsity=0.8)])  # fmt: skip
+    assert [(r.model, r.held["sparsity"]) for r in _bias(df)] == [
+        ("vgg19", 0.8), ("pooled", 0.8), ("resnet50", 0.9), ("pooled", 0.9)]  # fmt: skip
+    results = _bias(df, per_architecture=("sparsity",))
+    assert [(r.model, r.held["sparsity"]) for r in results] == [
+        ("resnet50", 0.9), ("vgg19", 0.8), ("pooled", "0.8, 0.9")]  # fmt: skip
+    assert _pooled(results).k == 2
+    alone = {r.model: r.estimate for r in _bias(df) if r.model != "pooled"}
+    assert {r.model: r.estimate for r in results if r.model != "pooled"} == alone
+    twice = pd.concat([df, _frame(models=("vgg19",), seed=16, sparsity=0.7)])
+    with pytest.raises(ValueError, match=r"'vgg19' has rows at sparsity \[0.7, 0.8\]"):
+        _bias(twice, per_architecture=("sparsity",))
+
+
 # --- Holm and the table -------------------------------------------------------------------------
 
 
