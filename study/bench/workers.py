@@ -1,6 +1,6 @@
-"""Loading and warm-up of a block's workers (one spawned process per cell, :mod:`study.engines.worker`).
+"""Loading and warm-up of a block's workers (one process per cell, :mod:`study.engines.worker`).
 
-Loading (spawn, imports, the ONNX Runtime reference run, the engine's compile) is mostly
+Loading (process start, imports, the ONNX Runtime reference run, the engine's compile) is mostly
 single-threaded (a DeepSparse compile uses one core), so ``parallel_loads`` workers load at once, a
 new load starting as soon as one ends; nothing is timed meanwhile. Warm-up then runs one worker at
 a time with nothing else running, as trials do.
@@ -20,6 +20,7 @@ from study.bench.cells import BenchSettings, CellSpec
 from study.bench.split import cell_memory
 from study.engines import EngineAdapter, EngineConfig, EngineUnavailable
 from study.engines.base import read_input_specs
+from study.engines.server import fresh_server
 from study.engines.worker import Worker, WorkerError, WorkerOptions
 
 __all__ = [
@@ -99,6 +100,7 @@ def load_workers(
     queue = deque(specs.items())
     loading: dict[Any, tuple[str, Worker]] = {}  # parent end of the pipe -> its cell and worker
     opts = WorkerOptions(settings.seed, settings.output_rtol)
+    fresh_server()  # this set of workers forks from a server of its own (study.engines.server)
     while queue or loading:
         while queue and len(loading) < settings.parallel_loads:  # keep that many loads going
             key, spec = queue.popleft()

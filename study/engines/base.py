@@ -279,6 +279,10 @@ class EngineAdapter(ABC):
     # absent (``sys.modules[name] = None``) before loading, so their import fails at once with
     # ImportError, which the engine package must catch (checked per engine in the tests).
     unused_imports: ClassVar[tuple[str, ...]] = ()
+    # Workers fork from a server that imported their Python modules once per replicate
+    # (study.engines.server); False: each worker is a spawned interpreter. For the engines that
+    # run in the worker's own process (not the torch engine, nor one that runs a tool).
+    fork_server: ClassVar[bool] = False
 
     def __init__(self, config: EngineConfig) -> None:
         if config.precision not in self.precisions:

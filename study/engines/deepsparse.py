@@ -142,6 +142,7 @@ class DeepSparseEngine(EngineAdapter):
     # engine (deepsparse/benchmark/torchscript_engine.py, inside try/except): the ONNX engine
     # never touches it, and a quick run starts ~60 DeepSparse workers.
     unused_imports = ("torch",)
+    fork_server = True
 
     def load(self) -> None:
         # Pin engine threads to cores, as `deepsparse.benchmark` does by default (`-pin core`); the

@@ -35,6 +35,7 @@ class OnnxRuntimeEngine(EngineAdapter):
 
     name = "onnxruntime"
     module = "onnxruntime"
+    fork_server = True
 
     def load(self) -> None:
         c = self.config

@@ -179,6 +179,7 @@ class OpenVinoEngine(EngineAdapter):
 
     name = "openvino"
     module = "openvino"
+    fork_server = True
     precisions = PRECISIONS
 
     def load(self) -> None:

@@ -1,4 +1,4 @@
-"""Worker processes: each benchmark cell's engine lives in its own spawned process.
+"""Worker processes: each benchmark cell's engine lives in its own process (:mod:`study.engines.server`).
 
 The child loads the model once, cross-checks its output against a fresh ONNX Runtime session on the
 same fixed input, then serves requests ("warmup", "window", "stop") from the parent over a pipe. If
@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import multiprocessing as mp
 import os
+import re
 import signal
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Iterator
@@ -36,6 +37,7 @@ import numpy as np
 
 from study.engines.base import EngineAdapter, EngineConfig, make_inputs
 from study.engines.isa import apply_cap
+from study.engines.server import process_context
 from study.onnx.int8 import is_quantized
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "is_steady",
     "main_module_hidden",
     "output_tolerance",
+    "stderr_tail",
 ]
 
 BF16_RTOL = 5e-2  # tolerance of the cross-check for precision="default" (bf16 on OpenVINO)
@@ -66,6 +69,7 @@ class WorkerOptions:
     seed: int = 0  # seed of the fixed input tensor
     output_rtol: float = 1e-3  # relative tolerance of the cross-check for f32
     quiet: bool = True  # send the child's stdout (engine banners) to /dev/null
+    stderr_path: str | None = None  # the child's stderr goes here (the parent quotes its tail)
 
 
 @dataclass(frozen=True)
@@ -228,6 +232,8 @@ def _child(conn: Any, cls: type[EngineAdapter], config: EngineConfig, opts: Work
     if opts.quiet:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
+    if opts.stderr_path:  # an engine that aborts says why on stderr (DeepSparse: "Assertion at")
+        os.dup2(os.open(opts.stderr_path, os.O_WRONLY | os.O_APPEND), 2)
     for name in cls.unused_imports:
         sys.modules.setdefault(name, None)  # type: ignore[assignment]  # see EngineAdapter
     try:
@@ -287,18 +293,45 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}\n{''.join(tb[-3:])}".strip()
 
 
-def _death(exitcode: int | None) -> str:
+def _death(exitcode: int | None, stderr: str = "") -> str:
     if exitcode is None:
-        return "worker process stopped answering"
-    if exitcode < 0:
+        why = "worker process stopped answering"
+    elif exitcode < 0:
         name = signal.Signals(-exitcode).name
         hint = " (out of memory?)" if name == "SIGKILL" else ""
-        return f"worker process died: killed by {name}{hint}"
-    return f"worker process died with exit code {exitcode}"
+        why = f"worker process died: killed by {name}{hint}"
+    else:
+        why = f"worker process died with exit code {exitcode}"
+    return f"{why}; its stderr ended: {stderr}" if stderr else why
+
+
+STDERR_TAIL_LINES = 4  # lines of a dead worker's stderr quoted in its error
+
+
+def stderr_tail(path: str | None, lines: int = STDERR_TAIL_LINES) -> str:
+    """The last ``lines`` informative lines a worker wrote to stderr, joined by " | ".
+
+    Left out: blank lines, DeepSparse's backtrace frames (``12# 0x...``) and raw hex dumps, and
+    its banner and machine description, which say nothing about the failure.
+    """
+    if not path or not os.path.exists(path):
+        return ""
+    with open(path, errors="replace") as f:
+        text = f.read()[-20000:]
+    keep = [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip()
+        and not re.match(r"^\s*(\d+#|\[[0-9a-f]+\]|Backtrace:|DeepSparse, Copyright)", line)
+        and not re.match(r"^(Date|OS|Arch|CPU|Vendor|Cores/sockets/threads|Available cores|"
+                         r"L[123] cache size[^:]*|Total memory|Free memory|Thread):", line.strip())
+    ]  # fmt: skip
+    return " | ".join(keep[-lines:])
 
 
 class Worker:
-    """Parent-side handle of one worker process (spawned, so engines never share a process).
+    """Parent-side handle of one worker process (its own process, so engines never share one;
+    forked from the replicate's fork server or spawned, :func:`study.engines.server.process_context`).
 
     Example:
         >>> w = Worker(OnnxRuntimeEngine, EngineConfig("m.onnx", 1, 2))  # doctest: +SKIP
@@ -308,8 +341,11 @@ class Worker:
     def __init__(
         self, cls: type[EngineAdapter], config: EngineConfig, opts: WorkerOptions = WorkerOptions()
     ) -> None:
-        ctx = mp.get_context("spawn")
+        ctx = process_context(cls, config.isa)
         self._conn, child_conn = ctx.Pipe()
+        fd, self._stderr = tempfile.mkstemp(prefix=f"worker-{cls.name}-", suffix=".stderr")
+        os.close(fd)
+        opts = dataclasses.replace(opts, stderr_path=self._stderr)
         self.process = ctx.Process(target=_child, args=(child_conn, cls, config, opts), daemon=True)
         with main_module_hidden():
             self.process.start()
@@ -329,8 +365,10 @@ class Worker:
         try:
             self._conn.send((cmd, arg))
         except (BrokenPipeError, OSError) as exc:
+            self.process.join(5)
+            why = self._death()
             self.kill()
-            raise WorkerError(_death(self.process.exitcode)) from exc
+            raise WorkerError(why) from exc
         return self._recv(timeout)
 
     def _recv(self, timeout: float) -> Any:
@@ -341,13 +379,13 @@ class Worker:
                     status, payload = self._conn.recv()
                 except (EOFError, OSError) as exc:
                     self.process.join(5)
-                    raise WorkerError(_death(self.process.exitcode)) from exc
+                    raise WorkerError(self._death()) from exc
                 if status == "error":
                     self.kill()
                     raise WorkerError(payload)
                 return payload
             if not self.process.is_alive():
-                raise WorkerError(_death(self.process.exitcode))
+                raise WorkerError(self._death())
         self.kill()
         raise WorkerError(f"worker did not answer within {timeout:.0f} s; killed")
 
@@ -360,8 +398,14 @@ class Worker:
         self.kill()
 
     def kill(self) -> None:
-        """Kill the worker process (no-op when it has exited)."""
+        """Kill the worker process (no-op when it has exited) and remove its stderr file."""
         if self.process.is_alive():
             self.process.kill()
             self.process.join(5)
         self._conn.close()
+        with contextlib.suppress(OSError):
+            os.remove(self._stderr)
+
+    def _death(self) -> str:
+        """Why the process ended, with the tail of its stderr."""
+        return _death(self.process.exitcode, stderr_tail(self._stderr))

@@ -58,6 +58,8 @@ class ZeroCheck:
     matches: dict[str, str]
     # One human-readable line per problem; empty when ok.
     mismatches: tuple[str, ...]
+    # In an int8 file: the prunable weights left in fp32 by the quantizer, zeros kept.
+    fp32: tuple[str, ...] = ()
 
 
 def check_no_pruning_state(model: torch.nn.Module) -> None:

@@ -520,13 +520,15 @@ def export_int8_torch(
 
 
 def check_int8_zeros(model: torch.nn.Module, onnx_path: str | Path) -> ZeroCheck:
-    """Check that every zero of each prunable fp32 weight is a zero of an int8 weight of the file.
+    """Check that every zero of each prunable fp32 weight is a zero of a weight of the int8 file.
 
     Each prunable weight of ``model`` (Conv, Linear, Embedding; module order) is matched to an
     unused int8 weight initializer of the same shape, or transposed for 2-D weights (a Linear
     exported as ``MatMulInteger`` is stored ``[in, out]``), whose zeros include all the fp32
     zeros. Rounding can add zeros (a small weight quantized to the zero point), never remove
-    one from a faithful quantization.
+    one from a faithful quantization. A weight the quantizer left in fp32 (a module it does not
+    quantize, e.g. MobileViT's blocks under torch.ao, :data:`FX_LEAF_MODULES`) is matched the same
+    way to an unused fp32 initializer: its zeros are kept, and it is listed in ``fp32``.
 
     Args:
         model: The pruned fp32 model the int8 file was made from.
@@ -534,53 +536,58 @@ def check_int8_zeros(model: torch.nn.Module, onnx_path: str | Path) -> ZeroCheck
 
     Returns:
         A :class:`study.make.export.ZeroCheck`: ``torch_zeros`` from the fp32 model, ``onnx_zeros``
-        of the matched int8 weights, ``ok`` False with a line per unmatched weight.
+        of the matched weights, ``fp32`` the weights matched in fp32, ``ok`` False with a line per
+        weight that no initializer holds with its zeros.
 
     Example:
         >>> check_int8_zeros(pruned, "model-int8.onnx").ok  # doctest: +SKIP
         True
     """
+    from onnx import numpy_helper
+
     from study.make.export import ZeroCheck
 
     weights = _centered_int8_weights(onnx_path)
+    floats = {
+        init.name: w
+        for init in _load(onnx_path).graph.initializer
+        if np.issubdtype((w := numpy_helper.to_array(init)).dtype, np.floating) and w.ndim >= 2
+    }
     torch_zeros: dict[str, int] = {}
     onnx_zeros: dict[str, int] = {}
     matches: dict[str, str] = {}
     mismatches: list[str] = []
+    fp32: list[str] = []
     for name, zero in prunable_zero_masks(model):
         mask = zero.cpu().numpy()
         torch_zeros[name] = int(mask.sum())
-        found = None
-        for init_name, w in weights.items():
-            if init_name in matches.values():
-                continue
-            views = [w, w.T] if w.ndim == 2 else [w]
-            if any(v.shape == mask.shape and not np.any(v[mask]) for v in views):
-                found = init_name
-                break
+        used = set(matches.values())
+        found = _holder(mask, weights, used)
+        if found is None and (found := _holder(mask, floats, used)) is not None:
+            fp32.append(name)
         if found is None:
-            mismatches.append(_int8_unmatched(name, mask, onnx_path))
+            mismatches.append(
+                f"{name}: no int8 or fp32 weight of shape {tuple(mask.shape)} keeps its "
+                f"{int(mask.sum())} zeros"
+            )
             continue
         matches[name] = found
-        onnx_zeros[name] = int(np.count_nonzero(weights[found] == 0))
-    return ZeroCheck(not mismatches, torch_zeros, onnx_zeros, matches, tuple(mismatches))
+        held = weights.get(found, floats.get(found))
+        onnx_zeros[name] = int(np.count_nonzero(held == 0))
+    return ZeroCheck(
+        not mismatches, torch_zeros, onnx_zeros, matches, tuple(mismatches), tuple(fp32)
+    )
 
 
-def _int8_unmatched(name: str, mask: np.ndarray, onnx_path: str | Path) -> str:
-    """The mismatch line of a weight no int8 weight holds; says so if it stayed fp32 with its zeros."""
-    from onnx import numpy_helper
-
-    for init in _load(onnx_path).graph.initializer:
-        w = numpy_helper.to_array(init)
-        if not np.issubdtype(w.dtype, np.floating) or w.size != mask.size:
+def _holder(mask: np.ndarray, weights: dict[str, np.ndarray], used: set[str]) -> str | None:
+    """The first unused weight of ``mask``'s shape (or transposed, if 2-D) that is zero under it."""
+    for init_name, w in weights.items():
+        if init_name in used:
             continue
         views = [w, w.T] if w.ndim == 2 else [w]
         if any(v.shape == mask.shape and not np.any(v[mask]) for v in views):
-            return (
-                f"{name}: not quantized: fp32 initializer {init.name!r} keeps its "
-                f"{int(mask.sum())} zeros"
-            )
-    return f"{name}: no int8 weight of shape {tuple(mask.shape)} keeps its {int(mask.sum())} zeros"
+            return init_name
+    return None
 
 
 def int8_onnx_accuracy(onnx_path: str | Path, loader: DataLoader) -> float:

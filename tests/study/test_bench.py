@@ -220,7 +220,9 @@ def test_crashing_worker_gets_a_failure_row(mixed_run):
     rows = _by_engine(mixed_run[2])
     (crash,) = rows["crash"]
     assert crash.status == "failed" and crash.trial == -1 and np.isnan(crash.throughput)
-    assert crash.round == -1 and crash.error == "worker process died with exit code 1"
+    assert crash.round == -1 and crash.error == (
+        "worker process died with exit code 1; its stderr ended: Assertion at ./src/kernel.hpp:43"
+    )
 
 
 def test_failing_cell_leaves_the_block_and_the_rest_completes(mixed_run):

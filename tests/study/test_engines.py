@@ -58,11 +58,13 @@ class GhostEngine(OnnxRuntimeEngine):
 
 
 class CrashEngine(OnnxRuntimeEngine):
-    """Dies like a segfaulting engine: the process exits without a word, on its first timed window."""
+    """Dies like an engine whose native code aborts, on its first timed window: a line on stderr
+    (as DeepSparse's "Assertion at ...") and an exit without a Python traceback."""
 
     name = "crash"
 
     def window(self, inputs, seconds):
+        os.write(2, b"Assertion at ./src/kernel.hpp:43\nBacktrace:\n 0# 0x00007f31bcd5fc03: \n")
         os._exit(1)
 
 

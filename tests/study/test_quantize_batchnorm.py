@@ -23,6 +23,7 @@ from study.make.quantize import (
     qat_torch,
 )
 from study.variants import oneshot_prune
+from tests.study._tiny_qat import tiny_qat
 
 SIZE = 32  # MobileNetV1's smallest training resolution in the registry
 
@@ -34,10 +35,7 @@ def pruned() -> torch.nn.Module:
 
 @pytest.fixture(scope="module")
 def result(pruned):
-    train, val = digits(image_size=SIZE, channels=3, seed=0)
-    tl, vl = loaders(Subset(train, range(16)), Subset(val, range(16)), batch_size=16, seed=0)
-    config = QatConfig(epochs=1, batch_size=16)
-    return qat_torch(pruned, tl, vl, config, example_input=torch.zeros(1, 3, SIZE, SIZE))
+    return tiny_qat(pruned, SIZE)
 
 
 def _batch_norm_calls(graph: torch.fx.Graph) -> list[torch.fx.Node]:

@@ -12,19 +12,16 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from torch.utils.data import Subset
 
-from study.make.data import digits, loaders
 from study.make.models import build_model
 from study.make.quantize import (
-    QatConfig,
     check_int8_zeros,
     export_int8_torch,
     fx_leaf_modules,
     is_quantized,
-    qat_torch,
 )
 from study.variants import oneshot_prune
+from tests.study._tiny_qat import tiny_qat
 
 SIZE = 64  # MobileViT-xs's smallest input
 
@@ -36,10 +33,7 @@ def pruned() -> torch.nn.Module:
 
 @pytest.fixture(scope="module")
 def result(pruned):
-    train, val = digits(image_size=SIZE, channels=3, seed=0)
-    tl, vl = loaders(Subset(train, range(16)), Subset(val, range(16)), batch_size=16, seed=0)
-    config = QatConfig(epochs=1, batch_size=16)
-    return qat_torch(pruned, tl, vl, config, example_input=torch.zeros(1, 3, SIZE, SIZE))
+    return tiny_qat(pruned, SIZE)
 
 
 @pytest.fixture(scope="module")
@@ -55,14 +49,16 @@ def test_mobilevit_blocks_are_the_fx_leaves(pruned):
 def test_file_is_int8_outside_the_blocks_and_keeps_every_zero(pruned, int8_file):
     assert is_quantized(int8_file)
     check = check_int8_zeros(pruned, int8_file)
+    assert check.ok and not check.mismatches, check.mismatches
     blocks = {f"stages.{i}.1." for i in (2, 3, 4)}  # the three MobileViT blocks of mobilevit_xs
-    left_fp32 = [m.split(":")[0] for m in check.mismatches]
-    assert left_fp32 and all(name[: len("stages.2.1.")] in blocks for name in left_fp32)
-    assert all("not quantized: fp32 initializer" in m for m in check.mismatches)
-    # Every other prunable weight is an int8 weight holding the pruned zeros.
-    outside = [n for n in check.torch_zeros if n[: len("stages.2.1.")] not in blocks]
-    assert outside and all(n in check.matches for n in outside)
-    assert all(check.onnx_zeros[n] >= check.torch_zeros[n] for n in outside)
+    inside = [n for n in check.torch_zeros if n[: len("stages.2.1.")] in blocks]
+    # The blocks' weights stay fp32 initializers of their own, each with its zeros ...
+    assert inside and sorted(check.fp32) == sorted(inside)
+    assert len({check.matches[n] for n in inside}) == len(inside)  # no initializer counted twice
+    # ... and every other prunable weight is an int8 weight holding the pruned zeros.
+    outside = [n for n in check.torch_zeros if n not in inside]
+    assert outside and all(n in check.matches and n not in check.fp32 for n in outside)
+    assert all(check.onnx_zeros[n] >= check.torch_zeros[n] for n in check.torch_zeros)
     opsets = [o.version for o in onnx.load(str(int8_file)).opset_import if o.domain == ""]
     assert opsets == [14]
 
