@@ -298,7 +298,10 @@ def planned_memory(cfg: StudyConfig, out: Path, isa_flags: dict[str, bool]) -> l
     Raises:
         ValueError: a block cannot fit (the message gives the estimate and the fixes).
     """
+    import dataclasses
     from types import SimpleNamespace
+
+    import torch
 
     from baselines.nncf_arm import QDQ_ENGINES
     from study.bench.split import cell_memory, memory_budget, split_cells
@@ -308,7 +311,8 @@ def planned_memory(cfg: StudyConfig, out: Path, isa_flags: dict[str, bool]) -> l
     sizes: dict[str, int] = {}
     records = []
     for name in cfg.models:
-        params = sum(p.numel() for p in build_model(name).parameters())
+        with torch.device("meta"):  # shapes only: no memory, no initialisation (seconds saved)
+            params = sum(p.numel() for p in build_model(name).parameters())
         for v in variants(cfg, name):
             path = f"models/{v.name}.onnx"
             extra = {}
@@ -319,9 +323,7 @@ def planned_memory(cfg: StudyConfig, out: Path, isa_flags: dict[str, bool]) -> l
                 qdq = f"models/{v.name}.qdq.onnx"
                 extra["engine_files"] = dict.fromkeys(QDQ_ENGINES, qdq)
                 sizes[str(out / qdq)] = params
-            fields = {k: getattr(v, k) for k in ("model", "pruner", "profile", "mask", "quant")}
-            fields.update(exporter=v.exporter, sparsity=v.sparsity)
-            records.append(SimpleNamespace(**fields, onnx_path=path, extra=extra))
+            records.append(SimpleNamespace(**dataclasses.asdict(v), onnx_path=path, extra=extra))
     cells, _ = bench_cells(cfg, records, out, isa_flags)
     settings = _bench_settings(cfg)
     _, plans = split_cells(

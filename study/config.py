@@ -73,6 +73,9 @@ class TrainSettings:
     batch_size: int = 64
     # Subsample of the training split; None = all of it.
     train_samples: int | None = None
+    # Subsample of the held-out split every accuracy is measured on; None = all of it (CI presets
+    # make no accuracy claim and evaluate each variant on a few images).
+    val_samples: int | None = None
     # "sgd" or "adam".
     optimizer: str = "sgd"
     # Peak learning rate of the dense schedule; the initial LR of pruning runs (their recipe's LR
@@ -314,6 +317,10 @@ def _check_train(t: TrainSettings) -> None:
         )
     if not isinstance(t.epochs, int) or t.epochs < 1:
         raise ValueError(f"`train.epochs` must be a positive integer; got {t.epochs!r}")
+    for key in ("train_samples", "val_samples"):
+        n = getattr(t, key)
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+            raise ValueError(f"`train.{key}` must be null (all) or a positive integer; got {n!r}")
     gate = t.accuracy_gate
     if gate is not None and not 0.0 <= float(gate) <= 1.0:
         raise ValueError(f"`train.accuracy_gate` must be null or in [0, 1]; got {gate!r}")

@@ -98,11 +98,20 @@ def _datasets(cfg: StudyConfig, image_size: int):
         generator = torch.Generator().manual_seed(cfg.seed)
         train, val = random_split(folder, [len(folder) - n_val, n_val], generator=generator)
         num_classes, dataset = len(folder.classes), f"{cfg.data} (held-out 20%)"
-    n = cfg.train.train_samples
-    if n is not None and n < len(train):
-        generator = torch.Generator().manual_seed(cfg.seed)
-        train = Subset(train, torch.randperm(len(train), generator=generator)[:n].tolist())
+    train = _subsample(train, cfg.train.train_samples, cfg.seed)
+    n_val = len(val)
+    val = _subsample(val, cfg.train.val_samples, cfg.seed)
+    if len(val) < n_val:
+        dataset = f"{dataset[:-1]}, {len(val)} of its {n_val} images)"
     return train, val, num_classes, dataset
+
+
+def _subsample(data, n: int | None, seed: int):
+    """A seeded random subset of ``n`` items of ``data`` (all of it when ``n`` is None or larger)."""
+    if n is None or n >= len(data):
+        return data
+    generator = torch.Generator().manual_seed(seed)
+    return Subset(data, torch.randperm(len(data), generator=generator)[:n].tolist())
 
 
 def _train_config(cfg: StudyConfig, *, dense: bool):

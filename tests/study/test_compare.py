@@ -10,7 +10,7 @@ import pytest
 
 from study.compare import main, write_stats
 from study.config import load_config
-from study.design import variants
+from study.design import Variant, variants
 from study.make.export import gzip_size
 from study.onnx.content_hash import signed_zero_differences
 from study.records.jsonl import append_jsonl, read_jsonl
@@ -464,3 +464,50 @@ def test_a_run_that_cannot_fit_is_refused_before_anything_is_made(tmp_path, monk
     (failure,) = read_jsonl(out / "failures.jsonl")
     assert failure["reason"].startswith("refused before making: block 'small_cnn/sync'")
     assert "GiB at once" in failure["reason"] and "fix: " in failure["reason"]
+
+
+# --- python -m study.check: did the run prove the pipeline ------------------------------------
+
+
+def _copy_records(run, tmp_path):
+    """The smoke run's records (not its model files) in a folder of their own, to break."""
+    out = tmp_path / "run"
+    (out / "models").mkdir(parents=True)
+    for name in ("config.yaml", "bench.jsonl", "models/manifest.jsonl"):
+        shutil.copy(run / name, out / name)
+    return out
+
+
+def test_check_passes_the_smoke_run_and_names_what_a_broken_run_lacks(smoke_run, tmp_path, capsys):
+    from study.check import check_run
+    from study.check import main as check_main
+
+    run, _ = smoke_run
+    (smoke,) = check_run(run)
+    assert smoke.ok, smoke.problems
+    assert smoke.zero_ok == smoke.files == len(variants(load_config("smoke"), "small_cnn"))
+    assert set(smoke.engines_ok) == {"onnxruntime", "openvino", "deepsparse"}
+    assert check_main([str(run)]) == 0
+
+    out = _copy_records(run, tmp_path)
+    manifest = read_jsonl(out / "models/manifest.jsonl")
+    lost, broken = manifest[-1], dict(manifest[1], zero_check_ok=False, zero_check_detail="x: lost")
+    (out / "models/manifest.jsonl").unlink()
+    append_jsonl(out / "models/manifest.jsonl", [manifest[0], broken, *manifest[2:-1]])
+    rows = [r for r in read_jsonl(out / "bench.jsonl") if r["engine"] != "deepsparse"]
+    (out / "bench.jsonl").unlink()
+    append_jsonl(out / "bench.jsonl", rows)
+    append_jsonl(out / "failures.jsonl", [{"stage": "quantize", "model": "small_cnn",
+                                          "reason": "TypeError: boom"}])  # fmt: skip
+    (check,) = check_run(out)
+    assert not check.ok
+    keys = ("pruner", "profile", "mask", "quant", "exporter", "sparsity")
+    name = Variant("small_cnn", **{k: lost[k] for k in keys}).name
+    assert f"not made: {name} (quantize: TypeError: boom)" in check.problems
+    assert f"zero check failed: {broken['onnx_path']}: x: lost" in check.problems
+    assert "no ok row on deepsparse" in check.problems
+    capsys.readouterr()
+    assert check_main([str(out)]) == 1
+    assert "check failed for 1 of 1 architecture(s): small_cnn" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        check_main([str(tmp_path / "nothing")])

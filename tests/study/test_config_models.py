@@ -62,6 +62,8 @@ def test_a_user_preset_file_is_read(tmp_path):
         ({"data": "/no/such/dir"}, r"`data` must be 'digits' or an ImageFolder.*/no/such/dir"),
         ({"weights": "/no/such.pt"}, r"`weights` must be .*/no/such.pt"),
         ({"bogus": 1}, r"unknown key\(s\) \['bogus'\]"),
+        ({"train": {"val_samples": 0}}, r"`train.val_samples` must be null .*; got 0"),
+        ({"train": {"train_samples": "64"}}, r"`train.train_samples` must be null .*; got '64'"),
     ],
 )
 def test_bad_config_names_the_value(overrides, match):
@@ -115,3 +117,14 @@ def test_pretrained_weights_fail_clearly_offline(monkeypatch):
         WeightsUnavailableError, match=r"'resnet18' .*could not be downloaded.*No network"
     ):
         build_model("resnet18", weights="pretrained")
+
+
+def test_val_samples_evaluates_on_a_seeded_subset_and_says_so():
+    from study.variants import _datasets
+
+    cfg = load_config("seven_ci", {"train": {"val_samples": 40, "train_samples": 64}})
+    train, val, classes, name = _datasets(cfg, 8)
+    again = _datasets(cfg, 8)[1]
+    assert len(train) == 64 and len(val) == 40 and classes == 10
+    assert list(val.indices) == list(again.indices)  # seeded: every variant sees the same images
+    assert name == "sklearn-digits (held-out 20%, 40 of its 360 images)"
