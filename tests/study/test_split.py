@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import math
 from collections import Counter, namedtuple
 
@@ -107,6 +108,32 @@ def test_run_benchmark_refuses_a_block_the_machine_cannot_hold_before_measuring(
                        r"memory budget 0\.5 GiB"):  # fmt: skip
         run_benchmark(cells, BenchSettings(), tmp_path / "b.jsonl", progress=False)
     assert not (tmp_path / "b.jsonl").exists()
+
+
+def test_a_resumed_run_keeps_the_sub_blocks_it_was_planned_with(tmp_path, monkeypatch):
+    """The split depends on the memory available when a run starts; resumed on a machine with
+    more (or less) free memory, the run keeps its plan, so its finished replicates count."""
+    memory = namedtuple("svmem", "available")
+    paths = [tiny_onnx(tmp_path / f"{n}.onnx") for n in ("ref", "v0", "v1")]
+    cells = [CellSpec(paths[0], "onnxruntime", block="b", anchor=True)]
+    cells += [CellSpec(p, "onnxruntime", block="b") for p in paths[1:]]
+    settings = BenchSettings(min_trials=2, max_trials=2, trial_seconds=0.02, warmup_max_seconds=0.05,
+                             noise_floor_seconds=0)  # fmt: skip
+    out = tmp_path / "b.jsonl"
+    # 400 MiB budget: a sub-block of the reference and one variant (2 x 160 MiB), not all three
+    monkeypatch.setattr("psutil.virtual_memory", lambda: memory(available=int(400 * 2**20 / 0.9)))
+    first = run_benchmark(cells, settings, out, progress=False)
+    assert {r.block for r in first} == {"b/part1of2", "b/part2of2"}
+    plan = json.loads((tmp_path / "bench_plan.json").read_text())
+    ((machine, planned),) = plan.items()
+    assert planned["blocks"][0]["parts"] == ["b/part1of2", "b/part2of2"]
+    lines = out.read_text().count("\n")
+    monkeypatch.setattr("psutil.virtual_memory", lambda: memory(available=64 * GIB))
+    again = run_benchmark(cells, settings, out, progress=False)
+    assert out.read_text().count("\n") == lines  # nothing measured again
+    assert {r.block for r in again} == {"b/part1of2", "b/part2of2"}
+    fresh = run_benchmark(cells, settings, tmp_path / "c.jsonl", progress=False, resume=False)
+    assert {r.block for r in fresh} == {"b"}  # a new run plans with today's memory
 
 
 # --- the estimate against real workers ------------------------------------------------------
