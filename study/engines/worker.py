@@ -306,6 +306,11 @@ def _death(exitcode: int | None, stderr: str = "") -> str:
 
 
 STDERR_TAIL_LINES = 4  # lines of a dead worker's stderr quoted in its error
+_STDERR_NOISE = re.compile(  # DeepSparse's backtrace frames and hex dumps, banner, machine lines
+    r"^(\d+#|\[[0-9a-f]+\]|Backtrace:|DeepSparse, Copyright|(Date|OS|Arch|CPU|Vendor|"
+    r"Cores/sockets/threads|Available cores/sockets/threads|L[123] cache size[^:]*|"
+    r"Total memory|Free memory|Thread):)"
+)
 
 
 def stderr_tail(path: str | None, lines: int = STDERR_TAIL_LINES) -> str:
@@ -318,15 +323,8 @@ def stderr_tail(path: str | None, lines: int = STDERR_TAIL_LINES) -> str:
         return ""
     with open(path, errors="replace") as f:
         text = f.read()[-20000:]
-    keep = [
-        line.strip()
-        for line in text.splitlines()
-        if line.strip()
-        and not re.match(r"^\s*(\d+#|\[[0-9a-f]+\]|Backtrace:|DeepSparse, Copyright)", line)
-        and not re.match(r"^(Date|OS|Arch|CPU|Vendor|Cores/sockets/threads|Available cores|"
-                         r"L[123] cache size[^:]*|Total memory|Free memory|Thread):", line.strip())
-    ]  # fmt: skip
-    return " | ".join(keep[-lines:])
+    keep = [line.strip() for line in text.splitlines() if line.strip()]
+    return " | ".join([line for line in keep if not _STDERR_NOISE.match(line)][-lines:])
 
 
 class Worker:

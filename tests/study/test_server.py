@@ -99,6 +99,7 @@ def test_a_dead_workers_error_quotes_the_informative_tail_of_its_stderr(tmp_path
 Date: 12-04-2026 @ 15:10:41 UTC
 CPU: AuthenticAMD
 Cores/sockets/threads: [2, 1, 2]
+Available cores/sockets/threads: [2, 1, 2]
 L1 cache size data/instruction: 32k/32k
 L3 cache size: 32Mb
 Total memory: 23.5402G
