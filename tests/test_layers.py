@@ -146,6 +146,7 @@ STUDY_RANKS = {
     "study.compare": 5,  # the commands
     "study.replication": 5,
     "study.variance": 5,
+    "study.check": 5,
 }
 PLAN = {
     "study.config",

@@ -470,10 +470,10 @@ def test_a_run_that_cannot_fit_is_refused_before_anything_is_made(tmp_path, monk
 
 
 def _copy_records(run, tmp_path):
-    """The smoke run's records (not its model files) in a folder of their own, to break."""
+    """The smoke run's records and model files in a folder of their own, to break."""
     out = tmp_path / "run"
-    (out / "models").mkdir(parents=True)
-    for name in ("config.yaml", "bench.jsonl", "models/manifest.jsonl"):
+    shutil.copytree(run / "models", out / "models")
+    for name in ("config.yaml", "bench.jsonl"):
         shutil.copy(run / name, out / name)
     return out
 
