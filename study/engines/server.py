@@ -12,7 +12,8 @@ hold no engine state at import (ONNX Runtime's among them: its thread pools star
 DeepSparse's and OpenVINO's own packages are not, so each worker imports its engine, reads the
 CPU and compiles its model itself. The server is started anew for every set of workers
 (:func:`fresh_server`, called once per replicate), so each replicate has its own server process
-(its own address-space layout and import state) and no two replicates share one.
+(its own address-space layout and import state) and no two replicates share one. A forked
+worker takes on the parent's environment as it was when the worker started.
 
 Spawned instead (a fresh interpreter, as before): workers at a capped ISA level (the cap's
 environment variables must be set before anything reads the CPU's features,
@@ -26,9 +27,17 @@ import logging
 import multiprocessing as mp
 import multiprocessing.forkserver as _mp_forkserver
 import os
+import weakref
 from typing import Any
 
-__all__ = ["PRELOAD", "SERVER_MODULE", "fresh_server", "process_context", "uses_server"]
+__all__ = [
+    "PRELOAD",
+    "SERVER_MODULE",
+    "fresh_server",
+    "process_context",
+    "started_from",
+    "uses_server",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +56,9 @@ PRELOAD = (
 )
 
 _environment: dict[str, str] | None = None  # os.environ when the running server was started
+# The workers forked from the running server. The parent reads a forked worker's exit code through
+# the server, so the server is never stopped while one of them lives.
+_children: weakref.WeakSet = weakref.WeakSet()
 
 
 def uses_server(cls: Any, isa: str) -> bool:
@@ -63,8 +75,8 @@ def process_context(cls: Any, isa: str) -> Any:
     global _environment
     if not uses_server(cls, isa):
         return mp.get_context("spawn")
-    if _environment is not None and _environment != dict(os.environ):
-        fresh_server()
+    if _environment is not None and _environment != dict(os.environ) and not _alive():
+        fresh_server()  # a live worker keeps its server; a new one applies the parent's variables
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload([SERVER_MODULE])
     if _environment is None:
@@ -72,18 +84,35 @@ def process_context(cls: Any, isa: str) -> Any:
     return ctx
 
 
-def fresh_server() -> None:
-    """Stop the running fork server, if any: the next worker starts a new one.
+def started_from(ctx: Any, process: Any) -> None:
+    """Note a started worker process: the server is kept while it lives (see :func:`fresh_server`)."""
+    if ctx.get_start_method() == "forkserver":
+        _children.add(process)
+
+
+def fresh_server() -> bool:
+    """Stop the running fork server, if any, so the next worker starts a new one; return whether
+    it was stopped.
 
     Called at the start of every replicate's loading (:func:`study.bench.workers.load_workers`),
-    so replicates never share a server. Workers already forked are not affected.
+    after the previous replicate's workers were stopped, so replicates never share a server. A
+    server some worker of which still lives is kept (the parent would lose that worker's exit
+    code), with a warning.
     """
     global _environment
+    if _alive():
+        log.warning("fork server kept: %d worker(s) forked from it still run", len(_alive()))
+        return False
     _environment = None
     server = getattr(_mp_forkserver, "_forkserver", None)
     stop = getattr(server, "_stop", None)
     if stop is not None:
         stop()
+    return True
+
+
+def _alive() -> list:
+    return [p for p in list(_children) if p.is_alive()]
 
 
 def _available() -> bool:

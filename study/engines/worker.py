@@ -37,7 +37,7 @@ import numpy as np
 
 from study.engines.base import EngineAdapter, EngineConfig, make_inputs
 from study.engines.isa import apply_cap
-from study.engines.server import process_context
+from study.engines.server import process_context, started_from
 from study.onnx.int8 import is_quantized
 
 __all__ = [
@@ -70,6 +70,9 @@ class WorkerOptions:
     output_rtol: float = 1e-3  # relative tolerance of the cross-check for f32
     quiet: bool = True  # send the child's stdout (engine banners) to /dev/null
     stderr_path: str | None = None  # the child's stderr goes here (the parent quotes its tail)
+    # The parent's environment when the worker started; a forked worker takes it on first (its
+    # fork server may have started under another), so it reads what a spawned one would.
+    environ: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -232,6 +235,9 @@ def _child(conn: Any, cls: type[EngineAdapter], config: EngineConfig, opts: Work
     if opts.quiet:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
+    if opts.environ is not None:
+        os.environ.clear()
+        os.environ.update(opts.environ)
     if opts.stderr_path:  # an engine that aborts says why on stderr (DeepSparse: "Assertion at")
         os.dup2(os.open(opts.stderr_path, os.O_WRONLY | os.O_APPEND), 2)
     for name in cls.unused_imports:
@@ -343,10 +349,11 @@ class Worker:
         self._conn, child_conn = ctx.Pipe()
         fd, self._stderr = tempfile.mkstemp(prefix=f"worker-{cls.name}-", suffix=".stderr")
         os.close(fd)
-        opts = dataclasses.replace(opts, stderr_path=self._stderr)
+        opts = dataclasses.replace(opts, stderr_path=self._stderr, environ=dict(os.environ))
         self.process = ctx.Process(target=_child, args=(child_conn, cls, config, opts), daemon=True)
         with main_module_hidden():
             self.process.start()
+        started_from(ctx, self.process)
         child_conn.close()
 
     @property

@@ -122,3 +122,26 @@ Please email a copy of this stack trace and any additional information to: suppo
         "support@neuralmagic.com"
     )
     assert stderr_tail(str(tmp_path / "missing")) == "" and stderr_tail(None) == ""
+
+
+def test_a_server_is_kept_while_a_worker_forked_from_it_lives(tmp_path, monkeypatch):
+    """The parent reads a forked worker's exit code through the server: stopping the server under
+    a live worker would make the worker look dead. An environment change meanwhile still reaches
+    the next worker (it takes on the parent's variables itself)."""
+    path = tiny_onnx(tmp_path / "m.onnx")
+    fresh_server()
+    live, _ = _worker(path, "deepsparse")
+    try:
+        pid = _server_pid()
+        monkeypatch.setenv("NM_BIND_THREADS_TO_CORES", "0")
+        second, info = _worker(path, "deepsparse")
+        second.stop()
+        assert _server_pid() == pid  # kept: `live` still runs
+        assert info["settings"]["NM_BIND_THREADS_TO_CORES"] == "0"
+        assert fresh_server() is False and _server_pid() == pid
+        assert live.process.is_alive()
+        window = live.request("window", 0.02, 60)
+        assert window.throughput > 0
+    finally:
+        live.stop()
+    assert fresh_server() is True
