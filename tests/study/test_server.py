@@ -72,23 +72,23 @@ def test_a_forked_worker_measures_like_a_spawned_one(engine, tmp_path, monkeypat
     off): both load, pass the output check and time windows."""
     path = tiny_onnx(tmp_path / "m.onnx")
     fresh_server()
-    forked, info = _worker(path, engine)
-    try:
-        assert forked.process._start_method == "forkserver"
-        window = forked.request("window", 0.05, 60)
-    finally:
-        forked.stop()
+    forked = _load_and_time(path, engine)
     monkeypatch.setattr("study.engines.server._available", lambda: False)
-    spawned, spawned_info = _worker(path, engine)
+    spawned = _load_and_time(path, engine)
+    assert [r["start method"] for r in (forked, spawned)] == ["forkserver", "spawn"]
+    assert forked["check"].ok and spawned["check"].ok
+    assert forked["version"] == spawned["version"]
+    assert all(np.isfinite(r["throughput"]) and r["throughput"] > 0 for r in (forked, spawned))
+
+
+def _load_and_time(path: str, engine: str) -> dict:
+    """A worker's info, its start method and the throughput of one short window."""
+    worker, info = _worker(path, engine)
     try:
-        assert spawned.process._start_method == "spawn"
-        spawned_window = spawned.request("window", 0.05, 60)
+        window = worker.request("window", 0.05, 60)
     finally:
-        spawned.stop()
-    assert info["check"].ok and spawned_info["check"].ok
-    assert info["version"] == spawned_info["version"]
-    assert np.isfinite(window.throughput) and window.throughput > 0
-    assert np.isfinite(spawned_window.throughput) and spawned_window.throughput > 0
+        worker.stop()
+    return {**info, "start method": worker.process._start_method, "throughput": window.throughput}
 
 
 def test_a_dead_workers_error_quotes_the_informative_tail_of_its_stderr(tmp_path):
