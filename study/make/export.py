@@ -39,6 +39,7 @@ __all__ = [
     "export_torch",
     "gzip_size",
     "initializer_zeros",
+    "zero_holder",
 ]
 
 _PRUNABLE = (torch.nn.Linear, torch.nn.Embedding, torch.nn.modules.conv._ConvNd)
@@ -200,16 +201,43 @@ def _prunable_weights(model: torch.nn.Module) -> dict[str, np.ndarray]:
     }
 
 
-def _keeps_zeros(torch_w: np.ndarray, onnx_w: np.ndarray) -> bool:
-    return onnx_w.shape == torch_w.shape and bool(np.all(onnx_w[torch_w == 0] == 0))
+def _keeps_zeros(zero: np.ndarray, onnx_w: np.ndarray) -> bool:
+    """``onnx_w`` has the shape of the boolean mask ``zero`` and is zero wherever it is True."""
+    return onnx_w.shape == zero.shape and not np.any(onnx_w[zero])
 
 
-def _candidates(torch_w: np.ndarray, onnx_w: np.ndarray) -> list[np.ndarray]:
+def _candidates(zero: np.ndarray, onnx_w: np.ndarray) -> list[np.ndarray]:
     """The initializer as stored, and transposed for 2-D weights (MatMul stores Linear as [in, out])."""
     views = [onnx_w]
-    if onnx_w.ndim == 2 and torch_w.ndim == 2:  # square Linear weights are transposed too
+    if onnx_w.ndim == 2 and zero.ndim == 2:  # square Linear weights are transposed too
         views.append(onnx_w.T)
     return views
+
+
+def zero_holder(zero: np.ndarray, inits: dict[str, np.ndarray], used: set[str]) -> str | None:
+    """The initializer that holds a weight's zeros, matched by shape and zero pattern.
+
+    Args:
+        zero: Boolean mask of the torch weight's zeros.
+        inits: Candidate initializers by name (fp32 weights, or int8 weights minus their zero
+            points).
+        used: Names already matched to another weight; skipped.
+
+    Returns:
+        The name of an unused initializer of ``zero``'s shape (or transposed, for 2-D weights)
+        that is zero wherever ``zero`` is True, preferring one with exactly as many zeros (then
+        the first by name); None if there is none.
+    """
+    found = []
+    count = int(zero.sum())
+    for init_name, arr in inits.items():
+        if init_name in used or arr.size != zero.size:
+            continue
+        for view in _candidates(zero, arr):
+            if _keeps_zeros(zero, view):
+                found.append((int(np.count_nonzero(view == 0)) != count, init_name))
+                break
+    return min(found)[1] if found else None
 
 
 def check_zeros(model: torch.nn.Module, onnx_path: str | Path) -> ZeroCheck:
@@ -240,28 +268,21 @@ def check_zeros(model: torch.nn.Module, onnx_path: str | Path) -> ZeroCheck:
     mismatches: list[str] = []
     used: set[str] = set()
     for name, weight in torch_weights.items():
+        zero = weight == 0
         if name in inits and inits[name].shape == weight.shape:
             matches[name] = name
             used.add(name)
             onnx_zeros[name] = int(np.count_nonzero(inits[name] == 0))
-            if not _keeps_zeros(weight, inits[name]):
-                lost = int(np.count_nonzero((weight == 0) & (inits[name] != 0)))
+            if not _keeps_zeros(zero, inits[name]):
+                lost = int(np.count_nonzero(zero & (inits[name] != 0)))
                 mismatches.append(
                     f"{name}: {lost} of its {torch_zeros[name]} zeros are non-zero in ONNX"
                 )
             continue
-        found = []
-        for init_name, arr in inits.items():
-            if init_name in used or arr.size != weight.size:
-                continue
-            for view in _candidates(weight, arr):
-                if _keeps_zeros(weight, view):
-                    found.append((int(np.count_nonzero(view == 0)) != torch_zeros[name], init_name))
-                    break
-        if not found:
-            mismatches.append(_unmatched(name, weight, torch_zeros[name], inits, matches))
+        init_name = zero_holder(zero, inits, used)
+        if init_name is None:
+            mismatches.append(_unmatched(name, zero, torch_zeros[name], inits, matches))
             continue
-        _, init_name = min(found)
         matches[name] = init_name
         used.add(init_name)
         onnx_zeros[name] = int(np.count_nonzero(inits[init_name] == 0))
@@ -269,21 +290,19 @@ def check_zeros(model: torch.nn.Module, onnx_path: str | Path) -> ZeroCheck:
 
 
 def _unmatched(
-    name: str, weight: np.ndarray, zeros: int, inits: dict[str, np.ndarray], matches: dict[str, str]
+    name: str, zero: np.ndarray, zeros: int, inits: dict[str, np.ndarray], matches: dict[str, str]
 ) -> str:
     """The mismatch line of a weight no unused initializer holds; names a shared one if any."""
     owner = {init: torch_name for torch_name, init in matches.items()}
     for init_name in owner:
         arr = inits[init_name]
-        if arr.size == weight.size and any(
-            _keeps_zeros(weight, v) for v in _candidates(weight, arr)
-        ):
+        if arr.size == zero.size and any(_keeps_zeros(zero, v) for v in _candidates(zero, arr)):
             return (
                 f"{name}: its {zeros} zeros are only in initializer {init_name!r}, already matched "
                 f"to {owner[init_name]}: the file stores one tensor for both (the exporter "
                 "deduplicated equal initializers; study.onnx.weights.unshare_weights undoes that)"
             )
-    return f"{name}: no ONNX initializer of shape {tuple(weight.shape)} keeps its {zeros} zeros"
+    return f"{name}: no ONNX initializer of shape {tuple(zero.shape)} keeps its {zeros} zeros"
 
 
 def gzip_size(path: str | Path, level: int = 9) -> int:

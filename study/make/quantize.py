@@ -525,7 +525,7 @@ def check_int8_zeros(model: torch.nn.Module, onnx_path: str | Path) -> ZeroCheck
     Each prunable weight of ``model`` (Conv, Linear, Embedding; module order) is matched to an
     unused int8 weight initializer of the same shape, or transposed for 2-D weights (a Linear
     exported as ``MatMulInteger`` is stored ``[in, out]``), whose zeros include all the fp32
-    zeros. Rounding can add zeros (a small weight quantized to the zero point), never remove
+    zeros (:func:`study.make.export.zero_holder`, the matcher of fp32 files). Rounding can add zeros (a small weight quantized to the zero point), never remove
     one from a faithful quantization. A weight the quantizer left in fp32 (a module it does not
     quantize, e.g. MobileViT's blocks under torch.ao, :data:`FX_LEAF_MODULES`) is matched the same
     way to an unused fp32 initializer: its zeros are kept, and it is listed in ``fp32``.
@@ -545,7 +545,7 @@ def check_int8_zeros(model: torch.nn.Module, onnx_path: str | Path) -> ZeroCheck
     """
     from onnx import numpy_helper
 
-    from study.make.export import ZeroCheck
+    from study.make.export import ZeroCheck, zero_holder
 
     weights = _centered_int8_weights(onnx_path)
     floats = {
@@ -562,8 +562,8 @@ def check_int8_zeros(model: torch.nn.Module, onnx_path: str | Path) -> ZeroCheck
         mask = zero.cpu().numpy()
         torch_zeros[name] = int(mask.sum())
         used = set(matches.values())
-        found = _holder(mask, weights, used)
-        if found is None and (found := _holder(mask, floats, used)) is not None:
+        found = zero_holder(mask, weights, used)
+        if found is None and (found := zero_holder(mask, floats, used)) is not None:
             fp32.append(name)
         if found is None:
             mismatches.append(
@@ -577,17 +577,6 @@ def check_int8_zeros(model: torch.nn.Module, onnx_path: str | Path) -> ZeroCheck
     return ZeroCheck(
         not mismatches, torch_zeros, onnx_zeros, matches, tuple(mismatches), tuple(fp32)
     )
-
-
-def _holder(mask: np.ndarray, weights: dict[str, np.ndarray], used: set[str]) -> str | None:
-    """The first unused weight of ``mask``'s shape (or transposed, if 2-D) that is zero under it."""
-    for init_name, w in weights.items():
-        if init_name in used:
-            continue
-        views = [w, w.T] if w.ndim == 2 else [w]
-        if any(v.shape == mask.shape and not np.any(v[mask]) for v in views):
-            return init_name
-    return None
 
 
 def int8_onnx_accuracy(onnx_path: str | Path, loader: DataLoader) -> float:

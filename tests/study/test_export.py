@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from baselines.export import export_sparseml
-from study.make.export import check_zeros, export_torch, gzip_size, initializer_zeros
+from study.make.export import check_zeros, export_torch, gzip_size, initializer_zeros, zero_holder
 
 SHAPE = (1, 3, 8, 8)
 
@@ -171,3 +171,20 @@ def test_check_zeros_matches_square_weights_stored_transposed(tmp_path):
     check = check_zeros(model, path)
     assert check.ok, check.mismatches
     assert check.onnx_zeros["proj.weight"] == int((model.proj.weight == 0).sum())
+
+
+def test_zero_holder_prefers_the_exact_zero_count_and_skips_used_initializers():
+    """The matcher of both zero checks (fp32 files, and int8 files' weights by zero pattern)."""
+    zero = np.zeros((3, 4), dtype=bool)
+    zero[0, :2] = True  # two zeros, asymmetric: only the transposed view of a (4, 3) can hold them
+    exact = np.ones((4, 3))
+    exact[:2, 0] = 0.0  # W.T stored: exactly these two zeros
+    more = exact.copy()
+    more[3, 2] = 0.0  # holds the zeros and one more (rounding can add a zero)
+    wrong = np.ones((3, 4))
+    wrong[1, 1] = 0.0  # right shape, zeros elsewhere
+    inits = {"a_more": more, "b_exact": exact, "c_wrong": wrong}
+    assert zero_holder(zero, inits, used=set()) == "b_exact"  # not the first by name
+    assert zero_holder(zero, inits, used={"b_exact"}) == "a_more"
+    assert zero_holder(zero, inits, used={"a_more", "b_exact"}) is None
+    assert zero_holder(zero, {"flat": np.zeros(12)}, used=set()) is None  # same size, other shape
