@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from study.config import load_config
-from study.design import Variant, variants
+from study.design import variant_key, variants
 from study.records.jsonl import read_jsonl
 from study.records.manifest import read_manifest
 from study.records.results import load_results
@@ -54,8 +54,10 @@ class ArchitectureCheck:
 def check_run(run: Path) -> list[ArchitectureCheck]:
     """Check the run in folder ``run`` (see the module docstring); one result per architecture.
 
+    A folder without a manifest shows every planned file as not made.
+
     Raises:
-        ValueError: ``run`` holds no run (no config.yaml or manifest).
+        ValueError: ``run`` holds no run (no config.yaml).
     """
     config = run / "config.yaml"
     if not config.is_file():
@@ -65,20 +67,20 @@ def check_run(run: Path) -> list[ArchitectureCheck]:
     bench = run / "bench.jsonl"
     rows = load_results(bench) if bench.is_file() else pd.DataFrame()
     failures = read_jsonl(run / "failures.jsonl", missing_ok=True)
-    return [_check_one(cfg, name, records, rows, failures, run) for name in cfg.models]
+    return [_check_one(cfg, name, records, rows, failures) for name in cfg.models]
 
 
-def _check_one(cfg, name, records, rows, failures, run: Path) -> ArchitectureCheck:
+def _check_one(cfg, name, records, rows, failures) -> ArchitectureCheck:
     mine = [r for r in records if r.model == name]
     out = ArchitectureCheck(name, files=len(mine), zero_ok=sum(r.zero_check_ok for r in mine))
-    made = {_variant(r).name for r in mine}
+    made = {variant_key(r) for r in mine}
     why = "; ".join(
         f"{f['stage']}: {f['reason'][:300]}"
         for f in failures
         if f.get("model") == name and f["stage"] in ("prepare", "dense", "train", "quantize")
     )
     for v in variants(cfg, name):
-        if v.name not in made:
+        if variant_key(v) not in made:
             out.problems.append(f"not made: {v.name}" + (f" ({why})" if why else ""))
     for r in mine:
         if not r.zero_check_ok:
@@ -100,12 +102,6 @@ def _check_one(cfg, name, records, rows, failures, run: Path) -> ArchitectureChe
         for (engine, path), group in failed.groupby(["engine", "onnx_path"]):
             out.notes.append(f"{engine} failed on {Path(path).name}: {group['error'].iloc[0]}")
     return out
-
-
-def _variant(record) -> Variant:
-    """The design's variant a manifest record is the file of (its path may be a twin's)."""
-    keys = ("pruner", "profile", "mask", "quant", "exporter", "sparsity")
-    return Variant(record.model, **{k: getattr(record, k) for k in keys})
 
 
 def _engine_file_shas(record, rows: pd.DataFrame) -> set[str]:

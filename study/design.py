@@ -43,6 +43,7 @@ __all__ = [
     "target_sparsity",
     "toolchain_of",
     "toolchain_variants",
+    "variant_key",
     "variants",
     "whole_toolchains",
 ]
@@ -105,6 +106,12 @@ class Variant:
         out = asdict(self)
         out.pop("model")
         return out
+
+
+def variant_key(v: Any) -> tuple:
+    """The variant columns of a :class:`Variant` or a manifest record, sparsity rounded: equal
+    for a planned variant and the record of its file (whose path may be a twin's)."""
+    return (v.pruner, v.profile, v.mask, v.quant, v.exporter, round(v.sparsity, 4))
 
 
 def is_reference(row: Any, *, exporter: bool = True) -> bool:
