@@ -12,8 +12,15 @@ hold no engine state at import (ONNX Runtime's among them: its thread pools star
 DeepSparse's and OpenVINO's own packages are not, so each worker imports its engine, reads the
 CPU and compiles its model itself. The server is started anew for every set of workers
 (:func:`fresh_server`, called once per replicate), so each replicate has its own server process
-(its own address-space layout and import state) and no two replicates share one. A forked
-worker takes on the parent's environment as it was when the worker started.
+(its own address-space layout and import state) and no two replicates share one.
+
+The environment reaches a forked worker by two paths, each for what the other cannot do: the
+worker sets the parent's environment as it was when the worker started (``WorkerOptions.environ``)
+before it imports its engine, which covers every variable read after the fork (the engines'
+thread and ISA settings); and a server started under another environment is replaced before the
+next worker forks (:func:`process_context`), because a variable that a preloaded module read at
+its import in the server (NumPy's OpenBLAS reads ``OPENBLAS_NUM_THREADS`` there) cannot be changed
+afterwards from the worker.
 
 Spawned instead (a fresh interpreter, as before): workers at a capped ISA level (the cap's
 environment variables must be set before anything reads the CPU's features,
