@@ -283,14 +283,22 @@ def bench_cells(
     return cells, list(dict.fromkeys(skips))
 
 
-def planned_memory(cfg: StudyConfig, out: Path, isa_flags: dict[str, bool]) -> list:
+def planned_memory(cfg: StudyConfig, out: Path, isa_flags: dict[str, bool], machine: str) -> list:
     """The benchmark's memory plan from the design alone, before anything is made.
 
     The files do not exist yet, so each is sized from its architecture's parameter count: 4 bytes
     a weight for an fp32 file and for NNCF's FakeQuantize file (it keeps fp32 weights), 1 for an
     int8 QDQ file. The cells are those :func:`bench_cells` will build, split and checked as the
     benchmark will (:func:`study.bench.split.split_cells`), so a run that cannot fit is refused
-    before hours of training. The benchmark plans again from the real files.
+    before hours of training. The benchmark plans again from the real files, with the same
+    budget (:func:`study.bench.split.run_budget`: a resumed run keeps the one it started with).
+
+    Args:
+        cfg: the study's configuration.
+        out: the run's folder (its recorded plan, if resumed; the files' future paths).
+        isa_flags: the CPU's features (``capture_hardware().isa``), which decide the ISA cells.
+        machine: the machine's id (``capture_hardware().machine``), whose recorded budget a
+            resumed run keeps.
 
     Returns:
         One :class:`study.bench.split.BlockPlan` per block (each logged).
@@ -304,7 +312,7 @@ def planned_memory(cfg: StudyConfig, out: Path, isa_flags: dict[str, bool]) -> l
     import torch
 
     from baselines.nncf_arm import QDQ_ENGINES
-    from study.bench.split import cell_memory, memory_budget, split_cells
+    from study.bench.split import cell_memory, read_plans, run_budget, split_cells
     from study.design import variants
     from study.make.models import build_model
 
@@ -329,7 +337,7 @@ def planned_memory(cfg: StudyConfig, out: Path, isa_flags: dict[str, bool]) -> l
     _, plans = split_cells(
         cells,
         settings.max_live_workers,
-        memory_budget(),
+        run_budget(read_plans(out), machine, resume=True),
         lambda spec: cell_memory(spec, sizes.get(spec.onnx_path, 0)),
     )
     for plan in plans:
@@ -376,7 +384,7 @@ def run_study(
     log.info("study %r on machine %s into %s", cfg.name, hw.machine, out)
     failures: list[Failure] = []
     try:
-        planned_memory(cfg, out, hw.isa)
+        planned_memory(cfg, out, hw.isa, hw.machine)
     except ValueError as err:  # refused before anything is made; nothing written is lost
         log.error("run refused before making anything: %s", err)
         _record_failures(out, [Failure("bench", "", f"refused before making: {err}")])

@@ -36,7 +36,7 @@ from study.bench.progress import cell_progress
 from study.bench.replicates import abandon_rows, plan_replicates
 from study.bench.rows import CellState, RunInfo, make_row, row_from_record
 from study.bench.scheduling import group_blocks, interleave, load_order, round_order
-from study.bench.split import BlockPlan, memory_budget, plan_blocks
+from study.bench.split import plan_blocks, read_plans, record_plan, run_budget
 from study.bench.stopping import block_stop_reason
 from study.bench.workers import load_workers, warm_up, warn_if_low_memory
 from study.engines import ENGINES, EngineAdapter, Window
@@ -114,9 +114,10 @@ def run_benchmark(
     check_cells(cells, settings, registry)
     path = out_file(out)
     hw = capture_hardware()
-    budget = _memory_budget(path.parent / PLAN_FILE, hw.machine, resume)
+    recorded = read_plans(path.parent)
+    budget = run_budget(recorded, hw.machine, resume)
     cells, block_plans = plan_blocks(cells, settings.max_live_workers, budget)
-    _record_plan(path.parent / PLAN_FILE, hw.machine, budget, block_plans)
+    record_plan(path.parent, recorded, hw.machine, budget, block_plans)
     blocks = _states(cells)
     previous = load_results(path, abandoned=True) if path.is_file() else pd.DataFrame()
     plans = plan_replicates(
@@ -147,38 +148,6 @@ def run_benchmark(
     before = _kept(previous, markers) if resume else pd.DataFrame()
     keys = [k for states in blocks.values() for k in states]
     return _earlier_rows(before, keys, hw.machine) + ctx.written
-
-
-PLAN_FILE = "bench_plan.json"  # per machine: the memory budget a run was planned with, its blocks
-
-
-def _memory_budget(file: Path, machine: str, resume: bool) -> int:
-    """The memory budget to split blocks by: the machine's available memory now, or, when
-    resuming, the budget the run was started with, so the blocks keep their sub-blocks (and a
-    resumed run its finished replicates) whatever else the machine holds today."""
-    now = memory_budget()
-    planned = json.loads(file.read_text()).get(machine, {}) if file.is_file() else {}
-    if not resume or "memory_budget_bytes" not in planned:
-        return now
-    budget = int(planned["memory_budget_bytes"])
-    if budget != now:
-        log.info(
-            "resuming with the memory budget the run was planned with (%.1f GiB; %.1f GiB now)",
-            budget / 2**30,
-            now / 2**30,
-        )
-    return budget
-
-
-def _record_plan(file: Path, machine: str, budget: int, plans: Sequence[BlockPlan]) -> None:
-    """Write the budget and each block's plan (its sub-blocks, estimated memory) for ``machine``."""
-    doc = json.loads(file.read_text()) if file.is_file() else {}
-    doc[machine] = {
-        "memory_budget_bytes": budget,
-        "blocks": [dataclasses.asdict(p) for p in plans],
-    }
-    file.parent.mkdir(parents=True, exist_ok=True)
-    file.write_text(json.dumps(doc, indent=1) + "\n")
 
 
 def _states(cells: Sequence[CellSpec]) -> dict[str, dict[str, CellState]]:

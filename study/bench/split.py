@@ -40,6 +40,8 @@ tests/study/test_split.py holds a real worker of each engine against it.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -53,10 +55,14 @@ from study.bench.scheduling import group_blocks
 __all__ = [
     "ENGINE_MEMORY",
     "MEMORY_HEADROOM",
+    "PLAN_FILE",
     "BlockPlan",
     "cell_memory",
     "memory_budget",
     "plan_blocks",
+    "read_plans",
+    "record_plan",
+    "run_budget",
     "split_cells",
 ]
 
@@ -100,6 +106,56 @@ def cell_memory(spec: CellSpec, file_bytes: int | None = None) -> int:
 def memory_budget() -> int:
     """Bytes a block may plan to hold: :data:`MEMORY_HEADROOM` of the memory available now."""
     return int(psutil.virtual_memory().available * MEMORY_HEADROOM)
+
+
+PLAN_FILE = "bench_plan.json"  # in a run's folder, per machine: its memory budget and block plans
+
+
+def read_plans(folder: Path) -> dict:
+    """The run's recorded plans (:data:`PLAN_FILE`), machine -> plan; {} when none."""
+    file = Path(folder) / PLAN_FILE
+    return json.loads(file.read_text()) if file.is_file() else {}
+
+
+def run_budget(plans: dict, machine: str, resume: bool) -> int:
+    """The memory budget to split a run's blocks by on ``machine``.
+
+    The memory available now (:func:`memory_budget`), or, when resuming a run that recorded one,
+    the budget it was started with, so the blocks keep their sub-blocks (and a resumed run its
+    finished replicates) whatever else the machine holds today. The plan made before anything
+    is built (``study.compare.planned_memory``) and the benchmark's plan both use it.
+
+    Args:
+        plans: :func:`read_plans` of the run's folder.
+        machine: the machine's id (``capture_hardware().machine``).
+        resume: whether the run is resumed.
+    """
+    now = memory_budget()
+    planned = plans.get(machine, {})
+    if not resume or "memory_budget_bytes" not in planned:
+        return now
+    budget = int(planned["memory_budget_bytes"])
+    if budget != now:
+        log.info(
+            "resuming with the memory budget the run was planned with (%.1f GiB; %.1f GiB now)",
+            budget / GIB,
+            now / GIB,
+        )
+    return budget
+
+
+def record_plan(
+    folder: Path, plans: dict, machine: str, budget: int, blocks: Sequence[BlockPlan]
+) -> None:
+    """Write ``machine``'s budget and each block's plan (sub-blocks, estimated memory) into the
+    run's :data:`PLAN_FILE`, keeping the other machines' entries of ``plans``."""
+    doc = {
+        **plans,
+        machine: {"memory_budget_bytes": budget, "blocks": [dataclasses.asdict(p) for p in blocks]},
+    }
+    file = Path(folder) / PLAN_FILE
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(json.dumps(doc, indent=1) + "\n")
 
 
 @dataclass(frozen=True)
