@@ -14,7 +14,8 @@ variant of :func:`study.design.variants` into an ONNX file and a
 4. the one-shot sweep prunes the dense checkpoint by magnitude;
 5. each file is exported, its zeros checked, its graph hashed (order-free,
    :func:`study.onnx.content_hash.content_sha256`), its mask structure described
-   (:func:`study.make.diagnostics.mask_diagnostics`) and its accuracy held against the declared gate.
+   (:func:`study.make.diagnostics.mask_diagnostics`) and its accuracy held against the declared gate;
+   its gzip size (``gzip_level``) is measured in a thread while the next variants are made.
 
 When the SparseML-pruned reference is the same file as gmp's (content-identical and every zero of
 the same sign), no second file is written: its record points at the gmp file
@@ -30,6 +31,7 @@ import copy
 import csv
 import dataclasses
 import logging
+import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -40,7 +42,7 @@ from torch.utils.data import Subset, random_split
 
 import baselines  # noqa: F401  (registers SparseML's and NNCF's toolchains with the training loop)
 from study.config import StudyConfig
-from study.design import Variant, variants
+from study.design import Variant, variant_key, variants
 from study.make.models import MODELS, build_model
 from study.records.jsonl import append_jsonl
 from study.records.manifest import MANIFEST, Failure, read_manifest, sha256_file
@@ -197,12 +199,66 @@ def _zeros_int8(model: nn.Module, path: Path) -> tuple[bool, str, int]:
     return bool(check.ok), "; ".join(lines), sum(check.onnx_zeros.values())
 
 
-def _with_gzip_size(out: Path, rec: ModelRecord, level: int) -> ModelRecord:
-    """``rec`` with ``gzip_bytes`` measured (``gzip -<level>``) and the level in ``extra``."""
+def _with_gzip_size(out: Path, rec: ModelRecord, level: int) -> tuple[ModelRecord, float]:
+    """``rec`` with ``gzip_bytes`` measured (``gzip -<level>``) and the level in ``extra``, and
+    the seconds it took. Runs in a thread of :class:`_Recorder` (zlib releases the GIL)."""
     from study.make.export import gzip_size
 
+    start = time.perf_counter()
     size = gzip_size(out / rec.onnx_path, level)
-    return dataclasses.replace(rec, gzip_bytes=size, extra={**rec.extra, "gzip_level": level})
+    rec = dataclasses.replace(rec, gzip_bytes=size, extra={**rec.extra, "gzip_level": level})
+    return rec, time.perf_counter() - start
+
+
+class _Recorder:
+    """Writes finished variants' records to the manifest once their gzip size is measured.
+
+    ``gzip -9`` of a pruned file runs at ~2 MB/s (zlib's match search on runs of zeros: minutes
+    for one of VGG19's 550 MB files) on one core, so the sizes are measured in threads (one per
+    CPU the process may use) while the next variants train; records are written in the order
+    the variants were made, each when its size is known, and all of them by :meth:`close`. A run
+    stopped before that loses only records not yet written: their variants are made again on
+    resume.
+    """
+
+    def __init__(self, out: Path, name: str, level: int, failures: list[Failure]) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.out, self.name, self.level, self.failures = out, name, level, failures
+        self.pool = ThreadPoolExecutor(max_workers=_cpus(), thread_name_prefix="gzip")
+        self.pending: list = []  # futures, in the order the variants were made
+
+    def add(self, rec: ModelRecord) -> None:
+        self.pending.append(self.pool.submit(_with_gzip_size, self.out, rec, self.level))
+        self._write(wait=False)
+
+    def close(self) -> None:
+        """Wait for every size and write the remaining records (also when the caller failed)."""
+        try:
+            self._write(wait=True)
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _write(self, wait: bool) -> None:
+        while self.pending and (wait or self.pending[0].done()):
+            rec, seconds = self.pending.pop(0).result()
+            append_jsonl(self.out / MANIFEST, [rec.to_dict()])
+            log_timing(
+                self.out, self.name, f"gzip -{self.level} {Path(rec.onnx_path).name}", seconds
+            )
+            if not rec.zero_check_ok:
+                self.failures.append(
+                    Failure(
+                        "zero-check",
+                        self.name,
+                        f"ONNX lost zeros: {rec.zero_check_detail}",
+                        rec.pruner,
+                    )
+                )
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 # ----------------------------------------------------------------------------------------------
@@ -535,10 +591,6 @@ def _same_file(rec: ModelRecord, twin: ModelRecord | None, out: Path) -> ModelRe
     )
 
 
-def _key(v: Variant | ModelRecord) -> tuple:
-    return (v.pruner, v.profile, v.mask, v.quant, v.exporter, round(v.sparsity, 4))
-
-
 def prepare_model(
     cfg: StudyConfig, name: str, out: Path, *, progress: bool = True
 ) -> list[Failure]:
@@ -555,10 +607,10 @@ def prepare_model(
     """
     out.mkdir(parents=True, exist_ok=True)
     manifest = [r for r in read_manifest(out) if r.model == name]
-    done = {_key(r): r for r in manifest}
+    done = {variant_key(r): r for r in manifest}
     plan = variants(cfg, name)
     failures: list[Failure] = []
-    todo = [v for v in plan if _key(v) not in done]
+    todo = [v for v in plan if variant_key(v) not in done]
     sens_path = out / "sensitivity.csv"
     want_sens = name in cfg.sensitivity.models and not _has_sensitivity(sens_path, name)
     if not todo and not want_sens:
@@ -566,30 +618,32 @@ def prepare_model(
         return failures
     arch = _Architecture(cfg, name, out, progress)
     dense_failed = False
-    for v in todo:
-        try:
-            rec = arch.export(v)
-        except Exception as err:  # recorded, and the rest of the study goes on
-            log.exception("%s: variant %s failed", name, v.name)
-            stage = (
-                "quantize" if v.quant != "none" else ("train" if v.pruner != "none" else "dense")
-            )
-            failures.append(
-                Failure(stage, name, f"{type(err).__name__}: {err}", v.pruner, v.exporter)
-            )
-            if v.pruner == "none":  # nothing else can start without the dense model
-                dense_failed = True
-                break
-            continue
-        if v.pruner == "sparseml" and v.quant == "none":
-            rec = _same_file(rec, done.get(_key(dataclasses.replace(v, pruner="gmp"))), out)
-        rec = _with_gzip_size(out, rec, cfg.gzip_level)
-        append_jsonl(out / MANIFEST, [rec.to_dict()])
-        done[_key(rec)] = rec
-        if not rec.zero_check_ok:
-            failures.append(
-                Failure("zero-check", name, f"ONNX lost zeros: {rec.zero_check_detail}", v.pruner)
-            )
+    recorder = _Recorder(out, name, cfg.gzip_level, failures)
+    try:
+        for v in todo:
+            try:
+                rec = arch.export(v)
+            except Exception as err:  # recorded, and the rest of the study goes on
+                log.exception("%s: variant %s failed", name, v.name)
+                stage = (
+                    "quantize"
+                    if v.quant != "none"
+                    else ("train" if v.pruner != "none" else "dense")
+                )
+                failures.append(
+                    Failure(stage, name, f"{type(err).__name__}: {err}", v.pruner, v.exporter)
+                )
+                if v.pruner == "none":  # nothing else can start without the dense model
+                    dense_failed = True
+                    break
+                continue
+            if v.pruner == "sparseml" and v.quant == "none":
+                gmp = done.get(variant_key(dataclasses.replace(v, pruner="gmp")))
+                rec = _same_file(rec, gmp, out)
+            done[variant_key(rec)] = rec  # its twins' lookups need no gzip size
+            recorder.add(rec)
+    finally:
+        recorder.close()
     if want_sens and not dense_failed:
         dense_model = arch.fp32(("none", "dense", "none"))[0]
         failures += _sensitivity(cfg, name, dense_model, arch.val_loader, sens_path, progress)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from study.compare import main, write_stats
 from study.config import load_config
-from study.design import Variant, variants
+from study.design import Variant, variant_key, variants
 from study.make.export import gzip_size
 from study.onnx.content_hash import signed_zero_differences
 from study.records.jsonl import append_jsonl, read_jsonl
@@ -63,6 +64,13 @@ def test_every_variant_of_the_design_is_exported_with_its_zeros(smoke_run):
     sizes = [gzip_size(out / r.onnx_path, r.extra["gzip_level"]) for r in records]
     assert [r.gzip_bytes for r in records] == sizes
     assert {r.extra["gzip_level"] for r in records} == {load_config("smoke").gzip_level}
+    # The sizes are measured in threads beside the making; the records still land in the order
+    # the design made the variants, and each size's time is in timings.csv.
+    assert [variant_key(r) for r in records] == [variant_key(v) for v in variants(cfg, "small_cnn")]
+    timings = pd.read_csv(out / "timings.csv")
+    level = load_config("smoke").gzip_level
+    gzipped = timings.loc[timings.stage.str.startswith(f"gzip -{level} "), "stage"]
+    assert sorted(gzipped) == sorted(f"gzip -{level} {Path(r.onnx_path).name}" for r in records)
 
 
 def test_the_dense_model_is_trained_once_and_saved(smoke_run):
@@ -440,12 +448,13 @@ def test_summary_opens_with_one_sentence_per_vendor_and_the_interaction(smoke_ru
 
 def test_the_memory_plan_before_making_matches_the_plan_from_the_made_files(smoke_run):
     """Sized from parameter counts before anything is made, against the files' real sizes."""
+    from study.bench.hardware import capture_hardware
     from study.bench.split import plan_blocks
     from study.compare import bench_cells, planned_memory
 
     out, _ = smoke_run
     cfg, isa = load_config("smoke"), _isa()
-    before = planned_memory(cfg, out, isa)
+    before = planned_memory(cfg, out, isa, capture_hardware().machine)
     cells, _ = bench_cells(cfg, read_manifest(out), out, isa)
     _, after = plan_blocks(cells, 10**6)
     assert [(p.block, p.cells) for p in before] == [(p.block, p.cells) for p in after]
