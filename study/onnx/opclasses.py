@@ -132,10 +132,24 @@ class GraphClasses:
 
 
 def _shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
-    inferred = onnx.shape_inference.infer_shapes(model)
-    graph = inferred.graph
+    """Every tensor's shape at batch 1 (the profiles' batch), where ONNX's inference finds one.
+
+    The inputs' symbolic dimensions are set to 1 and inference propagates constant shape
+    computations (``data_prop``): without both, the Reshape of a dynamic-batch export
+    (MobileViT's attention, unfolded by Shape -> Gather -> Concat -> Reshape) has no inferred
+    shape, nor has any MatMul after it. A tensor still without a shape is left out.
+    """
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    for info in fixed.graph.input:
+        for d in info.type.tensor_type.shape.dim:
+            if d.dim_value <= 0:
+                d.dim_value = 1
+    graph = onnx.shape_inference.infer_shapes(fixed, data_prop=True).graph
     out = {}
     for info in [*graph.value_info, *graph.input, *graph.output]:
+        if not info.type.tensor_type.HasField("shape"):
+            continue
         dims = info.type.tensor_type.shape.dim
         out[info.name] = tuple(d.dim_value if d.dim_value > 0 else 1 for d in dims)
     return out
@@ -151,7 +165,7 @@ def _macs(node, shapes, weights) -> int:
         return int(np.prod(out_shape) * np.prod(wshape[1:]))  # each output: Cin/groups * kh * kw
     if node.op_type in ("MatMul", "Gemm"):
         a = shapes.get(node.input[0])
-        if a is None:
+        if not a:  # no inferred shape (or a scalar): no multiply-accumulates to split by
             return 0
         k = a[-1] if not (node.op_type == "Gemm" and _attr(node, "transA", 0)) else a[0]
         return int(np.prod(out_shape) * k)

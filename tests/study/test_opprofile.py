@@ -245,3 +245,41 @@ def test_onnxruntime_names_of_fused_nodes_map_back(onnx_file):
     assert _ort_nodes("silu_mul/QuickGeluFusion/", "QuickGelu", g) == ["silu_mul"]
     assert _ort_nodes("fused fc", "FusedMatMul", g) == ["fc"]
     assert _ort_nodes("ReorderOutput_token_7", "ReorderOutput", g) == []
+
+
+def test_matmul_after_a_computed_reshape_of_a_dynamic_batch_gets_its_macs(tmp_path):
+    """MobileViT's attention as torch exports it with a dynamic batch: Shape -> Gather (a Constant
+    index) -> Unsqueeze -> Concat (with Constants) -> Reshape, then MatMul. ONNX's plain shape
+    inference leaves the Reshape's output without a shape (the seven_hour run's MobileViT-xs
+    profiles failed on it); at batch 1 with constant propagation it has one."""
+    rng = np.random.default_rng(0)
+
+    def const(name, values):
+        value = numpy_helper.from_array(np.array(values, dtype=np.int64), name)
+        return helper.make_node("Constant", [], [name], f"{name}_node", value=value)
+
+    nodes = [
+        const("index", 0),  # a scalar, as torch exports x.shape[0]
+        const("axes", [0]),
+        const("tail", [2, 12]),
+        helper.make_node("Shape", ["x"], ["s"], "shape"),
+        helper.make_node("Gather", ["s", "index"], ["b"], "batch", axis=0),
+        helper.make_node("Unsqueeze", ["b", "axes"], ["b1"], "unsqueeze"),
+        helper.make_node("Concat", ["b1", "tail"], ["target"], "target", axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["r"], "unfold"),
+        helper.make_node("MatMul", ["r", "w"], ["y"], "mm"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "computed_reshape",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2, 5])],
+        [_weight("w", (12, 5), 0.5, rng)],
+    )
+    # Opset 14, as the study exports (ONNX 1.14 propagates a Reshape's computed shape from 14 on).
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    path = tmp_path / "computed_reshape.onnx"
+    onnx.save(model, str(path))
+    assert classify_graph(path).nodes["mm"].macs == 1 * 2 * 5 * 12  # batch 1, out 2x5, k 12
