@@ -431,3 +431,54 @@ def test_the_results_page_is_generated_from_the_run_with_its_date_machine_and_co
     )
     # The numbers are the run's, as the report prints them (a page that typed them could not match).
     assert f"B = {block4.estimate:.3f}" in text
+
+
+def test_the_results_page_answers_the_per_architecture_questions_and_shows_the_profiles(
+    results, tmp_path
+):
+    """Questions 1 and 2, Table 2, and (when the run profiled its files) where the time goes."""
+    run = tmp_path / "run"
+    shutil.copytree(results, run)
+    profile = {
+        "model": "resnet18",
+        "label": "reference s0.90",
+        "engine": "deepsparse",
+        "bound": 2.5,
+        "sentence": "pruning cannot speed resnet18 up by more than 2.5x on deepsparse",
+        "shares": {"sparse": 0.6, "memory": 0.4},
+    }
+    failed = {"model": "resnet18", "label": "dense", "engine": "openvino", "error": "boom"}
+    (run / "opprofile.json").write_text(json.dumps({"profiles": [profile, failed]}))
+    page = tmp_path / "docs" / "results.md"
+    assert main([str(run), "--out", str(tmp_path / "p"), "--results-page", str(page)]) == 0
+    text = page.read_text()
+    for heading in (
+        "## The original study's questions, per architecture",
+        "### 1. Which engine was faster, and by how much?",
+        "### 2. Did pruning speed up each architecture on each engine, and from what sparsity?",
+        "### Where the time goes: what pruning could gain at most",
+        "**Table 2. Size of the ONNX files after gzip",
+    ):
+        assert heading in text, heading
+    assert "| resnet18 | reference s0.90 | deepsparse | 60% | 40% | 2.50x |" in text
+    assert "Profiles that failed: resnet18 dense on openvino." in text
+    assert (page.parent / "figures" / "opprofile.png").is_file()
+    assert "](figures/opprofile.png)" in text
+
+
+def test_the_results_page_total_leaves_out_the_gzip_threads(results, tmp_path):
+    """gzip sizes are measured beside the making: their seconds are not added to the total."""
+    run = tmp_path / "run"
+    shutil.copytree(results, run)
+    timings = pd.DataFrame(
+        {
+            "model": ["m", "m", "m", "all"],
+            "stage": ["train dense", "gzip -9 m.onnx", "export torch", "benchmark"],
+            "seconds": [60.0, 600.0, 60.0, 120.0],
+            "reused": [0, 0, 0, 0],
+        }
+    )
+    timings.to_csv(run / "timings.csv", index=False)
+    page = tmp_path / "docs" / "results.md"
+    assert main([str(run), "--out", str(tmp_path / "p"), "--results-page", str(page)]) == 0
+    assert "Its stages took 4.0 min in all, 2.0 min of it benchmarking" in page.read_text()
