@@ -299,6 +299,14 @@ def test_fold_batchnorm_keeps_outputs_and_zeros(pruned):
     assert layer_zeros(folded) == layer_zeros(pruned)
 
 
+def assert_int8_convolutions(facts: dict) -> None:
+    """small_cnn's three convolutions all ran in int8 on OpenVINO. The activations' signedness is
+    the CPU plugin's choice: on Zen 5 all three ran u8; on a Sapphire Rapids with AMX exposed the
+    first (its input, the normalized image, is signed) ran i8."""
+    conv = facts["runtime_precisions"]["Convolution"]
+    assert set(conv) <= {"u8", "i8"} and sum(conv.values()) == 3, conv
+
+
 def test_fakequantize_file_runs_on_openvino_only(files, ptq_model, data):
     fq = files["fq"]
     domains = {n.domain for n in onnx.load(str(fq)).graph.node if n.op_type == "FakeQuantize"}
@@ -306,7 +314,7 @@ def test_fakequantize_file_runs_on_openvino_only(files, ptq_model, data):
     images = val_batch(data[1])
     logits, facts = engine_logits("openvino", fq, images)
     assert_agrees(logits, torch_logits(ptq_model[0], images))
-    assert facts["runtime_precisions"]["Convolution"] == {"u8": 3}
+    assert_int8_convolutions(facts)
     for engine in ("onnxruntime", "deepsparse"):
         with pytest.raises(Exception, match="FakeQuantize"):
             engine_logits(engine, fq, images[:1])
@@ -316,7 +324,7 @@ def test_ir_runs_on_openvino(files, ptq_model, data):
     images = val_batch(data[1])
     logits, facts = engine_logits("openvino", files["ir"], images)
     assert_agrees(logits, torch_logits(ptq_model[0], images))
-    assert facts["runtime_precisions"]["Convolution"] == {"u8": 3}
+    assert_int8_convolutions(facts)
 
 
 @pytest.mark.parametrize("engine", ["onnxruntime", "openvino", "deepsparse"])
