@@ -376,7 +376,7 @@ def run_study(
     from tqdm.auto import tqdm
 
     from study.bench import run_benchmark
-    from study.variants import log_timing, prepare_model
+    from study.variants import SizeRecorder, log_timing, prepare_model
 
     started = time.perf_counter()
     _prepare_folder(cfg, out, require_resume=False)
@@ -389,12 +389,24 @@ def run_study(
         log.error("run refused before making anything: %s", err)
         _record_failures(out, [Failure("bench", "", f"refused before making: {err}")])
         return 1
-    for name in tqdm(cfg.models, desc="train/prune/export", unit="model", disable=not progress):
-        try:
-            new = prepare_model(cfg, name, out, progress=progress)
-        except Exception as err:  # one architecture failing must not stop the others
-            log.exception("%s failed", name)
-            new = [Failure("prepare", name, f"{type(err).__name__}: {err}")]
+    # One gzip recorder for the whole making: an architecture's sizes (minutes for VGG19's files
+    # at gzip -9) are measured while the next architectures train.
+    recorder = SizeRecorder(out, cfg.gzip_level)
+    try:
+        for name in tqdm(cfg.models, desc="train/prune/export", unit="model", disable=not progress):
+            try:
+                new = prepare_model(cfg, name, out, progress=progress, recorder=recorder)
+            except Exception as err:  # one architecture failing must not stop the others
+                log.exception("%s failed", name)
+                new = [Failure("prepare", name, f"{type(err).__name__}: {err}")]
+            new += recorder.drain()
+            _record_failures(out, new)
+            failures += new
+    finally:
+        began = time.perf_counter()
+        new = recorder.close()
+        # counted in the totals (the "gzip -N FILE" rows overlap the making and are not)
+        log_timing(out, "all", "waiting for gzip sizes", time.perf_counter() - began)
         _record_failures(out, new)
         failures += new
     records = read_manifest(out)

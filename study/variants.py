@@ -48,7 +48,7 @@ from study.records.jsonl import append_jsonl
 from study.records.manifest import MANIFEST, Failure, read_manifest, sha256_file
 from study.records.schema import LayerZeros, ModelRecord
 
-__all__ = ["log_timing", "oneshot_prune", "prepare_model"]
+__all__ = ["SizeRecorder", "log_timing", "oneshot_prune", "prepare_model"]
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ def _zeros_int8(model: nn.Module, path: Path) -> tuple[bool, str, int]:
 
 def _with_gzip_size(out: Path, rec: ModelRecord, level: int) -> tuple[ModelRecord, float]:
     """``rec`` with ``gzip_bytes`` measured (``gzip -<level>``) and the level in ``extra``, and
-    the seconds it took. Runs in a thread of :class:`_Recorder` (zlib releases the GIL)."""
+    the seconds it took. Runs in a thread of :class:`SizeRecorder` (zlib releases the GIL)."""
     from study.make.export import gzip_size
 
     start = time.perf_counter()
@@ -210,47 +210,58 @@ def _with_gzip_size(out: Path, rec: ModelRecord, level: int) -> tuple[ModelRecor
     return rec, time.perf_counter() - start
 
 
-class _Recorder:
+class SizeRecorder:
     """Writes finished variants' records to the manifest once their gzip size is measured.
 
     ``gzip -9`` of a pruned file runs at ~2 MB/s (zlib's match search on runs of zeros: minutes
     for one of VGG19's 550 MB files) on one core, so the sizes are measured in threads (one per
-    CPU the process may use) while the next variants train; records are written in the order
-    the variants were made, each when its size is known, and all of them by :meth:`close`. A run
-    stopped before that loses only records not yet written: their variants are made again on
-    resume.
+    CPU the process may use) while the next variants train, the next architectures' too when
+    one recorder serves the whole making (:mod:`study.compare`); records are written in the
+    order the variants were made, each when its size is known, and all of them by
+    :meth:`close`. A run stopped before that loses only records not yet written: their variants
+    are made again on resume. A written record whose zero check failed becomes a
+    :class:`~study.records.manifest.Failure`, handed out by :meth:`drain` and :meth:`close`.
     """
 
-    def __init__(self, out: Path, name: str, level: int, failures: list[Failure]) -> None:
+    def __init__(self, out: Path, level: int) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
-        self.out, self.name, self.level, self.failures = out, name, level, failures
+        self.out, self.level = out, level
         self.pool = ThreadPoolExecutor(max_workers=_cpus(), thread_name_prefix="gzip")
         self.pending: list = []  # futures, in the order the variants were made
+        self.failures: list[Failure] = []  # zero-check failures of written records, not drained
 
     def add(self, rec: ModelRecord) -> None:
         self.pending.append(self.pool.submit(_with_gzip_size, self.out, rec, self.level))
         self._write(wait=False)
 
-    def close(self) -> None:
-        """Wait for every size and write the remaining records (also when the caller failed)."""
+    def drain(self) -> list[Failure]:
+        """The zero-check failures of the records written since the last call."""
+        self._write(wait=False)
+        new, self.failures = self.failures, []
+        return new
+
+    def close(self) -> list[Failure]:
+        """Wait for every size, write the remaining records (also when the caller failed) and
+        return the failures not yet drained."""
         try:
             self._write(wait=True)
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
+        return self.drain()
 
     def _write(self, wait: bool) -> None:
         while self.pending and (wait or self.pending[0].done()):
             rec, seconds = self.pending.pop(0).result()
             append_jsonl(self.out / MANIFEST, [rec.to_dict()])
             log_timing(
-                self.out, self.name, f"gzip -{self.level} {Path(rec.onnx_path).name}", seconds
+                self.out, rec.model, f"gzip -{self.level} {Path(rec.onnx_path).name}", seconds
             )
             if not rec.zero_check_ok:
                 self.failures.append(
                     Failure(
                         "zero-check",
-                        self.name,
+                        rec.model,
                         f"ONNX lost zeros: {rec.zero_check_detail}",
                         rec.pruner,
                     )
@@ -592,7 +603,12 @@ def _same_file(rec: ModelRecord, twin: ModelRecord | None, out: Path) -> ModelRe
 
 
 def prepare_model(
-    cfg: StudyConfig, name: str, out: Path, *, progress: bool = True
+    cfg: StudyConfig,
+    name: str,
+    out: Path,
+    *,
+    progress: bool = True,
+    recorder: SizeRecorder | None = None,
 ) -> list[Failure]:
     """Make, export and record every variant of one architecture; skip what is done.
 
@@ -601,6 +617,9 @@ def prepare_model(
         name: the architecture.
         out: the results folder.
         progress: show progress bars.
+        recorder: measures the gzip sizes and writes the records; with None, one of this
+            architecture's own, closed before returning. A recorder passed in is left open (its
+            sizes may still be measuring) and hands out its zero-check failures itself.
 
     Returns:
         The failures (recorded and skipped); the manifest gets one ModelRecord per variant.
@@ -618,7 +637,9 @@ def prepare_model(
         return failures
     arch = _Architecture(cfg, name, out, progress)
     dense_failed = False
-    recorder = _Recorder(out, name, cfg.gzip_level, failures)
+    own = recorder is None
+    if recorder is None:
+        recorder = SizeRecorder(out, cfg.gzip_level)
     try:
         for v in todo:
             try:
@@ -643,7 +664,8 @@ def prepare_model(
             done[variant_key(rec)] = rec  # its twins' lookups need no gzip size
             recorder.add(rec)
     finally:
-        recorder.close()
+        if own:
+            failures += recorder.close()
     if want_sens and not dense_failed:
         dense_model = arch.fp32(("none", "dense", "none"))[0]
         failures += _sensitivity(cfg, name, dense_model, arch.val_loader, sens_path, progress)
