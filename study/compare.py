@@ -405,8 +405,8 @@ def run_study(
     finally:
         began = time.perf_counter()
         new = recorder.close()
-        # counted in the totals (the "gzip -N FILE" rows overlap the making and are not)
-        log_timing(out, "all", "waiting for gzip sizes", time.perf_counter() - began)
+        if recorder.added:  # counted in the totals (the "gzip -N FILE" rows overlap the making)
+            log_timing(out, "all", "waiting for gzip sizes", time.perf_counter() - began)
         _record_failures(out, new)
         failures += new
     records = read_manifest(out)

@@ -230,8 +230,10 @@ class SizeRecorder:
         self.pool = ThreadPoolExecutor(max_workers=_cpus(), thread_name_prefix="gzip")
         self.pending: list = []  # futures, in the order the variants were made
         self.failures: list[Failure] = []  # zero-check failures of written records, not drained
+        self.added = 0  # records handed in
 
     def add(self, rec: ModelRecord) -> None:
+        self.added += 1
         self.pending.append(self.pool.submit(_with_gzip_size, self.out, rec, self.level))
         self._write(wait=False)
 

@@ -62,6 +62,7 @@ def test_records_of_two_architectures_land_in_order_with_sizes_and_failures(tmp_
     recorder.add(_record("b", "models/b1.onnx"))
     release.set()
     failures = recorder.close()
+    assert recorder.added == 3
 
     records = read_manifest(tmp_path)
     assert [r.onnx_path for r in records] == [f"models/{n}" for n in names]
